@@ -409,7 +409,7 @@ class ModuleWriter:
             f"API_KEY = {spec.api_key if spec.api_key is not None else -1}",
             f"MIN_VERSION = {versions[0]}",
             f"MAX_VERSION = {versions[-1]}",
-            f"FLEXIBLE_VERSIONS = frozenset({{{', '.join(str(v) for v in self._flexible_list())}}})",
+            f"FIRST_FLEXIBLE_VERSION: int | None = {self._first_flexible()}",
             f"LATEST_VERSION_UNSTABLE = {spec.latest_unstable}",
             "",
             *sorted(self.emit.packers.values()),
@@ -448,8 +448,9 @@ class ModuleWriter:
         ]
         return "\n".join(parts)
 
-    def _flexible_list(self) -> list[int]:
-        return [v for v in self.spec.version_list if v in self.spec.flexible]
+    def _first_flexible(self) -> int | None:
+        """Flexible ranges are open-ended, so versions past MAX_VERSION are flexible too."""
+        return None if self.spec.flexible.empty else self.spec.flexible.low
 
 
 def render_module(spec: MessageSpec, source: str) -> str:

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 25
 MIN_VERSION = 0
 MAX_VERSION = 4
-FLEXIBLE_VERSIONS = frozenset({3, 4})
+FIRST_FLEXIBLE_VERSION: int | None = 3
 LATEST_VERSION_UNSTABLE = False
 
 _S_qh = struct.Struct(">qh")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 68
 MIN_VERSION = 0
 MAX_VERSION = 1
-FLEXIBLE_VERSIONS = frozenset({0, 1})
+FIRST_FLEXIBLE_VERSION: int | None = 0
 LATEST_VERSION_UNSTABLE = True
 
 _S_i = struct.Struct(">i")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 19
 MIN_VERSION = 0
 MAX_VERSION = 7
-FLEXIBLE_VERSIONS = frozenset({5, 6, 7})
+FIRST_FLEXIBLE_VERSION: int | None = 5
 LATEST_VERSION_UNSTABLE = False
 
 _S_h = struct.Struct(">h")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 42
 MIN_VERSION = 0
 MAX_VERSION = 2
-FLEXIBLE_VERSIONS = frozenset({2})
+FIRST_FLEXIBLE_VERSION: int | None = 2
 LATEST_VERSION_UNSTABLE = False
 
 _S_h = struct.Struct(">h")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 29
 MIN_VERSION = 0
 MAX_VERSION = 3
-FLEXIBLE_VERSIONS = frozenset({2, 3})
+FIRST_FLEXIBLE_VERSION: int | None = 2
 LATEST_VERSION_UNSTABLE = False
 
 _S_b = struct.Struct(">b")

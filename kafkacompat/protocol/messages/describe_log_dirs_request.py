@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 35
 MIN_VERSION = 0
 MAX_VERSION = 4
-FLEXIBLE_VERSIONS = frozenset({2, 3, 4})
+FIRST_FLEXIBLE_VERSION: int | None = 2
 LATEST_VERSION_UNSTABLE = False
 
 

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 1
 MIN_VERSION = 0
 MAX_VERSION = 17
-FLEXIBLE_VERSIONS = frozenset({12, 13, 14, 15, 16, 17})
+FIRST_FLEXIBLE_VERSION: int | None = 12
 LATEST_VERSION_UNSTABLE = False
 
 _S_iii = struct.Struct(">iii")

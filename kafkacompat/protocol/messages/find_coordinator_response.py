@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 10
 MIN_VERSION = 0
 MAX_VERSION = 6
-FLEXIBLE_VERSIONS = frozenset({3, 4, 5, 6})
+FIRST_FLEXIBLE_VERSION: int | None = 3
 LATEST_VERSION_UNSTABLE = False
 
 _S_hi = struct.Struct(">hi")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 2
 MIN_VERSION = 0
 MAX_VERSION = 10
-FLEXIBLE_VERSIONS = frozenset({6, 7, 8, 9, 10})
+FIRST_FLEXIBLE_VERSION: int | None = 6
 LATEST_VERSION_UNSTABLE = False
 
 _S_i = struct.Struct(">i")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 3
 MIN_VERSION = 0
 MAX_VERSION = 12
-FLEXIBLE_VERSIONS = frozenset({9, 10, 11, 12})
+FIRST_FLEXIBLE_VERSION: int | None = 9
 LATEST_VERSION_UNSTABLE = False
 
 _S_h = struct.Struct(">h")

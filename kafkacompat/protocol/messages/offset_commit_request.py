@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 8
 MIN_VERSION = 0
 MAX_VERSION = 9
-FLEXIBLE_VERSIONS = frozenset({8, 9})
+FIRST_FLEXIBLE_VERSION: int | None = 8
 LATEST_VERSION_UNSTABLE = False
 
 _S_i = struct.Struct(">i")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 47
 MIN_VERSION = 0
 MAX_VERSION = 0
-FLEXIBLE_VERSIONS = frozenset({})
+FIRST_FLEXIBLE_VERSION: int | None = None
 LATEST_VERSION_UNSTABLE = False
 
 _S_hi = struct.Struct(">hi")

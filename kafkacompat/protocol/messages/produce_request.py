@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 0
 MIN_VERSION = 0
 MAX_VERSION = 11
-FLEXIBLE_VERSIONS = frozenset({9, 10, 11})
+FIRST_FLEXIBLE_VERSION: int | None = 9
 LATEST_VERSION_UNSTABLE = False
 
 _S_hi = struct.Struct(">hi")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 72
 MIN_VERSION = 0
 MAX_VERSION = 0
-FLEXIBLE_VERSIONS = frozenset({0})
+FIRST_FLEXIBLE_VERSION: int | None = 0
 LATEST_VERSION_UNSTABLE = False
 
 _S_ih = struct.Struct(">ih")

@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = -1
 MIN_VERSION = 0
 MAX_VERSION = 1
-FLEXIBLE_VERSIONS = frozenset({1})
+FIRST_FLEXIBLE_VERSION: int | None = 1
 LATEST_VERSION_UNSTABLE = False
 
 _S_i = struct.Struct(">i")

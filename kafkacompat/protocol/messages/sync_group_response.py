@@ -44,7 +44,7 @@ from kafkacompat.protocol.primitives import (
 API_KEY = 14
 MIN_VERSION = 0
 MAX_VERSION = 5
-FLEXIBLE_VERSIONS = frozenset({4, 5})
+FIRST_FLEXIBLE_VERSION: int | None = 4
 LATEST_VERSION_UNSTABLE = False
 
 _S_h = struct.Struct(">h")

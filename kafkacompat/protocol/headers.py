@@ -1,0 +1,84 @@
+"""Request and response headers, and the few places where Kafka bends its own header rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from kafkacompat.errors import ProtocolError
+from kafkacompat.protocol.messages import APIS, request_header
+from kafkacompat.protocol.messages.request_header import RequestHeader
+from kafkacompat.protocol.primitives import DECODE_ERRORS, INT16, INT32
+
+API_VERSIONS_KEY = 18
+
+#: Protocol quirks, in one place:
+#: - ApiVersions responses always use header v0: a client reads the response before it knows
+#:   which versions the broker speaks, so it cannot rely on the flexible header.
+RESPONSE_HEADER_V0_APIS = frozenset({API_VERSIONS_KEY})
+#: - A request for an ApiVersions version the broker does not know is answered at version 0
+#:   with UNSUPPORTED_VERSION and the supported ranges, so the client can downgrade.
+ANSWER_UNSUPPORTED_AT_V0_APIS = frozenset({API_VERSIONS_KEY})
+
+
+class UnknownApiKey(ProtocolError):
+    """A request whose API key this broker has no schema for."""
+
+
+@dataclass(slots=True)
+class RequestFrame:
+    """A request split into its header and the undecoded body."""
+
+    header: RequestHeader
+    body: memoryview
+
+    @property
+    def api_key(self) -> int:
+        return self.header.request_api_key
+
+    @property
+    def api_version(self) -> int:
+        return self.header.request_api_version
+
+    @property
+    def correlation_id(self) -> int:
+        return self.header.correlation_id
+
+
+def is_flexible(module: ModuleType, version: int) -> bool:
+    first: int | None = module.FIRST_FLEXIBLE_VERSION
+    return first is not None and version >= first
+
+
+def request_header_version(api_key: int, api_version: int) -> int:
+    request_module = APIS[api_key][0]
+    return 2 if is_flexible(request_module, api_version) else 1
+
+
+def response_header_version(api_key: int, api_version: int) -> int:
+    if api_key in RESPONSE_HEADER_V0_APIS:
+        return 0
+    return 1 if is_flexible(APIS[api_key][1], api_version) else 0
+
+
+def parse_request(frame: memoryview) -> RequestFrame:
+    """Split a request frame (without its size prefix) into header and body."""
+    try:
+        api_key = INT16.unpack_from(frame, 0)[0]
+        api_version = INT16.unpack_from(frame, 2)[0]
+        if api_key not in APIS:
+            raise UnknownApiKey(f"unknown API key {api_key}")
+        version = request_header_version(api_key, api_version)
+        header, pos = request_header.DECODERS[version](frame, 0)
+    except UnknownApiKey:
+        raise
+    except DECODE_ERRORS as exc:
+        raise ProtocolError(f"malformed request header: {exc}") from exc
+    return RequestFrame(header, frame[pos:])
+
+
+def encode_response_header(api_key: int, api_version: int, correlation_id: int) -> bytes:
+    """The response header; the caller prefixes the frame size."""
+    if response_header_version(api_key, api_version) == 0:
+        return INT32.pack(correlation_id)
+    return INT32.pack(correlation_id) + b"\x00"
