@@ -1,0 +1,129 @@
+"""`kafkacompat serve`: run a broker from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from kafkacompat import __version__
+from kafkacompat.config import (
+    DEFAULT_PORT,
+    DEV_OVERRIDES,
+    Config,
+    ConfigError,
+    HostPort,
+    parse_setting,
+    read_properties,
+)
+
+log = logging.getLogger("kafkacompat")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kafkacompat", description="A Kafka-compatible broker.")
+    parser.add_argument("--version", action="version", version=f"kafkacompat {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a broker")
+    serve.add_argument(
+        "--listen",
+        default=f"127.0.0.1:{DEFAULT_PORT}",
+        help="HOST:PORT to listen on; port 0 picks a free port (default 127.0.0.1:9092)",
+    )
+    serve.add_argument(
+        "--advertised-listener",
+        help="HOST:PORT clients are told to connect to (default: the listen address)",
+    )
+    serve.add_argument(
+        "--data-dir", type=Path, help="where data lives (default ./kafkacompat-data)"
+    )
+    serve.add_argument("--node-id", type=int, help="this broker's node id (default 1)")
+    serve.add_argument("--cluster-id", help="cluster id (default: generated on first start)")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        help="a server.properties-style file; its settings come before --override",
+    )
+    serve.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a broker setting by its Kafka name, e.g. -o num.partitions=3 (repeatable)",
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="settings for tests and local use: no initial rebalance delay, small segments",
+    )
+    serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Merge, lowest first: defaults, --dev, the --config file, the flags, --override."""
+    settings: dict[str, int | bool | str] = dict(DEV_OVERRIDES) if args.dev else {}
+    file_values = read_properties(args.config) if args.config else {}
+    structural = {
+        "listeners": file_values.pop("listeners", None),
+        "advertised.listeners": file_values.pop("advertised.listeners", None),
+        "log.dirs": file_values.pop("log.dirs", None) or file_values.pop("log.dir", None),
+        "node.id": file_values.pop("node.id", None) or file_values.pop("broker.id", None),
+        "cluster.id": file_values.pop("cluster.id", None),
+    }
+    for name, text in file_values.items():
+        settings[name] = parse_setting(name, text)
+    for item in args.override:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--override needs NAME=VALUE, got {item!r}")
+        settings[name.strip()] = parse_setting(name.strip(), text)
+    listen = args.listen if args.listen != f"127.0.0.1:{DEFAULT_PORT}" else None
+    advertised = args.advertised_listener or structural["advertised.listeners"]
+    data_dir = args.data_dir or structural["log.dirs"] or "kafkacompat-data"
+    node_id = args.node_id if args.node_id is not None else int(structural["node.id"] or 1)
+    return Config(
+        listen=HostPort.parse(listen or structural["listeners"] or args.listen),
+        advertised=HostPort.parse(advertised) if advertised else None,
+        data_dir=Path(data_dir),
+        node_id=node_id,
+        cluster_id=args.cluster_id or structural["cluster.id"],
+        settings=settings,
+    )
+
+
+async def run_until_signalled(config: Config) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    from kafkacompat.server.listener import serve
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve, config)
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = config_from_args(args)
+        trio.run(run_until_signalled, config)
+    except ConfigError as exc:
+        print(f"kafkacompat: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"kafkacompat: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,161 @@
+"""Broker configuration: one frozen `Config`, with broker settings under Kafka's own names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+
+#: Broker settings this broker understands: Kafka's name -> Kafka's default (its type is the
+#: default's type). Values given as text (command line, properties file) are parsed to that type.
+BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
+    {
+        "socket.request.max.bytes": 104857600,
+        "auto.create.topics.enable": True,
+        "num.partitions": 1,
+        "default.replication.factor": 1,
+        "delete.topic.enable": True,
+        "message.max.bytes": 1048588,
+        "log.retention.ms": 604800000,
+        "log.retention.bytes": -1,
+        "log.retention.check.interval.ms": 300000,
+        "log.segment.bytes": 1073741824,
+        "log.roll.ms": 604800000,
+        "log.index.interval.bytes": 4096,
+        "log.index.size.max.bytes": 10485760,
+        "log.flush.interval.messages": 9223372036854775807,
+        "log.flush.interval.ms": 9223372036854775807,
+        "log.message.timestamp.type": "CreateTime",
+        "log.cleanup.policy": "delete",
+        "compression.type": "producer",
+        "min.insync.replicas": 1,
+        "group.initial.rebalance.delay.ms": 3000,
+        "group.min.session.timeout.ms": 6000,
+        "group.max.session.timeout.ms": 1800000,
+        "offsets.retention.minutes": 10080,
+        "transaction.max.timeout.ms": 900000,
+        "connections.max.idle.ms": 600000,
+    }
+)
+
+#: What `--dev` changes: settings for tests and local development.
+DEV_OVERRIDES: Mapping[str, int | bool | str] = MappingProxyType(
+    {
+        "group.initial.rebalance.delay.ms": 0,
+        "log.segment.bytes": 16 * 1024 * 1024,
+    }
+)
+
+DEFAULT_PORT = 9092
+
+
+class ConfigError(ValueError):
+    """A setting with an unknown name or a value of the wrong type."""
+
+
+def parse_setting(name: str, text: str) -> int | bool | str:
+    """Parse a setting given as text to the type of its default."""
+    if name not in BROKER_DEFAULTS:
+        raise ConfigError(f"unknown broker setting {name!r}")
+    default = BROKER_DEFAULTS[name]
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ConfigError(f"{name} must be true or false, got {text!r}")
+        return lowered == "true"
+    if isinstance(default, int):
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+    return text.strip()
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """A Java-style properties file (`key=value` lines, `#`/`!` comments) as a dict."""
+    settings: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            key, _, value = line.partition(":")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, default_host: str = "127.0.0.1") -> HostPort:
+        """`HOST:PORT`, `:PORT`, `[::1]:PORT` or a bare `PORT`; a `PLAINTEXT://` prefix is allowed."""
+        text = text.removeprefix("PLAINTEXT://")
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = "", text
+        host = host.strip("[]") or default_host
+        try:
+            number = int(port)
+        except ValueError:
+            raise ConfigError(f"bad listener address {text!r}") from None
+        if not 0 <= number <= 65535:
+            raise ConfigError(f"port out of range in {text!r}")
+        return cls(host, number)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a broker is started with."""
+
+    listen: HostPort = HostPort("127.0.0.1", DEFAULT_PORT)
+    advertised: HostPort | None = None
+    data_dir: Path = Path("kafkacompat-data")
+    node_id: int = 1
+    cluster_id: str | None = None
+    settings: Mapping[str, int | bool | str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in self.settings.items():
+            if name not in BROKER_DEFAULTS:
+                raise ConfigError(f"unknown broker setting {name!r}")
+            if type(value) is not type(BROKER_DEFAULTS[name]):
+                raise ConfigError(f"{name} must be {type(BROKER_DEFAULTS[name]).__name__}")
+
+    def get(self, name: str) -> int | bool | str:
+        return self.settings.get(name, BROKER_DEFAULTS[name])
+
+    def get_int(self, name: str) -> int:
+        value = self.get(name)
+        assert isinstance(value, int)
+        return value
+
+    def get_bool(self, name: str) -> bool:
+        value = self.get(name)
+        assert isinstance(value, bool)
+        return value
+
+    def get_str(self, name: str) -> str:
+        value = self.get(name)
+        assert isinstance(value, str)
+        return value
+
+    def with_settings(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def advertised_for(self, bound_port: int) -> HostPort:
+        """The address clients are told to use, given the port actually bound."""
+        if self.advertised is not None:
+            return self.advertised
+        host = self.listen.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "localhost"
+        return HostPort(host, bound_port)

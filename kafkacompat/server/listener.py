@@ -1,0 +1,69 @@
+"""The accept loop: bind the listener, report where it listens, serve every connection."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+
+from kafkacompat import __version__
+from kafkacompat.broker.broker import Broker
+from kafkacompat.config import Config, HostPort
+from kafkacompat.server.connection import serve_connection
+
+log = logging.getLogger("kafkacompat.server")
+
+
+@dataclass(frozen=True, slots=True)
+class RunningBroker:
+    """What `serve` reports once it accepts connections."""
+
+    broker: Broker
+    listen: HostPort
+
+    @property
+    def port(self) -> int:
+        return self.listen.port
+
+    @property
+    def bootstrap(self) -> str:
+        return str(self.broker.endpoint)
+
+
+async def open_listeners(address: HostPort) -> list[trio.SocketListener]:
+    listeners = await trio.open_tcp_listeners(address.port, host=address.host or None)
+    if address.port == 0 and len(listeners) > 1:
+        # An ephemeral port differs per address family: keep one so there is one port to report.
+        for extra in listeners[1:]:
+            await extra.aclose()
+        listeners = listeners[:1]
+    return listeners
+
+
+async def serve(
+    config: Config,
+    *,
+    broker: Broker | None = None,
+    task_status: trio.TaskStatus[RunningBroker] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a broker until cancelled; `await nursery.start(serve, config)` gives its address."""
+    broker = broker or Broker(config)
+    listeners = await open_listeners(config.listen)
+    bound = HostPort(config.listen.host, listeners[0].socket.getsockname()[1])
+    broker.bind(bound.port)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            partial(trio.serve_listeners, partial(serve_connection, broker=broker), listeners)
+        )
+        log.info(
+            "kafkacompat %s listening on %s (advertised %s), node %d, cluster %s, data dir %s",
+            __version__,
+            bound,
+            broker.endpoint,
+            broker.node_id,
+            broker.cluster_id,
+            config.data_dir,
+        )
+        task_status.started(RunningBroker(broker, bound))
