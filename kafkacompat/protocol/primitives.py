@@ -42,6 +42,8 @@ def read_uvarint(buf: Buffer, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if result > 0xFFFFFFFF:
+                raise ProtocolError("varint exceeds 32 bits")
             return result, pos
         shift += 7
         if shift > 28:
@@ -57,6 +59,8 @@ def read_uvarlong(buf: Buffer, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if result > 0xFFFFFFFFFFFFFFFF:
+                raise ProtocolError("varlong exceeds 64 bits")
             return result, pos
         shift += 7
         if shift > 63:
