@@ -104,7 +104,7 @@ class Broker:
     @staticmethod
     def _decode(module: ModuleType, request_frame: RequestFrame) -> Any:
         try:
-            request, pos = module.DECODERS[request_frame.api_version](request_frame.body, 0)
+            request, _end = module.DECODERS[request_frame.api_version](request_frame.body, 0)
         except DECODE_ERRORS as exc:
             raise ProtocolError(f"malformed {module.__name__} body: {exc}") from exc
         return request

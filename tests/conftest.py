@@ -1,0 +1,17 @@
+"""Shared fixtures: a real broker on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kafkacompat.testing import BrokerThread, local_config, running_broker
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[BrokerThread]:
+    """A fresh broker serving on 127.0.0.1 and an ephemeral port, stopped after the test."""
+    with running_broker(local_config(tmp_path / "data")) as running:
+        yield running
