@@ -373,6 +373,31 @@ def encode_batch(
     return bytes(out)
 
 
+def recompress_batches(buf: Buffer, codec: int) -> bytes:
+    """Re-encode every batch not already compressed with ``codec`` (``compression.type``)."""
+    out: list[bytes] = []
+    for pos, header in iter_batches(buf):
+        if header.compression == codec:
+            out.append(bytes(buf[pos : pos + header.size]))
+            continue
+        _, records = decode_batch(buf, pos)
+        out.append(
+            encode_batch(
+                records,
+                base_offset=header.base_offset,
+                codec=codec,
+                timestamp_type=header.timestamp_type,
+                producer_id=header.producer_id,
+                producer_epoch=header.producer_epoch,
+                base_sequence=header.base_sequence,
+                transactional=header.is_transactional,
+                control=header.is_control,
+                partition_leader_epoch=header.partition_leader_epoch,
+            )  # fmt: skip
+        )
+    return b"".join(out)
+
+
 # --- legacy message sets (magic 0 and 1) ------------------------------------------------------
 
 _LEGACY_PREFIX = struct.Struct(">qiIbb")  # offset, size, crc, magic, attributes

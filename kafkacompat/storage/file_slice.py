@@ -1,0 +1,33 @@
+"""A range of bytes in a segment file, handed to the network layer without copying."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["FileSlice"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """``size`` bytes of the file at ``path`` from ``position``: whole record batches.
+
+    The server may ``os.sendfile`` the range; ``read`` returns the bytes (fewer if the file was
+    truncated or deleted by retention meanwhile, empty if it is gone).
+    """
+
+    path: Path
+    position: int
+    size: int
+
+    def read(self) -> bytes:
+        """Read the slice's bytes from the file."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return b""
+        try:
+            return os.pread(fd, self.size, self.position)
+        finally:
+            os.close(fd)

@@ -1,0 +1,464 @@
+"""The log of one topic partition: an ordered list of segments in ``<topic>-<partition>/``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.compression import codec_from_name
+from kafkacompat.protocol.records import (
+    MAGIC_OFFSET,
+    Record,
+    assign_offsets,
+    decode_batch,
+    legacy_to_v2,
+    recompress_batches,
+)
+from kafkacompat.storage.file_slice import FileSlice
+from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
+from kafkacompat.storage.recovery import PartitionCheckpoint, read_checkpoint, write_checkpoint
+from kafkacompat.storage.retention import SegmentStats, deletable_prefix
+from kafkacompat.storage.segment import LogSegment
+
+__all__ = [
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
+    "MAX_TIMESTAMP",
+    "AppendResult",
+    "PartitionLog",
+    "ReadResult",
+    "TimestampOffset",
+]
+
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL_TIMESTAMP = -4
+_MAX_RELATIVE_OFFSET = 2**31 - 1
+_STRAY_SUFFIXES = (".tmp", ".deleted", ".cleaned", ".swap")
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Outcome of an append; ``log_append_time`` is -1 unless the topic uses LogAppendTime."""
+
+    base_offset: int
+    last_offset: int
+    log_append_time: int
+    log_start_offset: int
+    record_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """Whole batches as file slices, with the partition's watermarks at read time."""
+
+    slices: tuple[FileSlice, ...]
+    high_watermark: int
+    log_start_offset: int
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.slices)
+
+    def read_bytes(self) -> bytes:
+        return b"".join(s.read() for s in self.slices)
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampOffset:
+    """A ListOffsets answer: the offset found and its record timestamp (-1 when not looked up)."""
+
+    timestamp: int
+    offset: int
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PartitionLog:
+    """Append, read, retention, truncation and recovery for one partition (synchronous)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig = DEFAULT_LOG_CONFIG,
+        *,
+        clean_shutdown: bool = False,
+        fsync_on_append: bool = False,
+        now_ms: int | None = None,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.fsync_on_append = fsync_on_append
+        self._segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self._unflushed_messages = 0
+        self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+        directory.mkdir(parents=True, exist_ok=True)
+        self._open(clean_shutdown, self._last_flush_ms)
+
+    # --- opening and recovery ----------------------------------------------------------------
+
+    def _new_segment(self, base_offset: int, now_ms: int) -> LogSegment:
+        return LogSegment(
+            self.directory,
+            base_offset,
+            index_interval=self.config.index_interval_bytes,
+            index_bytes=self.config.segment_index_bytes,
+            created_ms=now_ms,
+        )
+
+    def _open(self, clean_shutdown: bool, now_ms: int) -> None:
+        checkpoint = read_checkpoint(self.directory)
+        bases: set[int] = set()
+        for path in self.directory.iterdir():
+            if path.name.endswith(_STRAY_SUFFIXES):
+                path.unlink()
+            elif path.suffix == ".log" and len(path.stem) == 20 and path.stem.isdigit():
+                bases.add(int(path.stem))
+        for path in self.directory.iterdir():
+            if path.suffix in (".index", ".timeindex") and (
+                not path.stem.isdigit() or int(path.stem) not in bases
+            ):
+                path.unlink()
+        segments = [self._new_segment(base, now_ms) for base in sorted(bases)]
+        for i, segment in enumerate(segments):
+            flushed = i + 1 < len(segments) and segments[i + 1].base_offset <= (
+                checkpoint.recovery_point
+            )
+            if (clean_shutdown or flushed) and segment.load():
+                continue
+            if segment.recover() or (
+                i + 1 < len(segments) and segment.next_offset > segments[i + 1].base_offset
+            ):
+                for later in segments[i + 1 :]:
+                    later.delete()
+                del segments[i + 1 :]
+            segment.sync()
+        if not segments:
+            segments.append(self._new_segment(checkpoint.log_start_offset, now_ms))
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._log_start_offset = min(
+            max(checkpoint.log_start_offset, segments[0].base_offset), self.log_end_offset
+        )
+        self._recovery_point = self.log_end_offset
+
+    # --- properties --------------------------------------------------------------------------
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        """Single replica: everything appended is committed."""
+        return self._segments[-1].next_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segment_base_offsets(self) -> list[int]:
+        return list(self._bases)
+
+    # --- append ------------------------------------------------------------------------------
+
+    def append(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int = -1,
+        now_ms: int,
+        allow_control: bool = False,
+    ) -> AppendResult:
+        """Validate, assign offsets and append a produced record set (one write).
+
+        v2 batches are stored byte for byte except for the patched base offset and leader epoch
+        (and, under LogAppendTime, the timestamp type, max timestamp and CRC). Legacy v0/v1
+        message sets are converted to one v2 batch first.
+        """
+        config = self.config
+        buf = self._to_writable_v2(records)
+        if len(buf) > config.segment_bytes:
+            raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{len(buf)} bytes")
+        append_time = now_ms if config.log_append_time else None
+        prepared = assign_offsets(
+            buf,
+            base_offset=self.log_end_offset,
+            leader_epoch=leader_epoch,
+            log_append_time_ms=append_time,
+            max_batch_size=config.max_message_bytes,
+            allow_control=allow_control,
+        )
+        segment = self._segments[-1]
+        if segment.size and (
+            segment.size + len(buf) > config.segment_bytes
+            or segment.time_waited_for_roll(now_ms, prepared.max_timestamp)
+            > config.segment_ms - config.segment_jitter_ms
+            or segment.offset_index.is_full
+            or segment.time_index.is_full
+            or prepared.last_offset - segment.base_offset > _MAX_RELATIVE_OFFSET
+        ):
+            segment = self.roll(now_ms)
+        segment.append(buf, prepared)
+        if self.fsync_on_append:
+            os.fdatasync(segment.fd)
+        self._unflushed_messages += prepared.record_count
+        if (
+            self._unflushed_messages >= config.flush_messages
+            or now_ms - self._last_flush_ms >= config.flush_ms
+        ):
+            self.flush(now_ms)
+        return AppendResult(
+            prepared.first_offset,
+            prepared.last_offset,
+            -1 if append_time is None else append_time,
+            self._log_start_offset,
+            prepared.record_count,
+        )
+
+    def _to_writable_v2(self, records: bytes | bytearray | memoryview) -> bytearray | memoryview:
+        if len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] in (0, 1):
+            converted = legacy_to_v2(records, max_message_bytes=self.config.max_message_bytes)
+            records = bytearray(converted)
+        if self.config.compression_type != "producer":
+            codec = codec_from_name(self.config.compression_type)
+            records = bytearray(recompress_batches(records, codec))
+        if isinstance(records, bytearray):
+            return records
+        if isinstance(records, memoryview) and not records.readonly and records.c_contiguous:
+            return records.cast("B")
+        return bytearray(records)
+
+    def roll(self, now_ms: int | None = None) -> LogSegment:
+        """Start a new active segment at the log end (no-op while the active one is empty)."""
+        active = self._segments[-1]
+        if active.size == 0:
+            return active
+        active.seal()
+        segment = self._new_segment(self.log_end_offset, _now_ms() if now_ms is None else now_ms)
+        self._segments.append(segment)
+        self._bases.append(segment.base_offset)
+        return segment
+
+    # --- read --------------------------------------------------------------------------------
+
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        min_one: bool = True,
+        max_offset: int | None = None,
+    ) -> ReadResult:
+        """Whole batches from the one holding ``offset``, up to ``max_bytes``.
+
+        The first batch is returned even when larger than ``max_bytes`` if ``min_one``; batches
+        starting at or past ``max_offset`` (e.g. the last stable offset) are left out.
+        Raises OFFSET_OUT_OF_RANGE outside [log start offset, high watermark].
+        """
+        hw, lso = self.high_watermark, self._log_start_offset
+        if offset < lso or offset > hw:
+            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} not in [{lso}, {hw}]")
+        stop = hw if max_offset is None else min(max_offset, hw)
+        slices: list[FileSlice] = []
+        remaining = max_bytes
+        i = max(bisect_right(self._bases, offset) - 1, 0)
+        while offset < stop and i < len(self._segments):
+            segment = self._segments[i]
+            part = segment.read(
+                offset,
+                remaining,
+                min_one=min_one and not slices,
+                end_position=self._end_position(segment, stop),
+            )
+            if part is None:
+                if slices:
+                    break
+                i += 1
+                continue
+            slices.append(part)
+            remaining -= part.size
+            if remaining <= 0 or part.position + part.size < segment.size:
+                break
+            i += 1
+        return ReadResult(tuple(slices), hw, lso)
+
+    @staticmethod
+    def _end_position(segment: LogSegment, stop: int) -> int:
+        """File position before the first batch of ``segment`` that starts at or past ``stop``."""
+        if stop >= segment.next_offset:
+            return segment.size
+        found = segment.find_batch(stop)
+        if found is None:
+            return segment.size
+        pos, header = found
+        return pos if header.base_offset >= stop else pos + header.size
+
+    def iter_records(self, start_offset: int | None = None) -> Iterator[Record]:
+        """Decode records from ``start_offset`` (default: log start) to the end; slow path."""
+        offset = self._log_start_offset if start_offset is None else start_offset
+        for segment in self._segments[max(bisect_right(self._bases, offset) - 1, 0) :]:
+            found = segment.find_batch(offset)
+            if found is None:
+                continue
+            for pos, header in segment.iter_headers(found[0]):
+                _, records = decode_batch(segment.read_batch_bytes(pos, header.size))
+                for record in records:
+                    if record.offset >= offset:
+                        yield record
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """ListOffsets: first offset whose timestamp is >= ``timestamp``, or None.
+
+        ``-1`` latest (high watermark), ``-2``/``-4`` earliest (log start offset), ``-3`` the
+        record with the largest timestamp.
+        """
+        lso = self._log_start_offset
+        if timestamp == LATEST_TIMESTAMP:
+            return TimestampOffset(-1, self.high_watermark)
+        if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+            return TimestampOffset(-1, lso)
+        live = [s for s in self._segments if s.next_offset > lso and s.max_timestamp >= 0]
+        if timestamp == MAX_TIMESTAMP:
+            if not live:
+                return None
+            best = max(live, key=lambda s: s.max_timestamp)  # first segment among equals
+            found = best.find_timestamp(best.max_timestamp, lso)
+            return TimestampOffset(*found) if found else None
+        if timestamp < 0:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"unsupported timestamp {timestamp}")
+        for segment in live:
+            if segment.max_timestamp >= timestamp:
+                found = segment.find_timestamp(timestamp, lso)
+                if found is not None:
+                    return TimestampOffset(*found)
+        return None
+
+    # --- deleting data -----------------------------------------------------------------------
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset up to ``offset`` (-1: high watermark).
+
+        Returns the new low watermark; OFFSET_OUT_OF_RANGE beyond the high watermark.
+        """
+        hw = self.high_watermark
+        if offset == -1:
+            offset = hw
+        if offset < 0 or offset > hw:
+            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} beyond {hw}")
+        if offset > self._log_start_offset:
+            self._log_start_offset = offset
+            self.checkpoint()
+            self._delete_oldest(self._retention_count(delete_enabled=False, now_ms=0))
+        return self._log_start_offset
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Delete old segments by ``retention.ms``/``retention.bytes``; return how many."""
+        count = self._retention_count(delete_enabled=self.config.delete_enabled, now_ms=now_ms)
+        self._delete_oldest(count)
+        return count
+
+    def _retention_count(self, *, delete_enabled: bool, now_ms: int) -> int:
+        stats = [SegmentStats(s.base_offset, s.size, s.largest_timestamp) for s in self._segments]
+        return deletable_prefix(
+            stats,
+            now_ms=now_ms,
+            retention_ms=self.config.retention_ms,
+            retention_bytes=self.config.retention_bytes,
+            log_start_offset=self._log_start_offset,
+            delete_enabled=delete_enabled,
+        )
+
+    def _delete_oldest(self, count: int) -> None:
+        for segment in self._segments[:count]:
+            segment.delete()
+        del self._segments[:count]
+        del self._bases[:count]
+        self._log_start_offset = max(self._log_start_offset, self._bases[0])
+
+    def truncate_to(self, offset: int, now_ms: int | None = None) -> None:
+        """Remove every batch holding an offset >= ``offset`` (a batch holding ``offset`` goes
+        whole, so the log end may land below ``offset``). Below the first segment the log is
+        emptied and restarts at ``offset``."""
+        if offset >= self.log_end_offset:
+            return
+        while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+            self._segments.pop().delete()
+            self._bases.pop()
+        active = self._segments[-1]
+        if active.base_offset >= offset:
+            active.delete()
+            new = self._new_segment(offset, _now_ms() if now_ms is None else now_ms)
+            self._segments, self._bases = [new], [offset]
+            self._log_start_offset = offset
+        else:
+            active.truncate_to(offset)
+        self._log_start_offset = min(self._log_start_offset, self.log_end_offset)
+        self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        self.checkpoint()
+
+    # --- durability and lifecycle ------------------------------------------------------------
+
+    def flush(self, now_ms: int | None = None) -> None:
+        """fsync every segment written since the recovery point; advance the recovery point."""
+        first = max(bisect_right(self._bases, self._recovery_point) - 1, 0)
+        for segment in self._segments[first:]:
+            segment.sync()
+        self._recovery_point = self.log_end_offset
+        self._unflushed_messages = 0
+        self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+
+    def maybe_flush(self, now_ms: int) -> bool:
+        """Flush when ``flush.ms`` has passed since the last flush (for a periodic task)."""
+        if self._unflushed_messages and now_ms - self._last_flush_ms >= self.config.flush_ms:
+            self.flush(now_ms)
+            return True
+        return False
+
+    def checkpoint(self) -> None:
+        """Persist the recovery point and log start offset."""
+        write_checkpoint(
+            self.directory, PartitionCheckpoint(self._recovery_point, self._log_start_offset)
+        )
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply new topic configs; size and index settings affect later segments."""
+        self.config = config
+        for segment in self._segments:
+            segment.index_interval = config.index_interval_bytes
+
+    def close(self) -> None:
+        """Flush, seal the indexes and checkpoint: reopening needs no recovery."""
+        if not self._segments or self._segments[-1].fd < 0:
+            return
+        self.flush()
+        for segment in self._segments:
+            segment.close()
+        self.checkpoint()
+
+    def delete(self) -> None:
+        """Close without flushing and remove the partition directory."""
+        for segment in self._segments:
+            if segment.fd >= 0:
+                os.close(segment.fd)
+                segment.fd = -1
+        shutil.rmtree(self.directory, ignore_errors=True)

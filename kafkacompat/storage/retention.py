@@ -1,0 +1,53 @@
+"""Which old segments retention deletes: by time, by size and below the log start offset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["SegmentStats", "deletable_prefix"]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStats:
+    """What retention needs to know about one segment."""
+
+    base_offset: int
+    size: int
+    largest_timestamp: int
+
+
+def deletable_prefix(
+    segments: Sequence[SegmentStats],
+    *,
+    now_ms: int,
+    retention_ms: int,
+    retention_bytes: int,
+    log_start_offset: int,
+    delete_enabled: bool = True,
+) -> int:
+    """Number of oldest segments to delete; the last (active) segment is never counted.
+
+    A segment goes when its largest timestamp is more than ``retention_ms`` old, when the log is
+    over ``retention_bytes`` even without it, or when it lies wholly below the log start offset.
+    Time and size retention apply only with ``delete_enabled`` (``cleanup.policy`` has delete);
+    a negative ``retention_ms`` / ``retention_bytes`` disables that limit.
+    """
+    candidates = len(segments) - 1
+    count = 0
+    # Below the log start offset: the next segment starts at or before it.
+    while count < candidates and segments[count + 1].base_offset <= log_start_offset:
+        count += 1
+    if delete_enabled and retention_ms >= 0:
+        by_time = 0
+        while by_time < candidates and now_ms - segments[by_time].largest_timestamp > retention_ms:
+            by_time += 1
+        count = max(count, by_time)
+    if delete_enabled and retention_bytes >= 0:
+        excess = sum(s.size for s in segments) - retention_bytes
+        by_size = 0
+        while by_size < candidates and excess - segments[by_size].size >= 0:
+            excess -= segments[by_size].size
+            by_size += 1
+        count = max(count, by_size)
+    return count

@@ -1,0 +1,250 @@
+"""One log segment: a ``.log`` file of record batches plus its ``.index`` and ``.timeindex``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.records import (
+    HEADER_SIZE,
+    BatchHeader,
+    PreparedAppend,
+    decode_batch,
+    read_header,
+)
+from kafkacompat.storage.file_slice import FileSlice
+from kafkacompat.storage.fsutil import write_all
+from kafkacompat.storage.index import OffsetIndex, TimeIndex
+from kafkacompat.storage.recovery import scan_log
+
+__all__ = ["LogSegment", "segment_name"]
+
+_READ_CHUNK = 16 * 1024
+
+
+def segment_name(base_offset: int) -> str:
+    """File stem of a segment: its base offset zero-padded to 20 digits."""
+    return f"{base_offset:020d}"
+
+
+class LogSegment:
+    """Appends batches to an open ``.log`` file and serves reads through its sparse indexes."""
+
+    def __init__(
+        self,
+        directory: Path,
+        base_offset: int,
+        *,
+        index_interval: int,
+        index_bytes: int,
+        created_ms: int,
+    ) -> None:
+        stem = directory / segment_name(base_offset)
+        self.base_offset = base_offset
+        self.log_path = stem.with_suffix(".log")
+        self.offset_index = OffsetIndex(stem.with_suffix(".index"), base_offset, index_bytes // 8)
+        self.time_index = TimeIndex(stem.with_suffix(".timeindex"), base_offset, index_bytes // 12)
+        self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = base_offset
+        self.first_timestamp: int | None = None  # max timestamp of the first batch
+        self.created_ms = created_ms
+        self.index_interval = index_interval
+        self._since_index = 0
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Trust the index files after a clean shutdown; False when they look damaged."""
+        if not (self.offset_index.load() and self.time_index.load()):
+            return False
+        if not (self.offset_index.is_sane(self.size) and self.time_index.is_sane()):
+            return False
+        self.next_offset, start = self.offset_index.lookup(2**63 - 1)
+        if self.time_index.last_timestamp >= 0:
+            self.max_timestamp = self.time_index.last_timestamp
+            self.offset_of_max_timestamp = self.time_index.lookup(2**63 - 1)
+        end = start
+        try:
+            for pos, header in self.iter_headers(start):
+                if header.base_offset < self.next_offset:
+                    return False
+                if header.max_timestamp > self.max_timestamp:
+                    self.max_timestamp = header.max_timestamp
+                    self.offset_of_max_timestamp = header.base_offset
+                self.next_offset = header.last_offset + 1
+                end = pos + header.size
+        except KafkaError:
+            return False
+        if end != self.size:
+            return False
+        self._since_index = self.size - start
+        self._load_first_timestamp()
+        return True
+
+    def recover(self) -> int:
+        """Verify the whole file, rebuild both indexes, drop a bad tail; return bytes dropped."""
+        result = scan_log(self.fd, self.base_offset, self.size, self.index_interval)
+        self.offset_index.clear()
+        self.time_index.clear()
+        for offset, position in result.offset_entries:
+            self.offset_index.append(offset, position)
+        for timestamp, offset in result.time_entries:
+            self.time_index.maybe_append(timestamp, offset)
+        self.next_offset = result.next_offset
+        self.max_timestamp = result.max_timestamp
+        self.offset_of_max_timestamp = result.offset_of_max_timestamp
+        self._since_index = result.bytes_since_index
+        dropped = self.size - result.valid_size
+        if dropped:
+            os.ftruncate(self.fd, result.valid_size)
+            self.size = result.valid_size
+        self.offset_index.rewrite()
+        self.time_index.rewrite()
+        self._load_first_timestamp()
+        return dropped
+
+    def _load_first_timestamp(self) -> None:
+        self.first_timestamp = None
+        if self.size >= HEADER_SIZE:
+            self.first_timestamp = read_header(os.pread(self.fd, HEADER_SIZE, 0)).max_timestamp
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def append(self, data: bytes | bytearray | memoryview, prepared: PreparedAppend) -> None:
+        """Write validated, offset-patched batches with one write and index them."""
+        start = self.size
+        try:
+            write_all(self.fd, data)
+        except OSError as exc:
+            os.ftruncate(self.fd, start)
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"append failed: {exc}") from exc
+        self.size = start + len(data)
+        if self.first_timestamp is None:
+            self.first_timestamp = prepared.batches[0][3]
+        interval, since = self.index_interval, self._since_index
+        for pos, size, base, max_ts in prepared.batches:
+            if max_ts > self.max_timestamp:
+                self.max_timestamp, self.offset_of_max_timestamp = max_ts, base
+            if since > interval:
+                self.offset_index.append(base, start + pos)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                since = 0
+            since += size
+        self._since_index = since
+        self.next_offset = prepared.last_offset + 1
+
+    def time_waited_for_roll(self, now_ms: int, max_timestamp: int) -> int:
+        """Age for ``segment.ms``: record time since the first batch, else wall time since
+        the segment was created (batches without timestamps)."""
+        if self.first_timestamp is not None and self.first_timestamp >= 0:
+            return max_timestamp - self.first_timestamp
+        return now_ms - self.created_ms
+
+    def flush_indexes(self) -> None:
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def sync(self) -> None:
+        """Write buffered index entries and fsync the log data."""
+        self.flush_indexes()
+        os.fdatasync(self.fd)
+
+    def seal(self) -> None:
+        """Called when the segment stops being active: final time index entry, indexes written."""
+        self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.flush_indexes()
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch whose last offset is >= ``offset`` and rebuild the indexes."""
+        found = self.find_batch(offset)
+        if found is None:
+            return
+        os.ftruncate(self.fd, found[0])
+        self.size = found[0]
+        self.recover()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.seal()
+            os.close(self.fd)
+            self.fd = -1
+
+    def delete(self) -> None:
+        """Close and remove the segment's files (indexes first: a lone log is rebuilt)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.offset_index.delete()
+        self.time_index.delete()
+        self.log_path.unlink(missing_ok=True)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    @property
+    def largest_timestamp(self) -> int:
+        """Max batch timestamp, or the file's modification time when batches carry none."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return int(os.fstat(self.fd).st_mtime * 1000)
+
+    def iter_headers(self, pos: int) -> Iterator[tuple[int, BatchHeader]]:
+        """Yield ``(position, header)`` of consecutive batches from ``pos`` to the end."""
+        buf, buf_start, end = b"", 0, self.size
+        while pos + HEADER_SIZE <= end:
+            rel = pos - buf_start
+            if rel + HEADER_SIZE > len(buf):
+                buf, buf_start, rel = os.pread(self.fd, _READ_CHUNK, pos), pos, 0
+            header = read_header(buf, rel)
+            yield pos, header
+            pos += header.size
+
+    def find_batch(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """Position and header of the first batch whose last offset is >= ``offset``."""
+        _, start = self.offset_index.lookup(offset)
+        for pos, header in self.iter_headers(start):
+            if header.last_offset >= offset:
+                return pos, header
+        return None
+
+    def read(
+        self, offset: int, max_bytes: int, *, min_one: bool, end_position: int | None = None
+    ) -> FileSlice | None:
+        """Whole batches from the one holding ``offset``: at most ``max_bytes`` (unless
+        ``min_one`` lets a larger first batch through) and none past ``end_position``."""
+        found = self.find_batch(offset)
+        bound = self.size if end_position is None else min(end_position, self.size)
+        if found is None or found[0] + found[1].size > bound:
+            return None
+        start, header = found
+        end, limit = start + header.size, min(start + max(max_bytes, 0), bound)
+        if end > limit:
+            return FileSlice(self.log_path, start, header.size) if min_one else None
+        if end < limit:
+            end = max(end, self.offset_index.lookup_position(limit))
+            for pos, header in self.iter_headers(end):
+                if pos + header.size > limit:
+                    break
+                end = pos + header.size
+        return FileSlice(self.log_path, start, end - start)
+
+    def find_timestamp(self, timestamp: int, min_offset: int) -> tuple[int, int] | None:
+        """``(timestamp, offset)`` of the first record at or after ``min_offset`` whose
+        timestamp is >= ``timestamp``, if this segment holds one."""
+        scan_from = max(self.time_index.lookup(timestamp), min_offset)
+        _, start = self.offset_index.lookup(scan_from)
+        for pos, header in self.iter_headers(start):
+            if header.max_timestamp < timestamp or header.last_offset < min_offset:
+                continue
+            _, records = decode_batch(os.pread(self.fd, header.size, pos))
+            for record in records:
+                if record.timestamp >= timestamp and record.offset >= min_offset:
+                    return record.timestamp, record.offset
+        return None
+
+    def read_batch_bytes(self, pos: int, size: int) -> bytes:
+        return os.pread(self.fd, size, pos)
