@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import trio
@@ -68,10 +68,8 @@ class BrokerThread:
             return
         if self._token is not None and self._cancel is not None and self._thread.is_alive():
             cancel = self._cancel
-            try:
+            with suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(cancel.cancel, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
         self._thread.join(timeout)
         self._thread = None
         if self._error is not None:

@@ -9,8 +9,7 @@ import struct
 import pytest
 
 from kafkacompat.errors import ErrorCode
-from kafkacompat.protocol.messages import api_versions_response, metadata_request
-from kafkacompat.protocol.messages import metadata_response
+from kafkacompat.protocol.messages import api_versions_response, metadata_request, metadata_response
 from kafkacompat.protocol.messages.metadata_request import MetadataRequest
 from kafkacompat.testing import BrokerThread, local_config, running_broker
 from tests.integration.raw import RawClient

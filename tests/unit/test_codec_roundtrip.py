@@ -8,15 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from _message_values import (
-    Message,
-    all_cases,
-    all_messages,
-    case_id,
-    populate,
-    populate_everything,
-    strip_to_version,
-)
 
 from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol.messages import (
@@ -27,6 +18,15 @@ from kafkacompat.protocol.messages import (
     metadata_response,
 )
 from kafkacompat.protocol.primitives import DECODE_ERRORS
+from tests.unit._message_values import (
+    Message,
+    all_cases,
+    all_messages,
+    case_id,
+    populate,
+    populate_everything,
+    strip_to_version,
+)
 
 CASES = all_cases()
 FLEXIBLE_CASES = [(m, v) for m, v in CASES if v in m.spec.flexible]
