@@ -1,0 +1,103 @@
+"""Durable broker metadata: the cluster id and every topic's id, partition count and configs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.storage.fsutil import atomic_write
+from kafkacompat.storage.log_config import LogConfig
+
+__all__ = ["METADATA_DIR", "MetadataStore", "TopicMetadata", "new_cluster_id"]
+
+METADATA_DIR = "__metadata"
+_TOPICS_FILE = "topics.json"
+_VERSION = 1
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's form: a UUID as 22 URL-safe base64 characters."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMetadata:
+    """A topic as created: ``configs`` holds only the overrides, with Kafka's names."""
+
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+    def log_config(self, defaults: LogConfig) -> LogConfig:
+        """Effective config: the topic's overrides over the broker defaults."""
+        return LogConfig.from_overrides(self.configs, defaults)
+
+
+class MetadataStore:
+    """Topics kept in one small JSON file under ``<data-dir>/__metadata/``, replaced atomically
+    (temp file + fsync + rename) on every change."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.directory = data_dir / METADATA_DIR
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._path = self.directory / _TOPICS_FILE
+        self._topics: dict[str, TopicMetadata] = {}
+        self.cluster_id = ""
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self._path.read_text())
+        except FileNotFoundError:
+            self.cluster_id = new_cluster_id()
+            self._save()
+            return
+        except ValueError as exc:
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"unreadable {self._path}") from exc
+        self.cluster_id = str(data["cluster_id"])
+        for item in data["topics"]:
+            meta = TopicMetadata(
+                name=str(item["name"]),
+                topic_id=uuid.UUID(item["topic_id"]),
+                partitions=int(item["partitions"]),
+                configs={str(k): str(v) for k, v in item["configs"].items()},
+            )
+            self._topics[meta.name] = meta
+
+    def _save(self) -> None:
+        data = {
+            "version": _VERSION,
+            "cluster_id": self.cluster_id,
+            "topics": [
+                {
+                    "name": t.name,
+                    "topic_id": str(t.topic_id),
+                    "partitions": t.partitions,
+                    "configs": dict(t.configs),
+                }
+                for t in self._topics.values()
+            ],
+        }
+        atomic_write(self._path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+    def topics(self) -> list[TopicMetadata]:
+        return list(self._topics.values())
+
+    def get(self, name: str) -> TopicMetadata | None:
+        return self._topics.get(name)
+
+    def put(self, meta: TopicMetadata) -> None:
+        """Add or replace a topic durably."""
+        self._topics[meta.name] = meta
+        self._save()
+
+    def remove(self, name: str) -> None:
+        """Forget a topic durably."""
+        if self._topics.pop(name, None) is not None:
+            self._save()
