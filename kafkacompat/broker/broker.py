@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import uuid
 from types import ModuleType
 from typing import Any
@@ -26,9 +28,11 @@ log = logging.getLogger("kafkacompat.broker")
 
 
 def _load_handlers() -> dict[int, Handler]:
-    # Importing the API modules registers their handlers.
-    from kafkacompat.broker import api_versions, metadata  # noqa: F401
+    """Import every module of this package: importing an API module registers its handlers."""
+    import kafkacompat.broker as package
 
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
     return registered_handlers()
 
 
