@@ -5,16 +5,17 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-import uuid
 from types import ModuleType
 from typing import Any
 
+import trio
+
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.identity import load_or_create_identity
+from kafkacompat.broker.replica_manager import ReplicaManager, now_ms
 from kafkacompat.broker.router import Handler, registered_handlers
-from kafkacompat.broker.topics import TopicInfo
 from kafkacompat.config import Config, HostPort
-from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError
+from kafkacompat.errors import ErrorCode, ProtocolError
 from kafkacompat.protocol.framing import frame
 from kafkacompat.protocol.headers import (
     ANSWER_UNSUPPORTED_AT_V0_APIS,
@@ -46,7 +47,8 @@ class Broker:
         self.cluster_id = identity.cluster_id
         self.handlers = _load_handlers()
         self.advertised = config.advertised_for(config.listen.port)
-        self._topics: dict[str, TopicInfo] = {}
+        self.replicas = ReplicaManager(config, config.data_dir)
+        self._last_retention_ms = now_ms()
 
     def bind(self, bound_port: int) -> None:
         """Record the port actually bound (it differs from the configured one for port 0)."""
@@ -56,29 +58,21 @@ class Broker:
     def endpoint(self) -> HostPort:
         return self.advertised
 
-    # -- topics ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush and close storage; the next start needs no recovery."""
+        self.replicas.close()
 
-    def list_topics(self) -> list[TopicInfo]:
-        return sorted(self._topics.values(), key=lambda t: t.name)
-
-    def find_topic(self, name: str) -> TopicInfo | None:
-        return self._topics.get(name)
-
-    def find_topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
-        return next((t for t in self._topics.values() if t.topic_id == topic_id), None)
-
-    async def auto_create_topic(self, name: str) -> TopicInfo:
-        return self.create_topic(name, self.config.get_int("num.partitions"))
-
-    def create_topic(self, name: str, partitions: int) -> TopicInfo:
-        if name in self._topics:
-            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
-        topic = TopicInfo(name, uuid.uuid4(), partitions)
-        self._topics[name] = topic
-        return topic
-
-    def leader_epoch(self, topic: str, partition: int) -> int:
-        return 0
+    async def run_background_tasks(self) -> None:
+        """Retention and time-based flushes, forever; storage work runs on worker threads."""
+        interval = self.config.get_int("log.retention.check.interval.ms") / 1000
+        logs = self.replicas.logs
+        while True:
+            await trio.sleep(min(interval, 1.0))
+            now = now_ms()
+            await trio.to_thread.run_sync(logs.flush_due, now)
+            if now - self._last_retention_ms >= interval * 1000:
+                self._last_retention_ms = now
+                await trio.to_thread.run_sync(logs.run_retention, now)
 
     async def handle_frame(self, data: bytes, client_address: str) -> bytes | None:
         """Answer one request frame; None means no response is due (acks=0).

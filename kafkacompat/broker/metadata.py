@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.broker.topics import TopicInfo, validate_topic_name
@@ -31,7 +33,7 @@ def topic_metadata(
             error_code=ErrorCode.NONE,
             partition_index=index,
             leader_id=node,
-            leader_epoch=context.broker.leader_epoch(topic.name, index),
+            leader_epoch=context.broker.replicas.leader_epoch(topic.name, index),
             replica_nodes=[node],
             isr_nodes=[node],
             offline_replicas=[],
@@ -49,17 +51,21 @@ def topic_metadata(
 
 
 def _error_topic(
-    code: ErrorCode, name: str | None, topic_id: object = ZERO_UUID
+    code: ErrorCode, name: str | None, topic_id: uuid.UUID = ZERO_UUID
 ) -> MetadataResponseTopic:
-    return MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id)  # type: ignore[arg-type]
+    return MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id)
 
 
 async def _requested_topic(
-    context: RequestContext, name: str | None, topic_id: object, auto_create: bool, operations: int
+    context: RequestContext,
+    name: str | None,
+    topic_id: uuid.UUID,
+    auto_create: bool,
+    operations: int,
 ) -> MetadataResponseTopic:
-    broker = context.broker
+    replicas = context.broker.replicas
     if name is None:
-        topic = broker.find_topic_by_id(topic_id)  # type: ignore[arg-type]
+        topic = replicas.find_topic_by_id(topic_id)
         if topic is None:
             return _error_topic(ErrorCode.UNKNOWN_TOPIC_ID, None, topic_id)
         return topic_metadata(context, topic, operations)
@@ -67,10 +73,10 @@ async def _requested_topic(
         validate_topic_name(name)
     except KafkaError as error:
         return _error_topic(error.code, name)
-    topic = broker.find_topic(name)
+    topic = replicas.find_topic(name)
     if topic is None and auto_create:
         try:
-            topic = await broker.auto_create_topic(name)
+            topic = await replicas.auto_create_topic(name)
         except KafkaError as error:
             return _error_topic(error.code, name)
     if topic is None:
@@ -95,7 +101,7 @@ async def handle_metadata(context: RequestContext, request: MetadataRequest) -> 
     # Version 0 asks for every topic with an empty list; later versions use null for that.
     all_topics = request.topics is None or (version == 0 and not request.topics)
     if all_topics:
-        topics = [topic_metadata(context, t, topic_ops) for t in broker.list_topics()]
+        topics = [topic_metadata(context, t, topic_ops) for t in broker.replicas.list_topics()]
     else:
         auto_create = request.allow_auto_topic_creation and broker.config.get_bool(
             "auto.create.topics.enable"

@@ -50,10 +50,24 @@ async def serve(
 ) -> None:
     """Run a broker until cancelled; `await nursery.start(serve, config)` gives its address."""
     broker = broker or Broker(config)
-    listeners = await open_listeners(config.listen)
-    bound = HostPort(config.listen.host, listeners[0].socket.getsockname()[1])
-    broker.bind(bound.port)
+    try:
+        listeners = await open_listeners(config.listen)
+        bound = HostPort(config.listen.host, listeners[0].socket.getsockname()[1])
+        broker.bind(bound.port)
+        await _serve_listeners(broker, listeners, bound, task_status)
+    finally:
+        broker.close()
+
+
+async def _serve_listeners(
+    broker: Broker,
+    listeners: list[trio.SocketListener],
+    bound: HostPort,
+    task_status: trio.TaskStatus[RunningBroker],
+) -> None:
+    config = broker.config
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(broker.run_background_tasks)
         await nursery.start(
             partial(trio.serve_listeners, partial(serve_connection, broker=broker), listeners)
         )

@@ -153,4 +153,4 @@ def test_metadata_for_unknown_and_invalid_topics(broker: BrokerThread) -> None:
         ("no-such-topic", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
         ("bad/name", ErrorCode.INVALID_TOPIC_EXCEPTION),
     ]
-    assert broker.running.broker.find_topic("no-such-topic") is None
+    assert broker.running.broker.replicas.find_topic("no-such-topic") is None

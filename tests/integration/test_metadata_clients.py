@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def topics(broker: BrokerThread) -> dict[str, int]:
     created = {"alpha": 3, "beta.events_1": 1}
     for name, partitions in created.items():
-        broker.running.broker.create_topic(name, partitions)
+        broker.running.broker.replicas.create_topic(name, partitions)
     return created
 
 
@@ -38,7 +38,7 @@ def test_kafka_python_reads_metadata(broker: BrokerThread, topics: dict[str, int
         for name, count in topics.items():
             assert described[name]["error_code"] == 0
             assert described[name]["topic_id"] == str(
-                broker.running.broker.find_topic(name).topic_id
+                broker.running.broker.replicas.find_topic(name).topic_id
             )
             partitions = sorted(described[name]["partitions"], key=lambda p: p["partition_index"])
             assert [p["partition_index"] for p in partitions] == list(range(count))

@@ -1,0 +1,153 @@
+"""The broker's partitions: the topic catalogue over storage, appends, reads, and waiting for data.
+
+Storage is synchronous; this is where the Trio shell decides what may run on the loop (writes
+into the page cache) and what goes to a worker thread (fsync).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import trio
+
+from kafkacompat.broker.topics import TopicInfo, validate_topic_name
+from kafkacompat.config import Config
+from kafkacompat.storage.log_config import LogConfig
+from kafkacompat.storage.log_manager import LogManager
+from kafkacompat.storage.metadata_store import TopicMetadata
+from kafkacompat.storage.partition_log import AppendResult, PartitionLog, ReadResult
+
+#: Broker settings that set the default of a topic config: broker name -> topic name.
+TOPIC_DEFAULTS_FROM_BROKER = {
+    "log.retention.ms": "retention.ms",
+    "log.retention.bytes": "retention.bytes",
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "log.index.interval.bytes": "index.interval.bytes",
+    "log.index.size.max.bytes": "segment.index.bytes",
+    "log.flush.interval.messages": "flush.messages",
+    "log.flush.interval.ms": "flush.ms",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "log.cleanup.policy": "cleanup.policy",
+    "message.max.bytes": "max.message.bytes",
+    "compression.type": "compression.type",
+    "min.insync.replicas": "min.insync.replicas",
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def topic_defaults(config: Config) -> LogConfig:
+    """Topic config defaults as this broker's settings make them."""
+    overrides: dict[str, str | None] = {}
+    for broker_name, topic_name in TOPIC_DEFAULTS_FROM_BROKER.items():
+        value = config.get(broker_name)
+        overrides[topic_name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return LogConfig.from_overrides(overrides)
+
+
+def topic_info(meta: TopicMetadata) -> TopicInfo:
+    return TopicInfo(meta.name, meta.topic_id, meta.partitions)
+
+
+class ReplicaManager:
+    """Every partition this broker leads (all of them, on a single broker)."""
+
+    def __init__(self, config: Config, data_dir: Path) -> None:
+        self.config = config
+        self.logs = LogManager(data_dir, topic_defaults(config))
+        self._locks: dict[tuple[str, int], trio.Lock] = {}
+        self._data_arrived = trio.Event()
+
+    def close(self) -> None:
+        self.logs.close()
+
+    # -- topics ----------------------------------------------------------------------------------
+
+    def list_topics(self) -> list[TopicInfo]:
+        return sorted((topic_info(t) for t in self.logs.topics()), key=lambda t: t.name)
+
+    def find_topic(self, name: str) -> TopicInfo | None:
+        meta = self.logs.topic(name)
+        return None if meta is None else topic_info(meta)
+
+    def find_topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        return next((t for t in self.list_topics() if t.topic_id == topic_id), None)
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        validate_topic_name(name)
+        return topic_info(
+            self.logs.create_topic(name, partitions, configs, validate_only=validate_only)
+        )
+
+    async def auto_create_topic(self, name: str) -> TopicInfo:
+        """Create a topic a client asked for, with the broker's default partition count."""
+        existing = self.find_topic(name)
+        if existing is not None:
+            return existing
+        return self.create_topic(name, self.config.get_int("num.partitions"))
+
+    def delete_topic(self, name: str) -> None:
+        self.logs.delete_topic(name)
+        for key in [k for k in self._locks if k[0] == name]:
+            del self._locks[key]
+
+    # -- partitions ------------------------------------------------------------------------------
+
+    def log(self, topic: str, partition: int) -> PartitionLog:
+        """The partition's log, or UNKNOWN_TOPIC_OR_PARTITION."""
+        return self.logs.log(topic, partition)
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        """A single broker leads every partition from its creation on: epoch 0."""
+        return 0
+
+    async def append(
+        self, topic: str, partition: int, records: memoryview | bytes, *, fsync: bool = False
+    ) -> AppendResult:
+        """Append a produced record set; with ``fsync`` it is on disk before this returns.
+
+        Appends to one partition are serialised; the write lands in the page cache on the loop,
+        the fsync (when asked for, or due by the topic's flush policy) runs on a worker thread.
+        """
+        log = self.log(topic, partition)
+        lock = self._locks.get((topic, partition))
+        if lock is None:
+            lock = self._locks[(topic, partition)] = trio.Lock()
+        async with lock:
+            result = log.append(records, leader_epoch=0, now_ms=now_ms())
+            if fsync or self._flush_due(log):
+                await trio.to_thread.run_sync(log.flush)
+        self._signal_data_arrived()
+        return result
+
+    @staticmethod
+    def _flush_due(log: PartitionLog) -> bool:
+        return log.config.flush_messages <= 1
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_bytes: int, *, min_one: bool = True
+    ) -> ReadResult:
+        return self.log(topic, partition).read(offset, max_bytes, min_one=min_one)
+
+    # -- waiting for data ------------------------------------------------------------------------
+
+    def _signal_data_arrived(self) -> None:
+        self._data_arrived.set()
+        self._data_arrived = trio.Event()
+
+    async def wait_for_data(self) -> None:
+        """Return after the next append to any partition (long-poll fetches re-check then)."""
+        await self._data_arrived.wait()
