@@ -8,6 +8,7 @@ implementations know (flexible versions included).
 from __future__ import annotations
 
 import dataclasses
+import io
 import uuid
 from typing import Any
 
@@ -272,7 +273,7 @@ def test_request_header_parity(
     assert bytes(request.body) == b"BODY"
     if flexible:
         assert raw.endswith(b"\x00")  # header v2: an empty tagged section after client_id
-    back = RequestHeader.decode(_stream(raw), flexible=flexible)
+    back = RequestHeader.decode(io.BytesIO(raw), flexible=flexible)
     assert dataclasses.astuple(request.header)[:4] == (
         back.request_api_key,
         back.request_api_version,
@@ -286,9 +287,3 @@ def test_response_header_parity(api_key: int, version: int) -> None:
     flexible = api_key != 18 and version >= 9
     ours = encode_response_header(api_key, version, 77)
     assert ours == bytes(ResponseHeader(correlation_id=77).encode(flexible=flexible))
-
-
-def _stream(raw: bytes) -> Any:
-    import io
-
-    return io.BytesIO(raw)
