@@ -196,7 +196,7 @@ class PartitionLog:
         message sets are converted to one v2 batch first.
         """
         config = self.config
-        buf = self._to_writable_v2(records)
+        buf, converted = self._to_writable_v2(records)
         if len(buf) > config.segment_bytes:
             raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{len(buf)} bytes")
         append_time = now_ms if config.log_append_time else None
@@ -205,7 +205,8 @@ class PartitionLog:
             base_offset=self.log_end_offset,
             leader_epoch=leader_epoch,
             log_append_time_ms=append_time,
-            max_batch_size=config.max_message_bytes,
+            # A converted legacy set was size-checked per original message.
+            max_batch_size=len(buf) if converted else config.max_message_bytes,
             allow_control=allow_control,
         )
         segment = self._segments[-1]
@@ -235,18 +236,21 @@ class PartitionLog:
             prepared.record_count,
         )
 
-    def _to_writable_v2(self, records: bytes | bytearray | memoryview) -> bytearray | memoryview:
-        if len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] in (0, 1):
-            converted = legacy_to_v2(records, max_message_bytes=self.config.max_message_bytes)
-            records = bytearray(converted)
+    def _to_writable_v2(
+        self, records: bytes | bytearray | memoryview
+    ) -> tuple[bytearray | memoryview, bool]:
+        converted = len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] in (0, 1)
+        if converted:
+            max_bytes = self.config.max_message_bytes
+            records = bytearray(legacy_to_v2(records, max_message_bytes=max_bytes))
         if self.config.compression_type != "producer":
             codec = codec_from_name(self.config.compression_type)
             records = bytearray(recompress_batches(records, codec))
         if isinstance(records, bytearray):
-            return records
+            return records, converted
         if isinstance(records, memoryview) and not records.readonly and records.c_contiguous:
-            return records.cast("B")
-        return bytearray(records)
+            return records.cast("B"), converted
+        return bytearray(records), converted
 
     def roll(self, now_ms: int | None = None) -> LogSegment:
         """Start a new active segment at the log end (no-op while the active one is empty)."""
@@ -397,22 +401,21 @@ class PartitionLog:
 
     def truncate_to(self, offset: int, now_ms: int | None = None) -> None:
         """Remove every batch holding an offset >= ``offset`` (a batch holding ``offset`` goes
-        whole, so the log end may land below ``offset``). Below the first segment the log is
-        emptied and restarts at ``offset``."""
+        whole, so the log end may land below ``offset``). Below the log start offset the log
+        is emptied and restarts at ``offset``."""
         if offset >= self.log_end_offset:
             return
-        while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
-            self._segments.pop().delete()
-            self._bases.pop()
-        active = self._segments[-1]
-        if active.base_offset >= offset:
-            active.delete()
+        if offset < self._log_start_offset:
+            for segment in self._segments:
+                segment.delete()
             new = self._new_segment(offset, _now_ms() if now_ms is None else now_ms)
             self._segments, self._bases = [new], [offset]
             self._log_start_offset = offset
         else:
-            active.truncate_to(offset)
-        self._log_start_offset = min(self._log_start_offset, self.log_end_offset)
+            while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+                self._segments.pop().delete()
+                self._bases.pop()
+            self._segments[-1].truncate_to(offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self.checkpoint()
 
