@@ -31,6 +31,7 @@ class _SparseIndex:
         self._keys: array[int] = array(self.KEY_TYPE)
         self._values: array[int] = array("i")
         self._pending = bytearray()
+        self._created = False
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -58,17 +59,19 @@ class _SparseIndex:
             self._keys.append(key)
             self._values.append(value)
         self._pending.clear()
+        self._created = True
         return True
 
     def flush(self) -> None:
-        """Append buffered entries to the file."""
-        if self._pending:
+        """Append buffered entries to the file (creating it, so a clean reopen finds it)."""
+        if self._pending or not self._created:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 write_all(fd, self._pending)
             finally:
                 os.close(fd)
             self._pending.clear()
+            self._created = True
 
     def rewrite(self) -> None:
         """Replace the file with the in-memory entries (after truncation or rebuild)."""
@@ -77,6 +80,7 @@ class _SparseIndex:
         )
         atomic_write(self.path, data, durable=False)
         self._pending.clear()
+        self._created = True
 
     def clear(self) -> None:
         del self._keys[:]
