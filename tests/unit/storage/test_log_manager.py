@@ -1,0 +1,174 @@
+"""LogManager: topics on disk, configs, restarts, retention and the clean-shutdown marker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.storage import segment as segment_module
+from kafkacompat.storage.log_config import LogConfig
+from kafkacompat.storage.log_manager import LogManager
+
+from .helpers import batch, decode
+
+
+def test_create_topic_and_restart(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    cluster_id = manager.cluster_id
+    meta = manager.create_topic("orders", 3, {"retention.ms": "1000", "cleanup.policy": "compact"})
+    assert (meta.name, meta.partitions, dict(meta.configs)) == (
+        "orders",
+        3,
+        {"retention.ms": "1000", "cleanup.policy": "compact"},
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("orders")) == [
+        "orders-0",
+        "orders-1",
+        "orders-2",
+    ]
+    manager.log("orders", 1).append(batch(4), now_ms=0)
+    manager.close()
+    assert (tmp_path / ".kafka_cleanshutdown").exists()
+
+    again = LogManager(tmp_path)
+    assert not (tmp_path / ".kafka_cleanshutdown").exists()
+    assert again.cluster_id == cluster_id and len(cluster_id) == 22
+    assert again.topics() == [meta]
+    assert again.topic_config("orders").retention_ms == 1000
+    assert again.log("orders", 1).log_end_offset == 4
+    assert [r[0] for r in decode(again.log("orders", 1).read(0, 1 << 20).read_bytes())] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    again.close()
+
+
+def test_clean_shutdown_marker_skips_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = LogManager(tmp_path)
+    manager.create_topic("t", 1)
+    manager.log("t", 0).append(batch(2), now_ms=0)
+    manager.close()
+
+    def no_scan(*args: object) -> None:
+        raise AssertionError("no recovery after a clean shutdown")
+
+    monkeypatch.setattr(segment_module, "scan_log", no_scan)
+    LogManager(tmp_path).close()
+
+
+def test_unclean_shutdown_recovers(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    manager.create_topic("t", 1)
+    manager.log("t", 0).append(batch(2), now_ms=0)
+    manager.log("t", 0).append(batch(2), now_ms=0)
+    log_file = tmp_path / "t-0" / f"{0:020d}.log"
+    with log_file.open("ab") as f:
+        f.write(b"\x00\x00\x00\x00\x00\x00\x00\x09torn")
+    os.close(manager._lock_fd)  # simulate a crash: the lock dies with the process
+    manager._lock_fd = -1
+    again = LogManager(tmp_path)
+    assert again.log("t", 0).log_end_offset == 4
+    assert log_file.stat().st_size == 2 * len(batch(2))
+
+
+def test_topic_errors(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    manager.create_topic("a", 1)
+    cases = [
+        (lambda: manager.create_topic("a", 1), ErrorCode.TOPIC_ALREADY_EXISTS),
+        (lambda: manager.create_topic("b", 0), ErrorCode.INVALID_PARTITIONS),
+        (lambda: manager.create_topic("bad name", 1), ErrorCode.INVALID_TOPIC_EXCEPTION),
+        (lambda: manager.create_topic("..", 1), ErrorCode.INVALID_TOPIC_EXCEPTION),
+        (lambda: manager.create_topic("x" * 250, 1), ErrorCode.INVALID_TOPIC_EXCEPTION),
+        (lambda: manager.create_topic("c", 1, {"retention.ms": "soon"}), ErrorCode.INVALID_CONFIG),
+        (lambda: manager.create_topic("c", 1, {"no.such.config": "1"}), ErrorCode.INVALID_CONFIG),
+        (lambda: manager.delete_topic("missing"), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+        (lambda: manager.log("a", 1), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+        (lambda: manager.add_partitions("a", 1), ErrorCode.INVALID_PARTITIONS),
+        (lambda: manager.add_partitions("zz", 3), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+    ]
+    for call, code in cases:
+        with pytest.raises(KafkaError) as err:
+            call()
+        assert err.value.code == code
+    assert [t.name for t in manager.topics()] == ["a"]
+    assert not (tmp_path / "c-0").exists()
+
+
+def test_validate_only_creates_nothing(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    meta = manager.create_topic("v", 2, validate_only=True)
+    assert meta.partitions == 2
+    assert manager.topics() == [] and not (tmp_path / "v-0").exists()
+
+
+def test_delete_topic_removes_data(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    manager.create_topic("gone", 2)
+    manager.create_topic("kept", 1)
+    manager.log("gone", 0).append(batch(1), now_ms=0)
+    manager.delete_topic("gone")
+    assert not (tmp_path / "gone-0").exists() and not (tmp_path / "gone-1").exists()
+    manager.close()
+    again = LogManager(tmp_path)
+    assert [t.name for t in again.topics()] == ["kept"]
+    recreated = again.create_topic("gone", 1)
+    assert again.log("gone", 0).log_end_offset == 0
+    assert recreated.topic_id != uuid.UUID(int=0)
+
+
+def test_add_partitions_and_set_configs(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    topic_id = uuid.uuid4()
+    manager.create_topic("grow", 1, topic_id=topic_id)
+    manager.add_partitions("grow", 3)
+    assert manager.log("grow", 2).log_end_offset == 0
+    manager.set_topic_configs("grow", {"message.timestamp.type": "LogAppendTime"})
+    result = manager.log("grow", 2).append(batch(1), now_ms=777)
+    assert result.log_append_time == 777
+    manager.close()
+    again = LogManager(tmp_path)
+    meta = again.require_topic("grow")
+    assert (meta.topic_id, meta.partitions) == (topic_id, 3)
+    assert dict(meta.configs) == {"message.timestamp.type": "LogAppendTime"}
+    assert again.log("grow", 2).config.log_append_time
+
+
+def test_stray_partition_dirs_removed(tmp_path: Path) -> None:
+    LogManager(tmp_path).close()
+    (tmp_path / "half-created-0").mkdir()
+    (tmp_path / "half-created-0" / f"{0:020d}.log").write_bytes(b"")
+    LogManager(tmp_path).close()
+    assert not (tmp_path / "half-created-0").exists()
+
+
+def test_data_dir_lock(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    with pytest.raises(KafkaError) as err:
+        LogManager(tmp_path)
+    assert err.value.code == ErrorCode.KAFKA_STORAGE_ERROR
+    manager.close()
+    LogManager(tmp_path).close()
+
+
+def test_broker_defaults_and_retention(tmp_path: Path) -> None:
+    defaults = LogConfig.from_overrides({"segment.bytes": "700", "retention.ms": "100"})
+    manager = LogManager(tmp_path, defaults)
+    manager.create_topic("r", 1)
+    manager.create_topic("forever", 1, {"retention.ms": "-1"})
+    for topic in ("r", "forever"):
+        for i in range(4):
+            manager.log(topic, 0).append(batch(2, ts=i, start=2 * i), now_ms=0)
+    assert manager.log("r", 0).segment_base_offsets == [0, 4]
+    assert manager.run_retention(now_ms=10_000) == 1
+    assert manager.log("r", 0).log_start_offset == 4
+    assert manager.log("forever", 0).log_start_offset == 0
+    manager.close()

@@ -1,0 +1,30 @@
+"""The retention rule in isolation."""
+
+from __future__ import annotations
+
+from kafkacompat.storage.retention import SegmentStats, deletable_prefix
+
+
+def segs(*spec: tuple[int, int, int]) -> list[SegmentStats]:
+    return [SegmentStats(*s) for s in spec]
+
+
+def test_never_the_active_segment() -> None:
+    one = segs((0, 100, 0))
+    assert deletable_prefix(one, now_ms=10**9, retention_ms=0, retention_bytes=0,
+                            log_start_offset=50) == 0  # fmt: skip
+
+
+def test_time_size_and_start_offset() -> None:
+    s = segs((0, 100, 1000), (10, 100, 2000), (20, 100, 3000), (30, 100, 4000))
+    kw = {"retention_ms": -1, "retention_bytes": -1, "log_start_offset": 0}
+    assert deletable_prefix(s, now_ms=10**9, **kw) == 0
+    assert deletable_prefix(s, now_ms=3000, **{**kw, "retention_ms": 999}) == 2
+    assert deletable_prefix(s, now_ms=3000, **{**kw, "retention_ms": 1000}) == 1
+    assert deletable_prefix(s, now_ms=0, **{**kw, "retention_bytes": 250}) == 1
+    assert deletable_prefix(s, now_ms=0, **{**kw, "retention_bytes": 200}) == 2
+    assert deletable_prefix(s, now_ms=0, **{**kw, "retention_bytes": 0}) == 3
+    assert deletable_prefix(s, now_ms=0, **{**kw, "log_start_offset": 19}) == 1
+    assert deletable_prefix(s, now_ms=0, **{**kw, "log_start_offset": 20}) == 2
+    off = {**kw, "retention_ms": 0, "retention_bytes": 0, "delete_enabled": False}
+    assert deletable_prefix(s, now_ms=10**9, **off) == 0
