@@ -6,7 +6,6 @@ exceeded, so a small hostile payload cannot make the broker allocate without lim
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from enum import IntEnum
@@ -31,6 +30,7 @@ XERIAL_HEADER = b"\x82SNAPPY\x00"
 _XERIAL_PREAMBLE = XERIAL_HEADER + struct.pack(">ii", 1, 1)
 _XERIAL_BLOCK = 32 * 1024
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
+_ZSTD_STEP = 256
 
 
 class Codec(IntEnum):
@@ -176,18 +176,23 @@ def _unlz4(raw: bytes, max_size: int) -> bytes:
 
 
 def _unzstd(raw: bytes, max_size: int) -> bytes:
-    dctx = zstandard.ZstdDecompressor()
+    # Small input steps keep the output overshoot past max_size bounded (a zstd block
+    # inflates to at most 128 KiB); consecutive frames are read one after another.
     chunks: list[bytes] = []
-    total = 0
-    with dctx.stream_reader(io.BytesIO(raw), read_across_frames=True) as reader:
-        while True:
-            chunk = reader.read(1 << 20)
-            if not chunk:
-                break
+    total, pos = 0, 0
+    while pos < len(raw):
+        d = zstandard.ZstdDecompressor().decompressobj()
+        while not d.eof and pos < len(raw):
+            step = raw[pos : pos + _ZSTD_STEP]
+            pos += len(step)
+            chunk = d.decompress(step)
             total += len(chunk)
             if total > max_size:
                 raise _too_big(max_size)
             chunks.append(chunk)
+        if not d.eof:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "truncated zstd frame")
+        pos -= len(d.unused_data)
     return b"".join(chunks)
 
 

@@ -393,7 +393,7 @@ def recompress_batches(buf: Buffer, codec: int) -> bytes:
                 transactional=header.is_transactional,
                 control=header.is_control,
                 partition_leader_epoch=header.partition_leader_epoch,
-            )  # fmt: skip
+            )
         )
     return b"".join(out)
 
