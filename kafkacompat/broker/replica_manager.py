@@ -15,6 +15,15 @@ import trio
 
 from kafkacompat.broker.topics import TopicInfo, validate_topic_name
 from kafkacompat.config import Config
+from kafkacompat.coordinators.producer_state import (
+    BatchMetadata,
+    PartitionProducerState,
+    ProducerStateManager,
+    batch_headers,
+    write_snapshot,
+)
+from kafkacompat.errors import KafkaError
+from kafkacompat.protocol.records import BatchHeader, iter_batches, verify_crc
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.log_manager import LogManager
 from kafkacompat.storage.metadata_store import TopicMetadata
@@ -51,6 +60,11 @@ def topic_defaults(config: Config) -> LogConfig:
     return LogConfig.from_overrides(overrides)
 
 
+def _verify_crcs(records: memoryview | bytes) -> None:
+    for pos, header in iter_batches(records):
+        verify_crc(records, pos, header)
+
+
 def topic_info(meta: TopicMetadata) -> TopicInfo:
     return TopicInfo(meta.name, meta.topic_id, meta.partitions)
 
@@ -63,8 +77,15 @@ class ReplicaManager:
         self.logs = LogManager(data_dir, topic_defaults(config))
         self._locks: dict[tuple[str, int], trio.Lock] = {}
         self._data_arrived = trio.Event()
+        self.producer_states = ProducerStateManager()
 
     def close(self) -> None:
+        logs = (
+            (t.name, p, self.logs.log(t.name, p))
+            for t in self.logs.topics()
+            for p in range(t.partitions)
+        )
+        self.producer_states.snapshot_all(logs, now_ms())
         self.logs.close()
 
     # -- topics ----------------------------------------------------------------------------------
@@ -101,6 +122,7 @@ class ReplicaManager:
 
     def delete_topic(self, name: str) -> None:
         self.logs.delete_topic(name)
+        self.producer_states.forget_topic(name)
         for key in [k for k in self._locks if k[0] == name]:
             del self._locks[key]
 
@@ -127,11 +149,49 @@ class ReplicaManager:
         if lock is None:
             lock = self._locks[(topic, partition)] = trio.Lock()
         async with lock:
+            producers = await self._producer_state(topic, partition, log)
+            headers = batch_headers(records)
+            duplicate = self._check_producers(producers, headers, records)
+            if duplicate is not None:
+                return AppendResult(
+                    duplicate.first_offset, duplicate.last_offset, -1, log.log_start_offset, 0
+                )
             result = log.append(records, leader_epoch=0, now_ms=now_ms())
+            producers.applied(headers, result.base_offset, log.log_end_offset)
             if fsync or self._flush_due(log):
                 await trio.to_thread.run_sync(log.flush)
+            if self.producer_states.snapshot_due(producers, log):
+                data, offset = self.producer_states.snapshot_bytes(producers, log, now_ms())
+                await trio.to_thread.run_sync(write_snapshot, log.directory, data, offset)
         self._signal_data_arrived()
         return result
+
+    async def _producer_state(
+        self, topic: str, partition: int, log: PartitionLog
+    ) -> PartitionProducerState:
+        """The partition's idempotent-producer state, loaded (snapshot plus a replay of the
+        log's batch headers, on a worker thread) on first use."""
+        states = self.producer_states
+        if states.is_current(topic, partition, log):
+            return states.state_for(topic, partition, log)
+        return await trio.to_thread.run_sync(states.state_for, topic, partition, log)
+
+    @staticmethod
+    def _check_producers(
+        producers: PartitionProducerState,
+        headers: list[BatchHeader],
+        records: memoryview | bytes,
+    ) -> BatchMetadata | None:
+        """Sequence checks. Storage verifies CRCs on append; a set that is not appended
+        (duplicate or sequence error) is verified here, so corruption answers CORRUPT_MESSAGE."""
+        try:
+            duplicate = producers.check(headers)
+        except KafkaError:
+            _verify_crcs(records)
+            raise
+        if duplicate is not None:
+            _verify_crcs(records)
+        return duplicate
 
     @staticmethod
     def _flush_due(log: PartitionLog) -> bool:

@@ -1,0 +1,47 @@
+"""InitProducerId: producer ids and epochs for idempotent producers.
+
+Transactional ids need the transaction coordinator, which this broker does not run yet: such
+requests get COORDINATOR_NOT_AVAILABLE, Kafka's answer while no transaction coordinator is
+available.
+"""
+
+from __future__ import annotations
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.router import handles
+from kafkacompat.coordinators.producer_ids import producer_id_manager
+from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.init_producer_id_request import InitProducerIdRequest
+from kafkacompat.protocol.messages.init_producer_id_response import InitProducerIdResponse
+
+INIT_PRODUCER_ID = 22
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+
+
+def _error(code: ErrorCode) -> InitProducerIdResponse:
+    return InitProducerIdResponse(
+        error_code=code, producer_id=NO_PRODUCER_ID, producer_epoch=NO_PRODUCER_EPOCH
+    )
+
+
+@handles(INIT_PRODUCER_ID)
+async def handle_init_producer_id(
+    context: RequestContext, request: InitProducerIdRequest
+) -> InitProducerIdResponse:
+    producer_id, epoch = request.producer_id, request.producer_epoch
+    # v3+ may name the producer's current id and epoch (KIP-360): both or neither.
+    if (producer_id == NO_PRODUCER_ID) != (epoch == NO_PRODUCER_EPOCH):
+        return _error(ErrorCode.INVALID_REQUEST)
+    if request.transactional_id is not None:
+        if not request.transactional_id:
+            return _error(ErrorCode.INVALID_REQUEST)
+        return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    manager = producer_id_manager(context.broker.replicas.logs.state)
+    if producer_id == NO_PRODUCER_ID:
+        granted = manager.allocate()
+    else:
+        granted = manager.bump_or_allocate(producer_id, epoch)
+    return InitProducerIdResponse(
+        error_code=ErrorCode.NONE, producer_id=granted.producer_id, producer_epoch=granted.epoch
+    )

@@ -1,0 +1,153 @@
+"""Produce: validate each partition's record set and append it, answering per partition.
+
+A single broker leads every partition and is its whole ISR, so acks=1 and acks=-1 both answer
+once the leader has appended (and fsynced, when the topic's ``flush.messages`` asks for it).
+acks=0 gets no response; as in Kafka, an error then closes the connection so the client learns
+that something failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.router import handles
+from kafkacompat.broker.topics import validate_topic_name
+from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError
+from kafkacompat.protocol.compression import Codec
+from kafkacompat.protocol.messages.produce_request import PartitionProduceData, ProduceRequest
+from kafkacompat.protocol.messages.produce_response import (
+    PartitionProduceResponse,
+    ProduceResponse,
+    TopicProduceResponse,
+)
+from kafkacompat.protocol.records import (
+    ATTRIBUTES_OFFSET,
+    COMPRESSION_MASK,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    MAGIC_OFFSET,
+)
+
+log = logging.getLogger("kafkacompat.produce")
+_I32 = struct.Struct(">i")
+_I16 = struct.Struct(">h")
+
+PRODUCE = 0
+VALID_ACKS = (0, 1, -1)
+#: From this version a partition's records must be exactly one magic-2 batch.
+FIRST_V2_ONLY_VERSION = 3
+#: zstd needs Produce v7 (KIP-110).
+FIRST_ZSTD_VERSION = 7
+#: record_errors and error_message exist from v8.
+FIRST_ERROR_MESSAGE_VERSION = 8
+
+
+def validate_records(version: int, records: memoryview | bytes | None) -> None:
+    """The request-level checks Kafka makes before the log sees the records."""
+    if version < FIRST_V2_ONLY_VERSION:
+        if not records:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "no records")
+        return
+    if not records or len(records) <= MAGIC_OFFSET:
+        raise KafkaError(
+            ErrorCode.INVALID_RECORD,
+            f"Produce v{version} must have at least one record batch per partition",
+        )
+    if records[MAGIC_OFFSET] != 2:
+        raise KafkaError(
+            ErrorCode.INVALID_RECORD,
+            f"Produce v{version} may only carry record batches with magic 2",
+        )
+    if len(records) < HEADER_SIZE:
+        return  # storage answers CORRUPT_MESSAGE for the truncated header
+    (batch_length,) = _I32.unpack_from(records, 8)
+    if version < FIRST_ZSTD_VERSION:
+        (attributes,) = _I16.unpack_from(records, ATTRIBUTES_OFFSET)
+        if attributes & COMPRESSION_MASK == Codec.ZSTD:
+            raise KafkaError(
+                ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+                f"zstd needs Produce v{FIRST_ZSTD_VERSION} or later, not v{version}",
+            )
+    if batch_length >= 0 and len(records) > batch_length + LOG_OVERHEAD:
+        raise KafkaError(
+            ErrorCode.INVALID_RECORD,
+            f"Produce v{version} may only carry exactly one record batch per partition",
+        )
+
+
+def _error(index: int, error: KafkaError, version: int) -> PartitionProduceResponse:
+    message = error.message or error.code.name
+    return PartitionProduceResponse(
+        index=index,
+        error_code=error.code,
+        base_offset=-1,
+        log_append_time_ms=-1,
+        log_start_offset=-1,
+        error_message=message if version >= FIRST_ERROR_MESSAGE_VERSION else None,
+    )
+
+
+async def produce_partition(
+    context: RequestContext, topic: str, data: PartitionProduceData, acks: int
+) -> PartitionProduceResponse:
+    version = context.api_version
+    replicas = context.broker.replicas
+    try:
+        validate_topic_name(topic)
+        info = replicas.find_topic(topic)
+        if info is None or not 0 <= data.index < info.partitions:
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                f"this broker does not host {topic}-{data.index}",
+            )
+        validate_records(version, data.records)
+        if acks not in VALID_ACKS:
+            raise KafkaError(
+                ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {acks}"
+            )
+        min_isr = replicas.log(topic, data.index).config.min_insync_replicas
+        if acks == -1 and min_isr > 1:
+            raise KafkaError(
+                ErrorCode.NOT_ENOUGH_REPLICAS,
+                f"{topic}-{data.index} has 1 in-sync replica, min.insync.replicas is {min_isr}",
+            )
+        assert data.records is not None
+        result = await replicas.append(topic, data.index, data.records)
+    except KafkaError as error:
+        return _error(data.index, error, version)
+    except OSError as exc:
+        log.exception("append to %s-%d failed", topic, data.index)
+        return _error(data.index, KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)), version)
+    return PartitionProduceResponse(
+        index=data.index,
+        error_code=ErrorCode.NONE,
+        base_offset=result.base_offset,
+        log_append_time_ms=result.log_append_time,
+        log_start_offset=result.log_start_offset,
+    )
+
+
+@handles(PRODUCE)
+async def handle_produce(
+    context: RequestContext, request: ProduceRequest
+) -> ProduceResponse | None:
+    responses = []
+    for topic_data in request.topic_data:
+        partitions = [
+            await produce_partition(context, topic_data.name, data, request.acks)
+            for data in topic_data.partition_data
+        ]
+        responses.append(TopicProduceResponse(name=topic_data.name, partition_responses=partitions))
+    if request.acks == 0:
+        failed = [
+            f"{t.name}-{p.index}: {ErrorCode(p.error_code).name}"
+            for t in responses
+            for p in t.partition_responses
+            if p.error_code != ErrorCode.NONE
+        ]
+        if failed:
+            raise ProtocolError(f"acks=0 produce failed ({', '.join(failed)})")
+        return None
+    return ProduceResponse(responses=responses)
