@@ -1,0 +1,151 @@
+"""DescribeCluster (brokers, controller, cluster id) and DescribeTopicPartitions (paged by cursor)."""
+
+from __future__ import annotations
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.metadata import CLUSTER_OPERATIONS, TOPIC_OPERATIONS
+from kafkacompat.broker.router import handles
+from kafkacompat.broker.topics import TopicInfo, validate_topic_name
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.describe_cluster_request import DescribeClusterRequest
+from kafkacompat.protocol.messages.describe_cluster_response import (
+    DescribeClusterBroker,
+    DescribeClusterResponse,
+)
+from kafkacompat.protocol.messages.describe_topic_partitions_request import (
+    DescribeTopicPartitionsRequest,
+)
+from kafkacompat.protocol.messages.describe_topic_partitions_response import (
+    Cursor,
+    DescribeTopicPartitionsResponse,
+    DescribeTopicPartitionsResponsePartition,
+    DescribeTopicPartitionsResponseTopic,
+)
+
+DESCRIBE_CLUSTER = 60
+DESCRIBE_TOPIC_PARTITIONS = 75
+ENDPOINT_TYPE_BROKER = 1
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+#: Kafka's max.request.partition.size.limit: the most partitions one response describes.
+MAX_RESPONSE_PARTITIONS = 2000
+
+
+@handles(DESCRIBE_CLUSTER)
+async def handle_describe_cluster(
+    context: RequestContext, request: DescribeClusterRequest
+) -> DescribeClusterResponse:
+    broker = context.broker
+    if request.endpoint_type != ENDPOINT_TYPE_BROKER:
+        return DescribeClusterResponse(
+            error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+            error_message=f"The request was sent to an endpoint of type BROKER, but we wanted "
+            f"an endpoint of type {request.endpoint_type}",
+            endpoint_type=ENDPOINT_TYPE_BROKER,
+        )
+    endpoint = broker.endpoint
+    operations = (
+        CLUSTER_OPERATIONS
+        if request.include_cluster_authorized_operations
+        else AUTHORIZED_OPERATIONS_OMITTED
+    )
+    return DescribeClusterResponse(
+        error_code=ErrorCode.NONE,
+        error_message=None,
+        endpoint_type=ENDPOINT_TYPE_BROKER,
+        cluster_id=broker.cluster_id,
+        # Brokers name a live broker as the controller; clients send controller requests there.
+        controller_id=broker.node_id,
+        brokers=[DescribeClusterBroker(broker.node_id, endpoint.host, endpoint.port, None)],
+        cluster_authorized_operations=operations,
+    )
+
+
+def _error_topic(name: str, code: ErrorCode) -> DescribeTopicPartitionsResponseTopic:
+    return DescribeTopicPartitionsResponseTopic(error_code=code, name=name, partitions=[])
+
+
+def _described(
+    context: RequestContext, topic: TopicInfo, start: int, limit: int
+) -> DescribeTopicPartitionsResponseTopic:
+    node = context.broker.node_id
+    replicas = context.broker.replicas
+    partitions = [
+        DescribeTopicPartitionsResponsePartition(
+            error_code=ErrorCode.NONE,
+            partition_index=index,
+            leader_id=node,
+            leader_epoch=replicas.leader_epoch(topic.name, index),
+            replica_nodes=[node],
+            isr_nodes=[node],
+            eligible_leader_replicas=[],
+            last_known_elr=[],
+            offline_replicas=[],
+        )
+        for index in range(start, min(topic.partitions, start + limit))
+    ]
+    return DescribeTopicPartitionsResponseTopic(
+        error_code=ErrorCode.NONE,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.internal,
+        partitions=partitions,
+        topic_authorized_operations=TOPIC_OPERATIONS,
+    )
+
+
+def describe_topic_partitions(
+    context: RequestContext, request: DescribeTopicPartitionsRequest
+) -> DescribeTopicPartitionsResponse:
+    replicas = context.broker.replicas
+    cursor = request.cursor
+    if request.topics:
+        names = sorted({t.name for t in request.topics})
+        if cursor is not None and cursor.topic_name not in names:
+            raise KafkaError(
+                ErrorCode.INVALID_REQUEST, "The cursor topic must be one of the requested topics."
+            )
+    else:
+        names = [t.name for t in replicas.list_topics()]
+    if cursor is not None:
+        if cursor.partition_index < 0:
+            raise KafkaError(
+                ErrorCode.INVALID_REQUEST, "The cursor partition must not be negative."
+            )
+        names = [n for n in names if n >= cursor.topic_name]
+    remaining = max(1, min(request.response_partition_limit, MAX_RESPONSE_PARTITIONS))
+    topics: list[DescribeTopicPartitionsResponseTopic] = []
+    next_cursor: Cursor | None = None
+    for position, name in enumerate(names):
+        try:
+            validate_topic_name(name)
+        except KafkaError as error:
+            topics.append(_error_topic(name, error.code))
+            continue
+        topic = replicas.find_topic(name)
+        if topic is None:
+            topics.append(_error_topic(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            continue
+        start = cursor.partition_index if cursor is not None and name == cursor.topic_name else 0
+        described = _described(context, topic, start, remaining)
+        topics.append(described)
+        remaining -= len(described.partitions)
+        end = start + len(described.partitions)
+        if end < topic.partitions:
+            next_cursor = Cursor(name, end)
+            break
+        if remaining <= 0 and position + 1 < len(names):
+            next_cursor = Cursor(names[position + 1], 0)
+            break
+    return DescribeTopicPartitionsResponse(topics=topics, next_cursor=next_cursor)
+
+
+@handles(DESCRIBE_TOPIC_PARTITIONS)
+async def handle_describe_topic_partitions(
+    context: RequestContext, request: DescribeTopicPartitionsRequest
+) -> DescribeTopicPartitionsResponse:
+    try:
+        return describe_topic_partitions(context, request)
+    except KafkaError as error:
+        return DescribeTopicPartitionsResponse(
+            topics=[_error_topic(t.name, error.code) for t in request.topics]
+        )

@@ -1,0 +1,309 @@
+"""What DescribeConfigs shows: every topic and broker config with its value, source and synonyms.
+
+A topic config's value comes, in order, from the topic's own override, a broker setting given at
+start-up, or the default; each level that has a value is a synonym, listed first to last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from kafkacompat.config import BROKER_DEFAULTS
+from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
+
+if TYPE_CHECKING:
+    from kafkacompat.broker.broker import Broker
+
+
+class ResourceType(IntEnum):
+    """Kafka's ConfigResource types."""
+
+    UNKNOWN = 0
+    TOPIC = 2
+    BROKER = 4
+    BROKER_LOGGER = 8
+    CLIENT_METRICS = 16
+    GROUP = 32
+
+
+class ConfigSource(IntEnum):
+    UNKNOWN = 0
+    DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+    DYNAMIC_BROKER_LOGGER_CONFIG = 6
+
+
+class ConfigType(IntEnum):
+    UNKNOWN = 0
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    type: ConfigType
+    doc: str
+    #: The broker setting that supplies the default of a topic config.
+    broker_synonym: str | None = None
+    #: For broker settings: whether Kafka lets it change while running.
+    dynamic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Synonym:
+    name: str
+    value: str | None
+    source: ConfigSource
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    name: str
+    value: str | None
+    source: ConfigSource
+    type: ConfigType
+    documentation: str | None
+    read_only: bool = False
+    sensitive: bool = False
+    synonyms: list[Synonym] = field(default_factory=list)
+
+
+B, S, INT, L, D, LIST = (
+    ConfigType.BOOLEAN,
+    ConfigType.STRING,
+    ConfigType.INT,
+    ConfigType.LONG,
+    ConfigType.DOUBLE,
+    ConfigType.LIST,
+)
+
+TOPIC_CONFIGS: Mapping[str, ConfigDef] = {
+    "cleanup.policy": ConfigDef(
+        LIST, "How old segments are discarded: delete, compact, or both.", "log.cleanup.policy"
+    ),
+    "compression.type": ConfigDef(
+        S,
+        "Codec the log is stored with; producer keeps what the producer sent.",
+        "compression.type",
+    ),
+    "delete.retention.ms": ConfigDef(
+        L,
+        "How long tombstones stay readable in a compacted log.",
+        "log.cleaner.delete.retention.ms",
+    ),
+    "file.delete.delay.ms": ConfigDef(
+        L, "Wait before a deleted segment's files are removed.", "log.segment.delete.delay.ms"
+    ),
+    "flush.messages": ConfigDef(
+        L, "Force an fsync after this many messages.", "log.flush.interval.messages"
+    ),
+    "flush.ms": ConfigDef(L, "Force an fsync after this much time.", "log.flush.interval.ms"),
+    "index.interval.bytes": ConfigDef(
+        INT, "Bytes of log between two offset index entries.", "log.index.interval.bytes"
+    ),
+    "max.compaction.lag.ms": ConfigDef(
+        L, "Longest a message stays ineligible for compaction.", "log.cleaner.max.compaction.lag.ms"
+    ),
+    "max.message.bytes": ConfigDef(
+        INT, "Largest record batch the topic accepts.", "message.max.bytes"
+    ),
+    "message.downconversion.enable": ConfigDef(
+        B, "Whether fetches by old clients are down-converted.", "log.message.downconversion.enable"
+    ),
+    "message.timestamp.after.max.ms": ConfigDef(
+        L,
+        "How far in the future a record timestamp may be.",
+        "log.message.timestamp.after.max.ms",
+    ),
+    "message.timestamp.before.max.ms": ConfigDef(
+        L,
+        "How far in the past a record timestamp may be.",
+        "log.message.timestamp.before.max.ms",
+    ),
+    "message.timestamp.type": ConfigDef(
+        S, "CreateTime or LogAppendTime.", "log.message.timestamp.type"
+    ),
+    "min.cleanable.dirty.ratio": ConfigDef(
+        D, "Dirty share of the log that triggers compaction.", "log.cleaner.min.cleanable.ratio"
+    ),
+    "min.compaction.lag.ms": ConfigDef(
+        L, "Shortest a message stays uncompacted.", "log.cleaner.min.compaction.lag.ms"
+    ),
+    "min.insync.replicas": ConfigDef(
+        INT, "Replicas that must acknowledge an acks=all write.", "min.insync.replicas"
+    ),
+    "preallocate": ConfigDef(B, "Preallocate segment files.", "log.preallocate"),
+    "retention.bytes": ConfigDef(
+        L,
+        "Size a partition may reach before old segments go; -1 is unlimited.",
+        "log.retention.bytes",
+    ),
+    "retention.ms": ConfigDef(
+        L, "Age after which old segments go; -1 is forever.", "log.retention.ms"
+    ),
+    "segment.bytes": ConfigDef(INT, "Size at which a segment is rolled.", "log.segment.bytes"),
+    "segment.index.bytes": ConfigDef(
+        INT, "Size of each segment's offset index.", "log.index.size.max.bytes"
+    ),
+    "segment.jitter.ms": ConfigDef(
+        L, "Random jitter subtracted from segment.ms.", "log.roll.jitter.ms"
+    ),
+    "segment.ms": ConfigDef(L, "Age at which a segment is rolled.", "log.roll.ms"),
+    "unclean.leader.election.enable": ConfigDef(
+        B,
+        "Whether an out-of-sync replica may become leader.",
+        "unclean.leader.election.enable",
+    ),
+}
+
+#: Broker settings: type, description and whether Kafka can change them while running.
+BROKER_CONFIGS: Mapping[str, ConfigDef] = {
+    "socket.request.max.bytes": ConfigDef(INT, "Largest request frame accepted."),
+    "auto.create.topics.enable": ConfigDef(B, "Create unknown topics on first use."),
+    "num.partitions": ConfigDef(INT, "Partitions of a topic created without a count."),
+    "default.replication.factor": ConfigDef(
+        INT, "Replication factor of topics created without one."
+    ),
+    "delete.topic.enable": ConfigDef(B, "Whether topics may be deleted."),
+    "message.max.bytes": ConfigDef(INT, "Default max.message.bytes of topics.", dynamic=True),
+    "log.retention.ms": ConfigDef(L, "Default retention.ms of topics.", dynamic=True),
+    "log.retention.bytes": ConfigDef(L, "Default retention.bytes of topics.", dynamic=True),
+    "log.retention.check.interval.ms": ConfigDef(L, "How often retention runs."),
+    "log.segment.bytes": ConfigDef(INT, "Default segment.bytes of topics.", dynamic=True),
+    "log.roll.ms": ConfigDef(L, "Default segment.ms of topics.", dynamic=True),
+    "log.index.interval.bytes": ConfigDef(
+        INT, "Default index.interval.bytes of topics.", dynamic=True
+    ),
+    "log.index.size.max.bytes": ConfigDef(
+        INT, "Default segment.index.bytes of topics.", dynamic=True
+    ),
+    "log.flush.interval.messages": ConfigDef(L, "Default flush.messages of topics.", dynamic=True),
+    "log.flush.interval.ms": ConfigDef(L, "Default flush.ms of topics.", dynamic=True),
+    "log.message.timestamp.type": ConfigDef(
+        S, "Default message.timestamp.type of topics.", dynamic=True
+    ),
+    "log.cleanup.policy": ConfigDef(LIST, "Default cleanup.policy of topics.", dynamic=True),
+    "compression.type": ConfigDef(S, "Default compression.type of topics.", dynamic=True),
+    "min.insync.replicas": ConfigDef(INT, "Default min.insync.replicas of topics.", dynamic=True),
+    "group.initial.rebalance.delay.ms": ConfigDef(
+        INT, "Wait before a new group's first rebalance."
+    ),
+    "group.min.session.timeout.ms": ConfigDef(INT, "Shortest session timeout a member may ask."),
+    "group.max.session.timeout.ms": ConfigDef(INT, "Longest session timeout a member may ask."),
+    "offsets.retention.minutes": ConfigDef(INT, "How long committed offsets of empty groups stay."),
+    "transaction.max.timeout.ms": ConfigDef(INT, "Longest transaction timeout a producer may ask."),
+    "connections.max.idle.ms": ConfigDef(L, "Idle connections are closed after this long."),
+}
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _type_of(value: object) -> ConfigType:
+    if isinstance(value, bool):
+        return ConfigType.BOOLEAN
+    if isinstance(value, int):
+        return ConfigType.INT if -(2**31) <= value < 2**31 else ConfigType.LONG
+    return ConfigType.STRING
+
+
+def topic_config_entries(
+    broker: Broker, overrides: Mapping[str, str], effective: LogConfig
+) -> list[ConfigEntry]:
+    """Every topic config of a topic with these overrides, in name order."""
+    settings = broker.config.settings
+    values = effective.to_kafka()
+    builtin = DEFAULT_LOG_CONFIG.to_kafka()
+    entries = []
+    for name in sorted(values):
+        definition = TOPIC_CONFIGS.get(name, ConfigDef(ConfigType.STRING, ""))
+        synonyms = []
+        if name in overrides:
+            synonyms.append(Synonym(name, values[name], ConfigSource.DYNAMIC_TOPIC_CONFIG))
+        broker_name = definition.broker_synonym
+        if broker_name is not None:
+            if broker_name in settings:
+                value = _text(settings[broker_name])
+                synonyms.append(Synonym(broker_name, value, ConfigSource.STATIC_BROKER_CONFIG))
+            default = BROKER_DEFAULTS.get(broker_name, builtin[name])
+            synonyms.append(Synonym(broker_name, _text(default), ConfigSource.DEFAULT_CONFIG))
+        source = synonyms[0].source if synonyms else ConfigSource.DEFAULT_CONFIG
+        entries.append(
+            ConfigEntry(
+                name,
+                values[name],
+                source,
+                definition.type,
+                definition.doc or None,
+                synonyms=synonyms,
+            )
+        )
+    return entries
+
+
+def broker_config_entries(broker: Broker) -> list[ConfigEntry]:
+    """The broker's settings: identity and listeners first, then every tunable setting."""
+    config = broker.config
+    static = ConfigSource.STATIC_BROKER_CONFIG
+    identity = {
+        "node.id": (str(broker.node_id), ConfigType.INT, "This broker's id."),
+        "broker.id": (str(broker.node_id), ConfigType.INT, "This broker's id."),
+        "log.dirs": (str(config.data_dir.resolve()), LIST, "Where the logs are kept."),
+        "listeners": (f"PLAINTEXT://{config.listen}", LIST, "Addresses listened on."),
+        "advertised.listeners": (
+            f"PLAINTEXT://{broker.endpoint}",
+            LIST,
+            "Addresses given to clients.",
+        ),
+    }
+    entries = [
+        ConfigEntry(
+            name, value, static, kind, doc, read_only=True, synonyms=[Synonym(name, value, static)]
+        )
+        for name, (value, kind, doc) in identity.items()
+    ]
+    for name in sorted(BROKER_DEFAULTS):
+        default = BROKER_DEFAULTS[name]
+        definition = BROKER_CONFIGS.get(name, ConfigDef(_type_of(default), ""))
+        synonyms = []
+        if name in config.settings:
+            synonyms.append(Synonym(name, _text(config.settings[name]), static))
+        synonyms.append(Synonym(name, _text(default), ConfigSource.DEFAULT_CONFIG))
+        entries.append(
+            ConfigEntry(
+                name,
+                synonyms[0].value,
+                synonyms[0].source,
+                definition.type,
+                definition.doc or None,
+                read_only=not definition.dynamic,
+                synonyms=synonyms,
+            )
+        )
+    return entries
+
+
+def logger_entries() -> list[ConfigEntry]:
+    """Logger levels, as Kafka shows its log4j loggers for a BROKER_LOGGER resource."""
+    source = ConfigSource.DYNAMIC_BROKER_LOGGER_CONFIG
+    root = logging.getLogger()
+    levels = {"root": logging.getLevelName(root.level)}
+    for name in sorted(logging.root.manager.loggerDict):
+        if name.startswith("kafkacompat"):
+            levels[name] = logging.getLevelName(logging.getLogger(name).getEffectiveLevel())
+    return [ConfigEntry(n, v, source, ConfigType.STRING, None) for n, v in levels.items()]
