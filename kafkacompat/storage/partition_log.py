@@ -9,6 +9,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import codec_from_name
@@ -44,8 +45,7 @@ _MAX_RELATIVE_OFFSET = 2**31 - 1
 _STRAY_SUFFIXES = (".tmp", ".deleted", ".cleaned", ".swap")
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """Outcome of an append; ``log_append_time`` is -1 unless the topic uses LogAppendTime."""
 
     base_offset: int
@@ -97,6 +97,7 @@ class PartitionLog:
     ) -> None:
         self.directory = directory
         self.config = config
+        self._as_sent = config.compression_type == "producer"
         self.fsync_on_append = fsync_on_append
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
@@ -196,13 +197,22 @@ class PartitionLog:
         message sets are converted to one v2 batch first.
         """
         config = self.config
-        buf, converted = self._to_writable_v2(records)
+        if (
+            type(records) is bytes
+            and self._as_sent
+            and len(records) > MAGIC_OFFSET
+            and records[MAGIC_OFFSET] == 2
+        ):
+            buf: bytearray | memoryview = bytearray(records)  # the common case, made quick
+            converted = False
+        else:
+            buf, converted = self._to_writable_v2(records)
         if len(buf) > config.segment_bytes:
             raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{len(buf)} bytes")
         append_time = now_ms if config.log_append_time else None
         prepared = assign_offsets(
             buf,
-            base_offset=self.log_end_offset,
+            base_offset=self._segments[-1].next_offset,
             leader_epoch=leader_epoch,
             log_append_time_ms=append_time,
             # A converted legacy set was size-checked per original message.
@@ -212,11 +222,7 @@ class PartitionLog:
         segment = self._segments[-1]
         if segment.size and (
             segment.size + len(buf) > config.segment_bytes
-            or segment.time_waited_for_roll(now_ms, prepared.max_timestamp)
-            > config.segment_ms - config.segment_jitter_ms
-            or segment.offset_index.is_full
-            or segment.time_index.is_full
-            or prepared.last_offset - segment.base_offset > _MAX_RELATIVE_OFFSET
+            or self._must_roll(segment, prepared.max_timestamp, prepared.last_offset, now_ms)
         ):
             segment = self.roll(now_ms)
         segment.append(buf, prepared)
@@ -234,6 +240,19 @@ class PartitionLog:
             -1 if append_time is None else append_time,
             self._log_start_offset,
             prepared.record_count,
+        )
+
+    def _must_roll(
+        self, segment: LogSegment, max_timestamp: int, last_offset: int, now_ms: int
+    ) -> bool:
+        """Roll reasons other than size: ``segment.ms``, a full index, relative offset range."""
+        config = self.config
+        return (
+            segment.time_waited_for_roll(now_ms, max_timestamp)
+            > config.segment_ms - config.segment_jitter_ms
+            or segment.offset_index.is_full
+            or segment.time_index.is_full
+            or last_offset - segment.base_offset > _MAX_RELATIVE_OFFSET
         )
 
     def _to_writable_v2(
@@ -295,9 +314,9 @@ class PartitionLog:
                 end_position=self._end_position(segment, stop),
             )
             if part is None:
-                if slices:
+                if slices or stop <= segment.next_offset:
                     break
-                i += 1
+                i += 1  # ``offset`` lies past this segment's data
                 continue
             slices.append(part)
             remaining -= part.size
@@ -446,6 +465,7 @@ class PartitionLog:
     def update_config(self, config: LogConfig) -> None:
         """Apply new topic configs; size and index settings affect later segments."""
         self.config = config
+        self._as_sent = config.compression_type == "producer"
         for segment in self._segments:
             segment.index_interval = config.index_interval_bytes
 
