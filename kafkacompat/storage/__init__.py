@@ -4,9 +4,9 @@ from kafkacompat.storage.file_slice import FileSlice
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
 from kafkacompat.storage.log_manager import LogManager
 from kafkacompat.storage.metadata_store import TopicMetadata
-from kafkacompat.storage.partition_log import (
+from kafkacompat.storage.partition_log import PartitionLog
+from kafkacompat.storage.results import (
     AppendResult,
-    PartitionLog,
     ReadResult,
     TimestampOffset,
 )

@@ -7,9 +7,7 @@ import shutil
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import codec_from_name
@@ -23,60 +21,23 @@ from kafkacompat.protocol.records import (
 )
 from kafkacompat.storage.file_slice import FileSlice
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
+from kafkacompat.storage.log_loader import load_segments
 from kafkacompat.storage.recovery import PartitionCheckpoint, read_checkpoint, write_checkpoint
+from kafkacompat.storage.results import (
+    EARLIEST_LOCAL_TIMESTAMP,
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    MAX_TIMESTAMP,
+    AppendResult,
+    ReadResult,
+    TimestampOffset,
+)
 from kafkacompat.storage.retention import SegmentStats, deletable_prefix
 from kafkacompat.storage.segment import LogSegment
 
-__all__ = [
-    "EARLIEST_TIMESTAMP",
-    "LATEST_TIMESTAMP",
-    "MAX_TIMESTAMP",
-    "AppendResult",
-    "PartitionLog",
-    "ReadResult",
-    "TimestampOffset",
-]
+__all__ = ["AppendResult", "PartitionLog", "ReadResult", "TimestampOffset"]
 
-LATEST_TIMESTAMP = -1
-EARLIEST_TIMESTAMP = -2
-MAX_TIMESTAMP = -3
-EARLIEST_LOCAL_TIMESTAMP = -4
 _MAX_RELATIVE_OFFSET = 2**31 - 1
-_STRAY_SUFFIXES = (".tmp", ".deleted", ".cleaned", ".swap")
-
-
-class AppendResult(NamedTuple):
-    """Outcome of an append; ``log_append_time`` is -1 unless the topic uses LogAppendTime."""
-
-    base_offset: int
-    last_offset: int
-    log_append_time: int
-    log_start_offset: int
-    record_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    """Whole batches as file slices, with the partition's watermarks at read time."""
-
-    slices: tuple[FileSlice, ...]
-    high_watermark: int
-    log_start_offset: int
-
-    @property
-    def size(self) -> int:
-        return sum(s.size for s in self.slices)
-
-    def read_bytes(self) -> bytes:
-        return b"".join(s.read() for s in self.slices)
-
-
-@dataclass(frozen=True, slots=True)
-class TimestampOffset:
-    """A ListOffsets answer: the offset found and its record timestamp (-1 when not looked up)."""
-
-    timestamp: int
-    offset: int
 
 
 def _now_ms() -> int:
@@ -119,31 +80,12 @@ class PartitionLog:
 
     def _open(self, clean_shutdown: bool, now_ms: int) -> None:
         checkpoint = read_checkpoint(self.directory)
-        bases: set[int] = set()
-        for path in self.directory.iterdir():
-            if path.name.endswith(_STRAY_SUFFIXES):
-                path.unlink()
-            elif path.suffix == ".log" and len(path.stem) == 20 and path.stem.isdigit():
-                bases.add(int(path.stem))
-        for path in self.directory.iterdir():
-            if path.suffix in (".index", ".timeindex") and (
-                not path.stem.isdigit() or int(path.stem) not in bases
-            ):
-                path.unlink()
-        segments = [self._new_segment(base, now_ms) for base in sorted(bases)]
-        for i, segment in enumerate(segments):
-            flushed = i + 1 < len(segments) and segments[i + 1].base_offset <= (
-                checkpoint.recovery_point
-            )
-            if (clean_shutdown or flushed) and segment.load():
-                continue
-            if segment.recover() or (
-                i + 1 < len(segments) and segment.next_offset > segments[i + 1].base_offset
-            ):
-                for later in segments[i + 1 :]:
-                    later.delete()
-                del segments[i + 1 :]
-            segment.sync()
+        segments = load_segments(
+            self.directory,
+            checkpoint.recovery_point,
+            clean_shutdown=clean_shutdown,
+            open_segment=lambda base: self._new_segment(base, now_ms),
+        )
         if not segments:
             segments.append(self._new_segment(checkpoint.log_start_offset, now_ms))
         self._segments = segments

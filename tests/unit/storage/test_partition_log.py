@@ -256,3 +256,20 @@ def test_iter_records(tmp_path: Path) -> None:
     assert [r.offset for r in records] == list(range(4, 30))
     assert records[0].value is not None and records[0].value.startswith(b"00000004")
     assert records[0].timestamp == 101  # second record of the batch stamped 100
+
+
+def test_max_offset_across_segments_and_vanished_slice(tmp_path: Path) -> None:
+    size = len(batch(2))
+    log = open_log(tmp_path, **{"segment.bytes": str(size * 2)})
+    for i in range(6):
+        log.append(batch(2, start=2 * i), now_ms=0)
+    assert log.segment_base_offsets == [0, 4, 8]
+    read = log.read(0, 1 << 20, max_offset=6)
+    assert [s.size for s in read.slices] == [size * 2, size]
+    assert [r[0] for r in decode(read.read_bytes())] == [0, 1, 2, 3, 4, 5]
+    assert log.read(6, 1 << 20, max_offset=6).slices == ()
+    assert log.read(5, 1 << 20, max_offset=5).slices == ()
+    assert log.read(5, 1 << 20, max_offset=6).read_bytes() == read.slices[1].read()
+    log.apply_retention(now_ms=0)
+    log.delete_records_before(8)
+    assert read.slices[0].read() == b""  # its segment was deleted meanwhile
