@@ -1,4 +1,4 @@
-"""`kafkacompat serve`: run a broker from the command line."""
+"""`kafkacompat serve`: run a broker from the command line (and `topics`: see cli_topics)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 import trio
 
 from kafkacompat import __version__
+from kafkacompat.cli_topics import add_parser as add_topics_parser
+from kafkacompat.cli_topics import run as run_topics
 from kafkacompat.config import (
     DEFAULT_PORT,
     DEV_OVERRIDES,
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings for tests and local use: no initial rebalance delay, small segments",
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    add_topics_parser(commands)
     return parser
 
 
@@ -113,6 +116,8 @@ async def run_until_signalled(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "topics":
+        return run_topics(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

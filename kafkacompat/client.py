@@ -1,0 +1,264 @@
+"""A small blocking admin client over the generated codecs: enough for the `topics` CLI.
+
+It negotiates versions with ApiVersions and sends each request at the highest version both
+sides support. One connection, one request in flight, a timeout on every socket operation.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from kafkacompat import __version__
+from kafkacompat.config import HostPort
+from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.headers import request_header_version, response_header_version
+from kafkacompat.protocol.messages import APIS, request_header, response_header
+from kafkacompat.protocol.messages.api_versions_request import ApiVersionsRequest
+from kafkacompat.protocol.messages.create_partitions_request import (
+    CreatePartitionsRequest,
+    CreatePartitionsTopic,
+)
+from kafkacompat.protocol.messages.create_topics_request import (
+    CreatableTopic,
+    CreatableTopicConfig,
+    CreateTopicsRequest,
+)
+from kafkacompat.protocol.messages.delete_topics_request import (
+    DeleteTopicsRequest,
+    DeleteTopicState,
+)
+from kafkacompat.protocol.messages.describe_configs_request import (
+    DescribeConfigsRequest,
+    DescribeConfigsResource,
+)
+from kafkacompat.protocol.messages.incremental_alter_configs_request import (
+    AlterableConfig,
+    AlterConfigsResource,
+    IncrementalAlterConfigsRequest,
+)
+from kafkacompat.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from kafkacompat.protocol.messages.request_header import RequestHeader
+
+API_VERSIONS = 18
+METADATA = 3
+CREATE_TOPICS = 19
+DELETE_TOPICS = 20
+CREATE_PARTITIONS = 37
+DESCRIBE_CONFIGS = 32
+INCREMENTAL_ALTER_CONFIGS = 44
+TOPIC_RESOURCE = 2
+MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+CONFIG_SOURCES = {
+    1: "DYNAMIC_TOPIC_CONFIG",
+    2: "DYNAMIC_BROKER_CONFIG",
+    3: "DYNAMIC_DEFAULT_BROKER_CONFIG",
+    4: "STATIC_BROKER_CONFIG",
+    5: "DEFAULT_CONFIG",
+    6: "DYNAMIC_BROKER_LOGGER_CONFIG",
+}
+
+
+class AdminError(Exception):
+    """The broker answered with an error code, or the exchange failed."""
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = f"error {code}"
+        super().__init__(f"{name}: {message}" if message else name)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    partition: int
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDescription:
+    name: str
+    topic_id: str
+    partitions: list[PartitionInfo]
+    #: name -> (value, source name)
+    configs: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+
+
+def _check(code: int, message: str | None = None) -> None:
+    if code != ErrorCode.NONE:
+        raise AdminError(code, message)
+
+
+class AdminClient:
+    """Talks to one broker (the bootstrap server, which is every broker here)."""
+
+    def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "kafkacompat"):
+        address = HostPort.parse(bootstrap.split(",")[0].strip())
+        self._sock = socket.create_connection((address.host, address.port), timeout=timeout)
+        self._client_id = client_id
+        self._correlation = 0
+        self.versions: dict[int, tuple[int, int]] = {}
+        try:
+            self._negotiate()
+        except BaseException:
+            self._sock.close()
+            raise
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    # -- wire ------------------------------------------------------------------------------------
+
+    def _read_exactly(self, size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            chunk = self._sock.recv(min(size - len(data), 1 << 20))
+            if not chunk:
+                raise ConnectionError("the broker closed the connection")
+            data += chunk
+        return bytes(data)
+
+    def _exchange(self, api_key: int, version: int, request: Any) -> Any:
+        request_module, response_module = APIS[api_key]
+        self._correlation += 1
+        body = bytearray()
+        header = RequestHeader(api_key, version, self._correlation, self._client_id)
+        request_header.ENCODERS[request_header_version(api_key, version)](header, body)
+        request_module.ENCODERS[version](request, body)
+        self._sock.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", self._read_exactly(4))
+        if not 0 <= size <= MAX_RESPONSE_BYTES:
+            raise ConnectionError(f"bad response size {size}")
+        frame = memoryview(self._read_exactly(size))
+        decode_header = response_header.DECODERS[response_header_version(api_key, version)]
+        parsed, pos = decode_header(frame, 0)
+        if parsed.correlation_id != self._correlation:
+            raise ConnectionError("response does not match the request")
+        response, _ = response_module.DECODERS[version](frame, pos)
+        return response
+
+    def _negotiate(self) -> None:
+        module = APIS[API_VERSIONS][0]
+        request = ApiVersionsRequest("kafkacompat-client", __version__.replace("+", "-"))
+        response = self._exchange(API_VERSIONS, module.MAX_VERSION, request)
+        if response.error_code == ErrorCode.UNSUPPORTED_VERSION:
+            response = self._exchange(API_VERSIONS, 0, ApiVersionsRequest())
+        _check(response.error_code)
+        self.versions = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+
+    def version_for(self, api_key: int) -> int:
+        """The highest version of the API that both this client and the broker speak."""
+        module = APIS[api_key][0]
+        ours = module.MAX_VERSION - (1 if module.LATEST_VERSION_UNSTABLE else 0)
+        low, high = self.versions.get(api_key, (0, -1))
+        version = min(ours, high)
+        if version < max(low, module.MIN_VERSION):
+            raise AdminError(ErrorCode.UNSUPPORTED_VERSION, f"API {api_key} is not supported")
+        return version
+
+    def send(self, api_key: int, request: Any) -> tuple[int, Any]:
+        """Send at the negotiated version; returns (version, response)."""
+        version = self.version_for(api_key)
+        return version, self._exchange(api_key, version, request)
+
+    # -- topics ----------------------------------------------------------------------------------
+
+    def _metadata(self, names: list[str] | None) -> Any:
+        topics = None if names is None else [MetadataRequestTopic(name=n) for n in names]
+        version, response = self.send(
+            METADATA, MetadataRequest(topics=topics, allow_auto_topic_creation=False)
+        )
+        if version == 0 and names is None:
+            raise AdminError(ErrorCode.UNSUPPORTED_VERSION, "Metadata v1+ is needed")
+        return response
+
+    def list_topics(self) -> list[str]:
+        return sorted(t.name for t in self._metadata(None).topics if t.error_code == 0)
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = -1,
+        replication_factor: int = -1,
+        configs: dict[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        topic = CreatableTopic(
+            name=name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            configs=[CreatableTopicConfig(k, v) for k, v in (configs or {}).items()],
+        )
+        request = CreateTopicsRequest(topics=[topic], timeout_ms=30000, validate_only=validate_only)
+        _, response = self.send(CREATE_TOPICS, request)
+        for result in response.topics:
+            _check(result.error_code, result.error_message)
+
+    def delete_topic(self, name: str) -> None:
+        request = DeleteTopicsRequest(
+            topics=[DeleteTopicState(name=name)], topic_names=[name], timeout_ms=30000
+        )
+        _, response = self.send(DELETE_TOPICS, request)
+        for result in response.responses:
+            _check(result.error_code, result.error_message)
+
+    def create_partitions(self, name: str, total: int) -> None:
+        request = CreatePartitionsRequest(
+            topics=[CreatePartitionsTopic(name, total, None)], timeout_ms=30000
+        )
+        _, response = self.send(CREATE_PARTITIONS, request)
+        for result in response.results:
+            _check(result.error_code, result.error_message)
+
+    def topic_configs(self, name: str) -> dict[str, tuple[str | None, str]]:
+        """Every config of the topic: name -> (value, source)."""
+        request = DescribeConfigsRequest(
+            resources=[DescribeConfigsResource(TOPIC_RESOURCE, name, None)]
+        )
+        version, response = self.send(DESCRIBE_CONFIGS, request)
+        configs: dict[str, tuple[str | None, str]] = {}
+        for result in response.results:
+            _check(result.error_code, result.error_message)
+            for entry in result.configs:
+                if version == 0:
+                    source = "DEFAULT_CONFIG" if entry.is_default else "DYNAMIC_TOPIC_CONFIG"
+                else:
+                    source = CONFIG_SOURCES.get(entry.config_source, "UNKNOWN")
+                configs[entry.name] = (entry.value, source)
+        return configs
+
+    def alter_topic_configs(self, name: str, changes: dict[str, str | None]) -> None:
+        """Set (value) or delete (None) topic config overrides."""
+        ops = [AlterableConfig(k, 1 if v is None else 0, v) for k, v in changes.items()]
+        request = IncrementalAlterConfigsRequest(
+            resources=[AlterConfigsResource(TOPIC_RESOURCE, name, ops)]
+        )
+        _, response = self.send(INCREMENTAL_ALTER_CONFIGS, request)
+        for result in response.responses:
+            _check(result.error_code, result.error_message)
+
+    def describe_topic(self, name: str, *, with_configs: bool = True) -> TopicDescription:
+        (topic,) = self._metadata([name]).topics
+        _check(topic.error_code, f"topic {name!r}")
+        partitions = [
+            PartitionInfo(p.partition_index, p.leader_id, list(p.replica_nodes), list(p.isr_nodes))
+            for p in sorted(topic.partitions, key=lambda p: p.partition_index)
+        ]
+        configs = self.topic_configs(name) if with_configs else {}
+        return TopicDescription(topic.name, str(topic.topic_id), partitions, configs)
