@@ -164,10 +164,10 @@ class AdminClient:
     def version_for(self, api_key: int) -> int:
         """The highest version of the API that both this client and the broker speak."""
         module = APIS[api_key][0]
-        ours = module.MAX_VERSION - (1 if module.LATEST_VERSION_UNSTABLE else 0)
+        ours: int = module.MAX_VERSION - (1 if module.LATEST_VERSION_UNSTABLE else 0)
         low, high = self.versions.get(api_key, (0, -1))
         version = min(ours, high)
-        if version < max(low, module.MIN_VERSION):
+        if version < max(low, int(module.MIN_VERSION)):
             raise AdminError(ErrorCode.UNSUPPORTED_VERSION, f"API {api_key} is not supported")
         return version
 
