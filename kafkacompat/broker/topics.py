@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 
-from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.storage.topic_names import validate_topic_name
 
-MAX_TOPIC_NAME_LENGTH = 249
-_LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
-
-
-def validate_topic_name(name: str | None) -> None:
-    """Raise INVALID_TOPIC_EXCEPTION for a name Kafka would refuse."""
-    if not name:
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, "topic name is empty")
-    if name in (".", ".."):
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"topic name cannot be {name!r}")
-    if len(name) > MAX_TOPIC_NAME_LENGTH:
-        raise KafkaError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"topic name is longer than {MAX_TOPIC_NAME_LENGTH} characters",
-        )
-    if not _LEGAL_TOPIC_NAME.match(name):
-        raise KafkaError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"topic name {name!r} has characters other than ASCII alphanumerics, '.', '_' and '-'",
-        )
+__all__ = ["TopicInfo", "validate_topic_name"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,18 +18,12 @@ from kafkacompat.storage.metadata_store import MetadataStore, TopicMetadata
 from kafkacompat.storage.partition_log import PartitionLog
 from kafkacompat.storage.recovery import CLEAN_SHUTDOWN_FILE
 from kafkacompat.storage.state_store import StateStore
+from kafkacompat.storage.topic_names import validate_topic_name
 
-__all__ = ["LogManager", "validate_topic_name"]
+__all__ = ["LogManager"]
 
-_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
 STATE_DIR = "__state"
-
-
-def validate_topic_name(name: str) -> None:
-    """Kafka's rule: 1-249 of ``[A-Za-z0-9._-]``, not ``.`` or ``..``."""
-    if not _TOPIC_NAME.match(name) or name in (".", ".."):
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"illegal topic name {name!r}")
 
 
 class LogManager:
@@ -66,10 +60,6 @@ class LogManager:
         if clean:
             marker.unlink()
             fsync_dir(data_dir)
-
-    @property
-    def cluster_id(self) -> str:
-        return self.metadata.cluster_id
 
     def _partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"

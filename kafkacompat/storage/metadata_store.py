@@ -1,8 +1,7 @@
-"""Durable broker metadata: the cluster id and every topic's id, partition count and configs."""
+"""Durable broker metadata: every topic's id, partition count and configs."""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import Mapping
@@ -13,16 +12,11 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.storage.fsutil import atomic_write
 from kafkacompat.storage.log_config import LogConfig
 
-__all__ = ["METADATA_DIR", "MetadataStore", "TopicMetadata", "new_cluster_id"]
+__all__ = ["METADATA_DIR", "MetadataStore", "TopicMetadata"]
 
 METADATA_DIR = "__metadata"
 _TOPICS_FILE = "topics.json"
 _VERSION = 1
-
-
-def new_cluster_id() -> str:
-    """A random cluster id in Kafka's form: a UUID as 22 URL-safe base64 characters."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +42,16 @@ class MetadataStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._path = self.directory / _TOPICS_FILE
         self._topics: dict[str, TopicMetadata] = {}
-        self.cluster_id = ""
         self._load()
 
     def _load(self) -> None:
         try:
             data = json.loads(self._path.read_text())
         except FileNotFoundError:
-            self.cluster_id = new_cluster_id()
             self._save()
             return
         except ValueError as exc:
             raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"unreadable {self._path}") from exc
-        self.cluster_id = str(data["cluster_id"])
         for item in data["topics"]:
             meta = TopicMetadata(
                 name=str(item["name"]),
@@ -73,7 +64,6 @@ class MetadataStore:
     def _save(self) -> None:
         data = {
             "version": _VERSION,
-            "cluster_id": self.cluster_id,
             "topics": [
                 {
                     "name": t.name,
