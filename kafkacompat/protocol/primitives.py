@@ -26,7 +26,7 @@ ZERO_UUID = uuid.UUID(int=0)
 #: What decoding malformed input can raise; the framing layer turns these into ProtocolError.
 DECODE_ERRORS = (struct.error, ValueError, IndexError, UnicodeDecodeError, ProtocolError)
 
-Buffer = memoryview
+Buffer = bytes | bytearray | memoryview
 
 
 def read_uvarint(buf: Buffer, pos: int) -> tuple[int, int]:

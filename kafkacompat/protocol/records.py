@@ -18,8 +18,9 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
-from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError
 from kafkacompat.protocol.compression import DEFAULT_MAX_DECOMPRESSED, Codec, compress, decompress
+from kafkacompat.protocol.primitives import read_varlong, write_varlong
 
 HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER.size  # 61
@@ -221,28 +222,17 @@ class Record:
     headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
-def write_varint(out: bytearray, value: int) -> None:
-    """Append the zigzag varint/varlong encoding of ``value``."""
-    v = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
+#: Record fields use zigzag varlongs (a superset of varints): the wire primitive, under the
+#: name the record codec and the state store use.
+write_varint = write_varlong
 
 
 def read_varint(buf: Buffer, pos: int) -> tuple[int, int]:
-    """Decode a zigzag varint/varlong at ``pos``; return ``(value, next_pos)``."""
-    result = shift = 0
-    end = len(buf)
-    while True:
-        if pos >= end or shift > 63:
-            raise _corrupt("truncated or overlong varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
+    """Decode a zigzag varint/varlong at ``pos``; record data that is cut short is corrupt."""
+    try:
+        return read_varlong(buf, pos)
+    except (IndexError, ProtocolError) as exc:
+        raise _corrupt("truncated or overlong varint") from exc
 
 
 def _write_bytes(out: bytearray, data: bytes | None) -> None:
