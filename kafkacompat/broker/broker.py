@@ -15,6 +15,7 @@ from kafkacompat.broker.identity import load_or_create_identity
 from kafkacompat.broker.replica_manager import ReplicaManager, now_ms
 from kafkacompat.broker.router import Handler, registered_handlers
 from kafkacompat.config import Config, HostPort
+from kafkacompat.coordinators.group_service import GroupService
 from kafkacompat.errors import ErrorCode, ProtocolError
 from kafkacompat.protocol.framing import frame
 from kafkacompat.protocol.headers import (
@@ -48,6 +49,7 @@ class Broker:
         self.handlers = _load_handlers()
         self.advertised = config.advertised_for(config.listen.port)
         self.replicas = ReplicaManager(config, config.data_dir)
+        self.groups = GroupService(config, self.replicas.logs.state)
         self._last_retention_ms = now_ms()
 
     def bind(self, bound_port: int) -> None:
@@ -63,7 +65,12 @@ class Broker:
         self.replicas.close()
 
     async def run_background_tasks(self) -> None:
-        """Retention and time-based flushes, forever; storage work runs on worker threads."""
+        """Group timers, retention and time-based flushes, forever (storage work on worker threads)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.groups.run_timers)
+            await self._run_storage_maintenance()
+
+    async def _run_storage_maintenance(self) -> None:
         interval = self.config.get_int("log.retention.check.interval.ms") / 1000
         logs = self.replicas.logs
         while True:
