@@ -683,9 +683,7 @@ class GroupCoordinator:
         results: dict[str, ErrorCode] = {}
         for group_id in group_ids:
             group = self.groups.get(group_id)
-            if not group_id:
-                results[group_id] = E.INVALID_GROUP_ID
-            elif group is None or group.is_(State.DEAD):
+            if group is None or group.is_(State.DEAD):
                 results[group_id] = E.GROUP_ID_NOT_FOUND
             elif not group.is_(State.EMPTY):
                 results[group_id] = E.NON_EMPTY_GROUP

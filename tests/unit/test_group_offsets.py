@@ -219,7 +219,7 @@ def test_delete_groups(h: Harness) -> None:
         "busy": E.NON_EMPTY_GROUP,
         "idle": E.NONE,
         "missing": E.GROUP_ID_NOT_FOUND,
-        "": E.INVALID_GROUP_ID,
+        "": E.GROUP_ID_NOT_FOUND,
     }
     assert fetched(h, "idle") == {}
     assert [g for g, _, _ in h.coordinator.list_groups()] == ["busy"]

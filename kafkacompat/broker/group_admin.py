@@ -1,0 +1,87 @@
+"""DescribeGroups, ListGroups (state and type filters) and DeleteGroups."""
+
+from __future__ import annotations
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.groups import coordinator
+from kafkacompat.broker.router import handles
+from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.delete_groups_request import DeleteGroupsRequest
+from kafkacompat.protocol.messages.delete_groups_response import (
+    DeletableGroupResult,
+    DeleteGroupsResponse,
+)
+from kafkacompat.protocol.messages.describe_groups_request import DescribeGroupsRequest
+from kafkacompat.protocol.messages.describe_groups_response import (
+    DescribedGroup,
+    DescribedGroupMember,
+    DescribeGroupsResponse,
+)
+from kafkacompat.protocol.messages.list_groups_request import ListGroupsRequest
+from kafkacompat.protocol.messages.list_groups_response import ListedGroup, ListGroupsResponse
+
+DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 15, 16, 42
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+# With no authorizer every group operation is allowed: READ (3), DELETE (6), DESCRIBE (8).
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+#: Every group here runs the classic protocol.
+GROUP_TYPE = "classic"
+
+
+@handles(DESCRIBE_GROUPS)
+async def describe_groups(
+    context: RequestContext, request: DescribeGroupsRequest
+) -> DescribeGroupsResponse:
+    groups = coordinator(context)
+    operations = (
+        GROUP_OPERATIONS if request.include_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED
+    )
+    described = []
+    for group_id in request.groups:
+        d = groups.describe_group(group_id)
+        described.append(
+            DescribedGroup(
+                error_code=ErrorCode.NONE,
+                group_id=group_id,
+                group_state=d.state,
+                protocol_type=d.protocol_type,
+                protocol_data=d.protocol_name,
+                members=[
+                    DescribedGroupMember(
+                        m.member_id,
+                        m.group_instance_id,
+                        m.client_id,
+                        m.client_host,
+                        m.metadata,
+                        m.assignment,
+                    )
+                    for m in d.members
+                ],
+                authorized_operations=operations,
+            )
+        )
+    return DescribeGroupsResponse(groups=described)
+
+
+@handles(LIST_GROUPS)
+async def list_groups(context: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
+    states = {s.lower() for s in request.states_filter}
+    types = {t.lower() for t in request.types_filter}
+    listed = []
+    for group_id, protocol_type, state in sorted(coordinator(context).list_groups()):
+        if states and state.lower() not in states:
+            continue
+        if types and GROUP_TYPE not in types:
+            continue
+        listed.append(ListedGroup(group_id, protocol_type, state, GROUP_TYPE))
+    return ListGroupsResponse(error_code=ErrorCode.NONE, groups=listed)
+
+
+@handles(DELETE_GROUPS)
+async def delete_groups(
+    context: RequestContext, request: DeleteGroupsRequest
+) -> DeleteGroupsResponse:
+    results = coordinator(context).delete_groups(list(request.groups_names))
+    return DeleteGroupsResponse(
+        results=[DeletableGroupResult(name, results[name]) for name in request.groups_names]
+    )

@@ -1,0 +1,164 @@
+"""FindCoordinator and the classic group membership APIs: JoinGroup, SyncGroup, Heartbeat,
+LeaveGroup. The coordinator decides; these handlers translate versions and await its answers."""
+
+from __future__ import annotations
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.router import handles
+from kafkacompat.coordinators.group_coordinator import GroupCoordinator, JoinRequest
+from kafkacompat.coordinators.group_service import wait_for
+from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.find_coordinator_request import FindCoordinatorRequest
+from kafkacompat.protocol.messages.find_coordinator_response import (
+    Coordinator,
+    FindCoordinatorResponse,
+)
+from kafkacompat.protocol.messages.heartbeat_request import HeartbeatRequest
+from kafkacompat.protocol.messages.heartbeat_response import HeartbeatResponse
+from kafkacompat.protocol.messages.join_group_request import JoinGroupRequest
+from kafkacompat.protocol.messages.join_group_response import (
+    JoinGroupResponse,
+    JoinGroupResponseMember,
+)
+from kafkacompat.protocol.messages.leave_group_request import LeaveGroupRequest
+from kafkacompat.protocol.messages.leave_group_response import LeaveGroupResponse, MemberResponse
+from kafkacompat.protocol.messages.sync_group_request import SyncGroupRequest
+from kafkacompat.protocol.messages.sync_group_response import SyncGroupResponse
+
+FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
+#: FindCoordinator key types: consumer groups and transactional ids.
+COORDINATOR_KEY_TYPES = (0, 1)
+
+
+def coordinator(context: RequestContext) -> GroupCoordinator:
+    return context.broker.groups.coordinator
+
+
+def client_host(context: RequestContext) -> str:
+    """The client's address as Kafka reports it (``/ip``)."""
+    return "/" + context.client_address.rsplit(":", 1)[0]
+
+
+@handles(FIND_COORDINATOR)
+async def find_coordinator(
+    context: RequestContext, request: FindCoordinatorRequest
+) -> FindCoordinatorResponse:
+    """This single broker coordinates every group and every transactional id."""
+    endpoint = context.broker.endpoint
+    node = context.broker.node_id
+    valid = request.key_type in COORDINATOR_KEY_TYPES
+    if context.api_version >= 4:
+        if not valid:
+            error, message = ErrorCode.INVALID_REQUEST, "unknown coordinator key type"
+            return FindCoordinatorResponse(
+                coordinators=[
+                    Coordinator(key, -1, "", -1, error, message) for key in request.coordinator_keys
+                ]
+            )
+        return FindCoordinatorResponse(
+            coordinators=[
+                Coordinator(key, node, endpoint.host, endpoint.port, ErrorCode.NONE, None)
+                for key in request.coordinator_keys
+            ]
+        )
+    if not valid:
+        return FindCoordinatorResponse(
+            error_code=ErrorCode.INVALID_REQUEST,
+            error_message="unknown coordinator key type",
+            node_id=-1,
+            host="",
+            port=-1,
+        )
+    return FindCoordinatorResponse(
+        error_code=ErrorCode.NONE,
+        error_message=None,
+        node_id=node,
+        host=endpoint.host,
+        port=endpoint.port,
+    )
+
+
+@handles(JOIN_GROUP)
+async def join_group(context: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
+    version = context.api_version
+    rebalance_timeout = request.rebalance_timeout_ms
+    if version == 0 or rebalance_timeout < 0:
+        rebalance_timeout = request.session_timeout_ms
+    join = JoinRequest(
+        group_id=request.group_id,
+        member_id=request.member_id,
+        group_instance_id=request.group_instance_id,
+        protocol_type=request.protocol_type,
+        protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
+        session_timeout_ms=request.session_timeout_ms,
+        rebalance_timeout_ms=rebalance_timeout,
+        client_id=context.client_id or "",
+        client_host=client_host(context),
+        require_known_member_id=version >= 4,
+    )
+    result = await wait_for(coordinator(context).join_group(join))
+    ok = result.error == ErrorCode.NONE
+    # Before v7 the protocol name is not nullable.
+    protocol_name = result.protocol_name if ok else None
+    if version < 7 and protocol_name is None:
+        protocol_name = ""
+    return JoinGroupResponse(
+        error_code=result.error,
+        generation_id=result.generation_id if ok else -1,
+        protocol_type=result.protocol_type if ok else None,
+        protocol_name=protocol_name,
+        leader=result.leader,
+        skip_assignment=result.skip_assignment,
+        member_id=result.member_id,
+        members=[
+            JoinGroupResponseMember(m.member_id, m.group_instance_id, m.metadata)
+            for m in result.members
+        ],
+    )
+
+
+@handles(SYNC_GROUP)
+async def sync_group(context: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
+    completion = coordinator(context).sync_group(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        request.group_instance_id,
+        request.protocol_type,
+        request.protocol_name,
+        {a.member_id: bytes(a.assignment) for a in request.assignments},
+    )
+    result = await wait_for(completion)
+    return SyncGroupResponse(
+        error_code=result.error,
+        protocol_type=result.protocol_type,
+        protocol_name=result.protocol_name,
+        assignment=result.assignment,
+    )
+
+
+@handles(HEARTBEAT)
+async def heartbeat(context: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+    error = coordinator(context).heartbeat(
+        request.group_id, request.member_id, request.group_instance_id, request.generation_id
+    )
+    return HeartbeatResponse(error_code=error)
+
+
+@handles(LEAVE_GROUP)
+async def leave_group(context: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    members: list[tuple[str, str | None]]
+    if context.api_version < 3:
+        members = [(request.member_id, None)]
+    else:
+        members = [(m.member_id, m.group_instance_id) for m in request.members]
+    error, errors = coordinator(context).leave_group(request.group_id, members)
+    if context.api_version < 3:
+        return LeaveGroupResponse(error_code=errors[0] if error == ErrorCode.NONE else error)
+    return LeaveGroupResponse(
+        error_code=error,
+        members=[
+            MemberResponse(member_id, instance_id, member_error)
+            for (member_id, instance_id), member_error in zip(members, errors, strict=False)
+        ],
+    )

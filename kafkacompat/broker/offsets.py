@@ -1,0 +1,195 @@
+"""OffsetCommit, OffsetFetch (single and multi-group) and OffsetDelete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.groups import coordinator
+from kafkacompat.broker.router import handles
+from kafkacompat.coordinators.group_offsets import OffsetAndMetadata, TopicPartition
+from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.offset_commit_request import OffsetCommitRequest
+from kafkacompat.protocol.messages.offset_commit_response import (
+    OffsetCommitResponse,
+    OffsetCommitResponsePartition,
+    OffsetCommitResponseTopic,
+)
+from kafkacompat.protocol.messages.offset_delete_request import OffsetDeleteRequest
+from kafkacompat.protocol.messages.offset_delete_response import (
+    OffsetDeleteResponse,
+    OffsetDeleteResponsePartition,
+    OffsetDeleteResponseTopic,
+)
+from kafkacompat.protocol.messages.offset_fetch_request import OffsetFetchRequest
+from kafkacompat.protocol.messages.offset_fetch_response import (
+    OffsetFetchResponse,
+    OffsetFetchResponseGroup,
+    OffsetFetchResponsePartition,
+    OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+)
+
+OFFSET_COMMIT, OFFSET_FETCH, OFFSET_DELETE = 8, 9, 47
+NO_OFFSET = OffsetAndMetadata(-1, -1, "")
+
+
+def partition_exists(context: RequestContext, topic: str, partition: int) -> bool:
+    info = context.broker.replicas.find_topic(topic)
+    return info is not None and 0 <= partition < info.partitions
+
+
+def by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
+    topics: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        topics.setdefault(topic, []).append(partition)
+    return topics
+
+
+@handles(OFFSET_COMMIT)
+async def offset_commit(
+    context: RequestContext, request: OffsetCommitRequest
+) -> OffsetCommitResponse:
+    version = context.api_version
+    groups = coordinator(context)
+    expire = -1
+    if 2 <= version <= 4 and request.retention_time_ms >= 0:
+        expire = groups.clock() + request.retention_time_ms
+    errors: dict[TopicPartition, ErrorCode] = {}
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    for topic in request.topics:
+        for p in topic.partitions:
+            tp = (topic.name, p.partition_index)
+            if not partition_exists(context, *tp):
+                errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            commit_ts = p.commit_timestamp if version == 1 else -1
+            offsets[tp] = OffsetAndMetadata(
+                p.committed_offset,
+                p.committed_leader_epoch,
+                p.committed_metadata,
+                commit_ts,
+                expire,
+            )
+    if offsets:
+        errors.update(
+            groups.commit_offsets(
+                request.group_id,
+                request.member_id,
+                request.group_instance_id,
+                request.generation_id_or_member_epoch,
+                offsets,
+            )
+        )
+    return OffsetCommitResponse(
+        topics=[
+            OffsetCommitResponseTopic(
+                topic.name,
+                [
+                    OffsetCommitResponsePartition(
+                        p.partition_index, errors[(topic.name, p.partition_index)]
+                    )
+                    for p in topic.partitions
+                ],
+            )
+            for topic in request.topics
+        ]
+    )
+
+
+def fetch_group(
+    context: RequestContext, group_id: str, topics: list[tuple[str, list[int]]] | None
+) -> dict[str, list[tuple[int, OffsetAndMetadata]]]:
+    """A group's committed offsets by topic (all of them when ``topics`` is None)."""
+    wanted = None if topics is None else [(t, p) for t, parts in topics for p in parts]
+    found = coordinator(context).fetch_offsets(group_id, wanted)
+    result: dict[str, list[tuple[int, OffsetAndMetadata]]] = {}
+    if topics is not None:
+        for name, _ in topics:
+            result.setdefault(name, [])
+    for (topic, partition), value in found.items():
+        result.setdefault(topic, []).append((partition, value or NO_OFFSET))
+    return result
+
+
+@handles(OFFSET_FETCH)
+async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
+    if context.api_version >= 8:
+        groups = []
+        for group in request.groups:
+            wanted = (
+                None
+                if group.topics is None
+                else [(t.name, list(t.partition_indexes)) for t in group.topics]
+            )
+            found = fetch_group(context, group.group_id, wanted)
+            groups.append(
+                OffsetFetchResponseGroup(
+                    group.group_id,
+                    [
+                        OffsetFetchResponseTopics(
+                            name,
+                            [
+                                OffsetFetchResponsePartitions(
+                                    p, v.offset, v.leader_epoch, v.metadata, ErrorCode.NONE
+                                )
+                                for p, v in partitions
+                            ],
+                        )
+                        for name, partitions in found.items()
+                    ],
+                    ErrorCode.NONE,
+                )
+            )
+        return OffsetFetchResponse(groups=groups)
+    wanted = (
+        None
+        if request.topics is None
+        else [(t.name, list(t.partition_indexes)) for t in request.topics]
+    )
+    found = fetch_group(context, request.group_id, wanted)
+    return OffsetFetchResponse(
+        topics=[
+            OffsetFetchResponseTopic(
+                name,
+                [
+                    OffsetFetchResponsePartition(
+                        p, v.offset, v.leader_epoch, v.metadata, ErrorCode.NONE
+                    )
+                    for p, v in partitions
+                ],
+            )
+            for name, partitions in found.items()
+        ],
+        error_code=ErrorCode.NONE,
+    )
+
+
+@handles(OFFSET_DELETE)
+async def offset_delete(
+    context: RequestContext, request: OffsetDeleteRequest
+) -> OffsetDeleteResponse:
+    unknown: dict[TopicPartition, ErrorCode] = {}
+    wanted: list[TopicPartition] = []
+    for topic in request.topics:
+        for p in topic.partitions:
+            tp = (topic.name, p.partition_index)
+            if partition_exists(context, *tp):
+                wanted.append(tp)
+            else:
+                unknown[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    error, results = coordinator(context).delete_offsets(request.group_id, wanted)
+    if error != ErrorCode.NONE:
+        return OffsetDeleteResponse(error_code=error)
+    results.update(unknown)
+    return OffsetDeleteResponse(
+        error_code=ErrorCode.NONE,
+        topics=[
+            OffsetDeleteResponseTopic(
+                name,
+                [OffsetDeleteResponsePartition(p, results[(name, p)]) for p in partitions],
+            )
+            for name, partitions in by_topic(results).items()
+        ],
+    )
