@@ -9,7 +9,7 @@ import shutil
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -178,7 +178,8 @@ def produce_confluent(
         return callback
 
     for i, (k, v, h) in enumerate(messages):
-        producer.produce(topic, key=k, value=v, headers=h or None, on_delivery=delivered(i))
+        headers: list[tuple[str, str | bytes | None]] = [(name, value) for name, value in h]
+        producer.produce(topic, key=k, value=v, headers=headers or None, on_delivery=delivered(i))
     assert producer.flush(20) == 0
     return reports
 
@@ -191,7 +192,12 @@ def kcat_path() -> str:
 
 
 def produce_kcat(
-    bootstrap: str, topic: str, messages: list[Message], codec: str, *, headers: Headers = ()
+    bootstrap: str,
+    topic: str,
+    messages: list[Message],
+    codec: str,
+    *,
+    headers: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """kcat reads ``key<TAB>value`` lines; -Z sends empty keys and values as null."""
     lines = b"".join((k or b"") + b"\t" + (v or b"") + b"\n" for k, v, _ in messages)
