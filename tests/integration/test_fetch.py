@@ -118,7 +118,7 @@ def fetch(
 ) -> FetchResponse:
     topics: list[FetchTopic] = []
     for topic, partition, offset in partitions or []:
-        if not topics or topics[-1].topic_id != topic and topics[-1].topic != topic:
+        if not topics or (topics[-1].topic_id != topic and topics[-1].topic != topic):
             topics.append(
                 FetchTopic(topic_id=topic)
                 if isinstance(topic, uuid.UUID)
