@@ -95,7 +95,9 @@ class FetchReader:
         self.hard_limit = version <= LAST_HARD_LIMIT_VERSION
         self.max_bytes = request.max_bytes if version >= 3 else 2**31 - 1
 
-    def read_all(self, partitions: list[tuple[PartitionKey, PartitionParams]]) -> list[PartitionRead]:
+    def read_all(
+        self, partitions: list[tuple[PartitionKey, PartitionParams]]
+    ) -> list[PartitionRead]:
         names: dict[uuid.UUID, str] = {}
         if self.version >= FIRST_TOPIC_ID_VERSION:
             names = {t.topic_id: t.name for t in self.replicas.list_topics()}
@@ -108,7 +110,9 @@ class FetchReader:
                 topic = names.get(topic_key)
                 if topic is None:
                     reads.append(
-                        PartitionRead(key, None, error_partition(partition, ErrorCode.UNKNOWN_TOPIC_ID))
+                        PartitionRead(
+                            key, None, error_partition(partition, ErrorCode.UNKNOWN_TOPIC_ID)
+                        )
                     )
                     continue
             else:
