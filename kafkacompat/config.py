@@ -36,6 +36,7 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "offsets.retention.minutes": 10080,
         "transaction.max.timeout.ms": 900000,
         "connections.max.idle.ms": 600000,
+        "max.incremental.fetch.session.cache.slots": 1000,
     }
 )
 

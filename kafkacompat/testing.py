@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
 from kafkacompat.config import Config, HostPort
 from kafkacompat.server.listener import RunningBroker, serve
+
+T = TypeVar("T")
 
 
 class BrokerThread:
@@ -62,6 +65,11 @@ class BrokerThread:
         if self._error is not None:
             raise RuntimeError("broker failed to start") from self._error
         return self
+
+    def call(self, func: Callable[..., Awaitable[T]], *args: object) -> T:
+        """Run an async function on the broker's own Trio loop and return its result."""
+        assert self._token is not None, "broker not started"
+        return trio.from_thread.run(func, *args, trio_token=self._token)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None:

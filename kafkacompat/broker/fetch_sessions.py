@@ -335,10 +335,5 @@ def session_cache(broker: Broker) -> FetchSessionCache:
     """The broker's fetch session cache (created on first use)."""
     cache = _CACHES.get(broker)
     if cache is None:
-        from kafkacompat.config import BROKER_DEFAULTS
-
-        slots = DEFAULT_CACHE_SLOTS
-        if _SLOTS_SETTING in BROKER_DEFAULTS:
-            slots = broker.config.get_int(_SLOTS_SETTING)
-        cache = _CACHES[broker] = FetchSessionCache(slots)
+        cache = _CACHES[broker] = FetchSessionCache(broker.config.get_int(_SLOTS_SETTING))
     return cache

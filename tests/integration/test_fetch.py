@@ -15,7 +15,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import trio
 from kafka.record import MemoryRecords
 from kafka.record.memory_records import MemoryRecordsBuilder
 
@@ -79,8 +78,7 @@ def fill(broker: BrokerThread, topic: str = TOPIC) -> list[tuple[int, int, Messa
 def append_on_loop(broker: BrokerThread, topic: str, partition: int, data: bytes) -> None:
     """Append through the broker's own loop, as Produce does, so waiting fetches wake up."""
     replicas = broker.running.broker.replicas
-    token = broker._token  # the broker thread's Trio token
-    trio.from_thread.run(partial(replicas.append, topic, partition, data), trio_token=token)
+    broker.call(partial(replicas.append, topic, partition, data))
 
 
 # --- raw requests ---------------------------------------------------------------------------
