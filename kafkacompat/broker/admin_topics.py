@@ -204,7 +204,7 @@ async def handle_create_topics(
 # -- DeleteTopics -------------------------------------------------------------------------------
 
 
-def _delete(context: RequestContext, state: DeleteTopicState) -> DeletableTopicResult:
+async def _delete(context: RequestContext, state: DeleteTopicState) -> DeletableTopicResult:
     replicas = context.broker.replicas
     if state.name is not None:
         if state.topic_id != ZERO_UUID:
@@ -221,7 +221,7 @@ def _delete(context: RequestContext, state: DeleteTopicState) -> DeletableTopicR
         topic = replicas.find_topic_by_id(state.topic_id)
         if topic is None:
             raise _fail(ErrorCode.UNKNOWN_TOPIC_ID, "This server does not host this topic ID.")
-    replicas.delete_topic(topic.name)
+    await replicas.delete_topic(topic.name)
     return DeletableTopicResult(topic.name, topic.topic_id, ErrorCode.NONE, None)
 
 
@@ -249,7 +249,7 @@ async def handle_delete_topics(
                 raise _fail(ErrorCode.INVALID_REQUEST, DUPLICATE_TOPIC)
             if state.name is None and ids[state.topic_id] > 1:
                 raise _fail(ErrorCode.INVALID_REQUEST, "Duplicate topic id.")
-            result = _delete(context, state)
+            result = await _delete(context, state)
         except KafkaError as error:
             result = DeletableTopicResult(state.name, state.topic_id, error.code, error.message)
         results.append(result)

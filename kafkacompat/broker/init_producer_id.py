@@ -37,11 +37,9 @@ async def handle_init_producer_id(
         if not request.transactional_id:
             return _error(ErrorCode.INVALID_REQUEST)
         return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-    manager = producer_id_manager(context.broker.replicas.logs.state)
-    if producer_id == NO_PRODUCER_ID:
-        granted = manager.allocate()
-    else:
-        granted = manager.bump_or_allocate(producer_id, epoch)
+    # Without a transactional id Kafka always grants a fresh id at epoch 0, even to a producer
+    # naming its current id and epoch.
+    granted = producer_id_manager(context.broker.replicas.logs.state).allocate()
     return InitProducerIdResponse(
         error_code=ErrorCode.NONE, producer_id=granted.producer_id, producer_epoch=granted.epoch
     )

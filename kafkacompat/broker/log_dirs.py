@@ -25,7 +25,7 @@ DELETE_RECORDS = 21
 DESCRIBE_LOG_DIRS = 35
 
 
-def delete_records(context: RequestContext, topic: str, partition: int, offset: int) -> int:
+async def delete_records(context: RequestContext, topic: str, partition: int, offset: int) -> int:
     """Move the log start offset to ``offset`` (-1: the high watermark); the new low watermark."""
     log = context.broker.replicas.log(topic, partition)
     if not log.config.delete_enabled:
@@ -34,7 +34,7 @@ def delete_records(context: RequestContext, topic: str, partition: int, offset: 
             f"Records of partition {topic}-{partition} can not be deleted due to the configured "
             "policy",
         )
-    return log.delete_records_before(offset)
+    return await context.broker.replicas.delete_records(topic, partition, offset)
 
 
 @handles(DELETE_RECORDS)
@@ -46,7 +46,7 @@ async def handle_delete_records(
         partitions = []
         for p in topic.partitions:
             try:
-                low = delete_records(context, topic.name, p.partition_index, p.offset)
+                low = await delete_records(context, topic.name, p.partition_index, p.offset)
             except KafkaError as error:
                 partitions.append(DeleteRecordsPartitionResult(p.partition_index, -1, error.code))
             else:

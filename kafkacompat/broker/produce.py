@@ -13,7 +13,6 @@ import struct
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.broker.topics import validate_topic_name
 from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError
 from kafkacompat.protocol.compression import Codec
 from kafkacompat.protocol.messages.produce_request import PartitionProduceData, ProduceRequest
@@ -95,7 +94,7 @@ async def produce_partition(
     version = context.api_version
     replicas = context.broker.replicas
     try:
-        validate_topic_name(topic)
+        # As Kafka: a name that is not a topic here, legal or not, is an unknown topic.
         info = replicas.find_topic(topic)
         if info is None or not 0 <= data.index < info.partitions:
             raise KafkaError(

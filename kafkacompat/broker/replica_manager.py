@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import trio
@@ -120,9 +121,14 @@ class ReplicaManager:
             return existing
         return self.create_topic(name, self.config.get_int("num.partitions"))
 
-    def delete_topic(self, name: str) -> None:
-        self.logs.delete_topic(name)
-        self.producer_states.forget_topic(name)
+    async def delete_topic(self, name: str) -> None:
+        """Delete a topic and its data, after any append in flight on it has finished."""
+        meta = self.logs.require_topic(name)
+        async with AsyncExitStack() as held:
+            for partition in range(meta.partitions):
+                await held.enter_async_context(self.partition_lock(name, partition))
+            self.logs.delete_topic(name)
+            self.producer_states.forget_topic(name)
         for key in [k for k in self._locks if k[0] == name]:
             del self._locks[key]
 
@@ -131,6 +137,19 @@ class ReplicaManager:
     def log(self, topic: str, partition: int) -> PartitionLog:
         """The partition's log, or UNKNOWN_TOPIC_OR_PARTITION."""
         return self.logs.log(topic, partition)
+
+    def partition_lock(self, topic: str, partition: int) -> trio.Lock:
+        """Held while a partition's log changes (append with its fsync, record deletion)."""
+        lock = self._locks.get((topic, partition))
+        if lock is None:
+            lock = self._locks[(topic, partition)] = trio.Lock()
+        return lock
+
+    async def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        """Advance the log start offset (DeleteRecords); returns the new low watermark."""
+        log = self.log(topic, partition)
+        async with self.partition_lock(topic, partition):
+            return log.delete_records_before(offset)
 
     def leader_epoch(self, topic: str, partition: int) -> int:
         """A single broker leads every partition from its creation on: epoch 0."""
@@ -145,10 +164,7 @@ class ReplicaManager:
         the fsync (when asked for, or due by the topic's flush policy) runs on a worker thread.
         """
         log = self.log(topic, partition)
-        lock = self._locks.get((topic, partition))
-        if lock is None:
-            lock = self._locks[(topic, partition)] = trio.Lock()
-        async with lock:
+        async with self.partition_lock(topic, partition):
             producers = await self._producer_state(topic, partition, log)
             headers = batch_headers(records)
             duplicate = self._check_producers(producers, headers, records)
@@ -156,10 +172,11 @@ class ReplicaManager:
                 return AppendResult(
                     duplicate.first_offset, duplicate.last_offset, -1, log.log_start_offset, 0
                 )
-            result = log.append(records, leader_epoch=0, now_ms=now_ms())
+            now = now_ms()
+            result = log.append(records, leader_epoch=0, now_ms=now, auto_flush=False)
             producers.applied(headers, result.base_offset, log.log_end_offset)
-            if fsync or self._flush_due(log):
-                await trio.to_thread.run_sync(log.flush)
+            if fsync or log.flush_due(now):
+                await trio.to_thread.run_sync(log.flush, now)
             if self.producer_states.snapshot_due(producers, log):
                 data, offset = self.producer_states.snapshot_bytes(producers, log, now_ms())
                 await trio.to_thread.run_sync(write_snapshot, log.directory, data, offset)
@@ -192,10 +209,6 @@ class ReplicaManager:
         if duplicate is not None:
             _verify_crcs(records)
         return duplicate
-
-    @staticmethod
-    def _flush_due(log: PartitionLog) -> bool:
-        return log.config.flush_messages <= 1
 
     def read(
         self, topic: str, partition: int, offset: int, max_bytes: int, *, min_one: bool = True

@@ -131,12 +131,14 @@ class PartitionLog:
         leader_epoch: int = -1,
         now_ms: int,
         allow_control: bool = False,
+        auto_flush: bool = True,
     ) -> AppendResult:
         """Validate, assign offsets and append a produced record set (one write).
 
         v2 batches are stored byte for byte except for the patched base offset and leader epoch
         (and, under LogAppendTime, the timestamp type, max timestamp and CRC). Legacy v0/v1
-        message sets are converted to one v2 batch first.
+        message sets are converted to one v2 batch first. With ``auto_flush`` off the caller
+        applies the flush policy itself (see `flush_due`), e.g. to fsync off its event loop.
         """
         config = self.config
         if (
@@ -171,10 +173,7 @@ class PartitionLog:
         if self.fsync_on_append:
             os.fdatasync(segment.fd)
         self._unflushed_messages += prepared.record_count
-        if (
-            self._unflushed_messages >= config.flush_messages
-            or now_ms - self._last_flush_ms >= config.flush_ms
-        ):
+        if auto_flush and self.flush_due(now_ms):
             self.flush(now_ms)
         return AppendResult(
             prepared.first_offset,
@@ -390,6 +389,13 @@ class PartitionLog:
         self._recovery_point = self.log_end_offset
         self._unflushed_messages = 0
         self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+
+    def flush_due(self, now_ms: int) -> bool:
+        """Whether the flush policy (``flush.messages``, ``flush.ms``) asks for a flush now."""
+        return self._unflushed_messages > 0 and (
+            self._unflushed_messages >= self.config.flush_messages
+            or now_ms - self._last_flush_ms >= self.config.flush_ms
+        )
 
     def maybe_flush(self, now_ms: int) -> bool:
         """Flush when ``flush.ms`` has passed since the last flush (for a periodic task)."""

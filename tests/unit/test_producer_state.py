@@ -293,29 +293,3 @@ def test_producer_ids_are_never_reused_after_a_restart(tmp_path: Path) -> None:
     again = ProducerIdManager(store.namespace("producer_ids"))
     assert again.allocate() == ProducerIdAndEpoch(1000, 0)
     store.close()
-
-
-def test_epoch_bump_for_the_current_holder_only(tmp_path: Path) -> None:
-    store = StateStore(tmp_path)
-    ids = ProducerIdManager(store.namespace("producer_ids"))
-    pid, _ = ids.allocate()
-    assert ids.bump_or_allocate(pid, 0) == ProducerIdAndEpoch(pid, 1)
-    assert ids.bump_or_allocate(pid, 1) == ProducerIdAndEpoch(pid, 2)
-    # A stale epoch or an id never handed out gets a fresh id.
-    assert ids.bump_or_allocate(pid, 1) == ProducerIdAndEpoch(pid + 1, 0)
-    assert ids.bump_or_allocate(999, 0) == ProducerIdAndEpoch(pid + 2, 0)
-    store.close()
-    store = StateStore(tmp_path)
-    ids = ProducerIdManager(store.namespace("producer_ids"))
-    assert ids.current_epoch(pid) == 2
-    assert ids.bump_or_allocate(pid, 2) == ProducerIdAndEpoch(pid, 3)
-    store.close()
-
-
-def test_exhausted_epoch_gets_a_new_id(tmp_path: Path) -> None:
-    store = StateStore(tmp_path)
-    ids = ProducerIdManager(store.namespace("producer_ids"))
-    pid, _ = ids.allocate()
-    store.namespace("producer_ids").put(b"epoch:" + pid.to_bytes(8, "big"), (32766).to_bytes(2))
-    assert ids.bump_or_allocate(pid, 32766) == ProducerIdAndEpoch(pid + 1, 0)
-    store.close()
