@@ -17,6 +17,9 @@ from .helpers import batch, decode, expected_decoded, fixture
 
 V2_FIXTURES = ["v2_none", "v2_gzip", "v2_snappy", "v2_lz4", "v2_zstd", "v2_idempotent"]
 V2_FIXTURES += ["v2_multi", "v2_large"]
+# Captured from confluent-kafka (librdkafka) by tests/fixtures/capture_librdkafka_batches.py.
+LIBRDKAFKA_CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4, "idempotent_zstd": 4}
+V2_FIXTURES += [f"librdkafka_{name}" for name in LIBRDKAFKA_CODECS]
 FIXTURE_TS = 1_700_000_000_000  # near the fixtures' timestamps: no time-based roll between
 
 
@@ -53,6 +56,14 @@ def test_client_batches_stored_byte_for_byte(tmp_path: Path, name: str) -> None:
     assert on_disk == patched(batch(2, ts=FIXTURE_TS), 0, 7) + patched(data, 2, 7)
     assert first.base_offset == 0
     log.close()
+
+
+@pytest.mark.parametrize(("name", "codec"), LIBRDKAFKA_CODECS.items())
+def test_librdkafka_fixtures_keep_their_compression(name: str, codec: int) -> None:
+    data, expected = fixture(f"librdkafka_{name}")
+    header = read_header(data, 0)
+    assert (header.attributes & 0x7, header.records_count) == (codec, len(expected))
+    assert (header.producer_id >= 0) == name.startswith("idempotent")
 
 
 def test_writable_input_is_patched_in_place(tmp_path: Path) -> None:
