@@ -3,13 +3,10 @@ the partition log itself (no consumer involved)."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import shutil
 import struct
-import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,13 +35,18 @@ from kafkacompat.protocol.messages.produce_request import (
 from kafkacompat.protocol.messages.produce_response import PartitionProduceResponse
 from kafkacompat.protocol.records import iter_batches
 from kafkacompat.testing import BrokerThread, local_config, running_broker
+from tests.integration.clients import (
+    Message,
+    produce_aiokafka,
+    produce_confluent,
+    produce_kafka_python,
+    produce_kcat,
+)
 from tests.integration.raw import RawClient
 from tests.integration.test_bad_input import api_versions_roundtrip
 
 pytestmark = pytest.mark.integration
 
-Headers = list[tuple[str, bytes]]
-Message = tuple[bytes | None, bytes | None, Headers]
 StoredRecord = tuple[int, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -53,7 +55,6 @@ CODEC_IDS |= {"lz4": Codec.LZ4, "zstd": Codec.ZSTD}
 _WORDS = [bytes(random.Random(w).choices(b"abcdefghij", k=8)) for w in range(64)]
 #: 900 KiB of words from a small vocabulary: every codec, LZ-only ones too, shrinks it.
 BIG_VALUE = b"".join(random.Random(7).choices(_WORDS, k=900 * 128))
-MAX_REQUEST = 2 * 1024 * 1024
 FIND_COORDINATOR = 10
 
 MESSAGES: list[Message] = [
@@ -107,105 +108,6 @@ def expected(messages: list[Message]) -> list[StoredRecord]:
 
 
 # --- the four clients ---------------------------------------------------------------------------
-
-
-def produce_kafka_python(
-    bootstrap: str, topic: str, messages: list[Message], codec: str
-) -> list[tuple[int, int]]:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        compression_type=None if codec == "none" else codec,
-        max_request_size=MAX_REQUEST,
-        acks="all",
-    )
-    try:
-        futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in messages]
-        producer.flush(timeout=20)
-        return [(m.partition, m.offset) for m in (f.get(timeout=20) for f in futures)]
-    finally:
-        producer.close(timeout=5)
-
-
-def produce_aiokafka(
-    bootstrap: str, topic: str, messages: list[Message], codec: str
-) -> list[tuple[int, int]]:
-    from aiokafka import AIOKafkaProducer
-
-    async def run() -> list[tuple[int, int]]:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            compression_type=None if codec == "none" else codec,
-            max_request_size=MAX_REQUEST,
-            enable_idempotence=True,
-            request_timeout_ms=10000,
-        )
-        await producer.start()
-        try:
-            waits = [
-                await producer.send(topic, key=k, value=v, headers=h or None)
-                for k, v, h in messages
-            ]
-            return [(m.partition, m.offset) for m in [await w for w in waits]]
-        finally:
-            await producer.stop()
-
-    return asyncio.run(asyncio.wait_for(run(), 30))
-
-
-def produce_confluent(
-    bootstrap: str, topic: str, messages: list[Message], codec: str
-) -> list[tuple[int, int]]:
-    from confluent_kafka import Producer
-
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "compression.type": codec,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "message.max.bytes": MAX_REQUEST,
-        }
-    )
-    reports: list[Any] = [None] * len(messages)
-
-    def delivered(index: int) -> Any:
-        def callback(err: Any, msg: Any) -> None:
-            reports[index] = err or (msg.partition(), msg.offset())
-
-        return callback
-
-    for i, (k, v, h) in enumerate(messages):
-        headers: list[tuple[str, str | bytes | None]] = [(name, value) for name, value in h]
-        producer.produce(topic, key=k, value=v, headers=headers or None, on_delivery=delivered(i))
-    assert producer.flush(20) == 0
-    return reports
-
-
-def kcat_path() -> str:
-    path = shutil.which("kcat")
-    if path is None:
-        pytest.skip("kcat is not installed")
-    return path
-
-
-def produce_kcat(
-    bootstrap: str,
-    topic: str,
-    messages: list[Message],
-    codec: str,
-    *,
-    headers: Sequence[tuple[str, bytes]] = (),
-) -> None:
-    """kcat reads ``key<TAB>value`` lines; -Z sends empty keys and values as null."""
-    lines = b"".join((k or b"") + b"\t" + (v or b"") + b"\n" for k, v, _ in messages)
-    command = [kcat_path(), "-P", "-b", bootstrap, "-t", topic, "-K", "\t", "-Z", "-z", codec]
-    for name, value in headers:
-        command += ["-H", f"{name}={value.decode()}"]
-    command += ["-X", f"message.max.bytes={MAX_REQUEST}", "-X", "acks=all"]
-    subprocess.run(command, input=lines, check=True, timeout=30, capture_output=True)
 
 
 # --- clients and codecs ------------------------------------------------------------------------
