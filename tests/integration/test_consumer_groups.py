@@ -385,14 +385,18 @@ def test_static_member_rejoins_without_a_rebalance(broker: BrokerThread) -> None
     try:
         wait_until(lambda: split_evenly([a, b]), what="an even split")
         before = set(b.assignment)
-        assigned_a = len(a.assigned)
+        assigned_a, revoked_a = len(a.assigned), len(a.revoked)
+        groups = broker.running.broker.groups.coordinator.groups
+        generation = groups["g"].generation_id
         b.stop(leave=False)  # a static member leaves no LeaveGroup behind
         restarted = static("b")
         restarted.start()
         try:
             wait_until(lambda: restarted.assignment == before, what="the same partitions back")
             time.sleep(1.0)
-            assert a.revoked == [] and len(a.assigned) == assigned_a  # a saw no rebalance
+            # a saw no rebalance: nothing revoked from it, nothing newly assigned.
+            assert (len(a.revoked), len(a.assigned)) == (revoked_a, assigned_a)
+            assert groups["g"].generation_id == generation
         finally:
             restarted.stop()
     finally:
