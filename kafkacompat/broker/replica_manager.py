@@ -75,10 +75,13 @@ class ReplicaManager:
 
     def __init__(self, config: Config, data_dir: Path) -> None:
         self.config = config
-        self.logs = LogManager(data_dir, topic_defaults(config))
+        # Internal state (offsets, producer ids) is fsynced only when every message is, as the
+        # logs are: Kafka's own __consumer_offsets relies on the page cache by default too.
+        fsync_everything = config.get_int("log.flush.interval.messages") == 1
+        self.logs = LogManager(data_dir, topic_defaults(config), fsync_state=fsync_everything)
         self._locks: dict[tuple[str, int], trio.Lock] = {}
         self._data_arrived = trio.Event()
-        self.producer_states = ProducerStateManager()
+        self.producer_states = ProducerStateManager(config.get_int("producer.id.expiration.ms"))
 
     def close(self) -> None:
         logs = (

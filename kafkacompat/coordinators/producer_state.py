@@ -313,8 +313,9 @@ def replay(state: PartitionProducerState, log: PartitionLog) -> None:
 class ProducerStateManager:
     """The producer state of every partition, loaded on a partition's first produce."""
 
-    def __init__(self) -> None:
+    def __init__(self, expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
         self._states: dict[tuple[str, int], PartitionProducerState] = {}
+        self.expiration_ms = expiration_ms
 
     def loaded(self, topic: str, partition: int) -> PartitionProducerState | None:
         return self._states.get((topic, partition))
@@ -343,7 +344,7 @@ class ProducerStateManager:
     def snapshot_bytes(
         self, state: PartitionProducerState, log: PartitionLog, now_ms: int
     ) -> tuple[bytes, int]:
-        state.expire(now_ms)
+        state.expire(now_ms, self.expiration_ms)
         state.snapshot_segment_base = log.segment_base_offsets[-1]
         return encode_snapshot(state), state.next_offset
 

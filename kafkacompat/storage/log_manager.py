@@ -35,6 +35,7 @@ class LogManager:
         defaults: LogConfig = DEFAULT_LOG_CONFIG,
         *,
         fsync_on_append: bool = False,
+        fsync_state: bool = True,
         now_ms: int | None = None,
     ) -> None:
         self.data_dir = data_dir
@@ -50,7 +51,7 @@ class LogManager:
         marker = data_dir / CLEAN_SHUTDOWN_FILE
         clean = marker.exists()
         self.metadata = MetadataStore(data_dir)
-        self.state = StateStore(data_dir / STATE_DIR)
+        self.state = StateStore(data_dir / STATE_DIR, fsync=fsync_state)
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         for topic in self.metadata.topics():
             config = topic.log_config(defaults)
