@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from broker_process import BrokerProcess  # noqa: E402
-from confluent_kafka import Consumer, Producer  # noqa: E402
+from broker_process import BrokerProcess
+from confluent_kafka import Consumer, Producer
 
 
 def produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
