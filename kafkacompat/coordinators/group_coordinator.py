@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from kafkacompat.coordinators.group import (
     Completion,
     Group,
+    GroupConfig,
     GroupState,
     JoinMemberInfo,
     JoinResult,
@@ -26,12 +27,11 @@ from kafkacompat.coordinators.group import (
 )
 from kafkacompat.coordinators.group_offsets import (
     GroupOffsetStore,
-    OffsetAndMetadata,
     StoredGroup,
     StoredMember,
-    TopicPartition,
 )
-from kafkacompat.coordinators.offset_manager import OffsetManager, subscribed_topics
+from kafkacompat.coordinators.group_offsets_admin import OffsetsAndAdminMixin
+from kafkacompat.coordinators.offset_manager import OffsetManager
 from kafkacompat.errors import ErrorCode, KafkaError
 
 log = logging.getLogger("kafkacompat.groups")
@@ -40,36 +40,7 @@ E = ErrorCode
 State = GroupState
 
 
-@dataclass(frozen=True, slots=True)
-class GroupConfig:
-    initial_rebalance_delay_ms: int = 3000
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1800000
-    offsets_retention_ms: int = 10080 * 60_000
-    offsets_retention_check_interval_ms: int = 600_000
-    offset_metadata_max_bytes: int = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class MemberDescription:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class GroupDescription:
-    group_id: str
-    state: str
-    protocol_type: str
-    protocol_name: str
-    members: list[MemberDescription]
-
-
-class GroupCoordinator:
+class GroupCoordinator(OffsetsAndAdminMixin):
     def __init__(
         self,
         store: GroupOffsetStore,
@@ -577,155 +548,6 @@ class GroupCoordinator:
 
     def _store_group(self, group: Group) -> None:
         self.offsets.store.write(group.group_id, None, self._stored(group))
-
-    # -- offsets ---------------------------------------------------------------------------------
-
-    def commit_offsets(
-        self,
-        group_id: str,
-        member_id: str,
-        group_instance_id: str | None,
-        generation_id: int,
-        offsets: Mapping[TopicPartition, OffsetAndMetadata],
-    ) -> dict[TopicPartition, ErrorCode]:
-        """OffsetCommit: an error per partition; commit timestamps default to now."""
-        now = self.clock()
-        group = self.groups.get(group_id)
-        error = E.NONE
-        if group is None:
-            if generation_id >= 0:
-                error = E.ILLEGAL_GENERATION
-            else:  # a group that only stores offsets (no group management)
-                group = self.groups[group_id] = Group(group_id, state_timestamp=now)
-        elif group.is_(State.DEAD):
-            error = E.COORDINATOR_NOT_AVAILABLE
-        elif group.static_member_fenced(member_id, group_instance_id):
-            error = E.FENCED_INSTANCE_ID
-        elif generation_id < 0 and group.is_(State.EMPTY):
-            pass
-        elif group.is_(State.COMPLETING_REBALANCE):
-            error = E.REBALANCE_IN_PROGRESS
-        elif member_id not in group.members:
-            error = E.UNKNOWN_MEMBER_ID
-        elif generation_id != group.generation_id:
-            error = E.ILLEGAL_GENERATION
-        else:
-            self._schedule_session(group, group.members[member_id], now)
-        if error is not E.NONE:
-            return dict.fromkeys(offsets, error)
-        results: dict[TopicPartition, ErrorCode] = {}
-        accepted: dict[TopicPartition, OffsetAndMetadata] = {}
-        limit = self.config.offset_metadata_max_bytes
-        for tp, value in offsets.items():
-            if value.metadata is not None and len(value.metadata.encode()) > limit:
-                results[tp] = E.OFFSET_METADATA_TOO_LARGE
-                continue
-            if value.commit_timestamp < 0:
-                value = OffsetAndMetadata(
-                    value.offset, value.leader_epoch, value.metadata, now, value.expire_timestamp
-                )
-            accepted[tp] = value
-            results[tp] = E.NONE
-        if accepted:
-            try:
-                self.offsets.commit(group_id, accepted)
-            except KafkaError:
-                log.exception("group %s: storing offsets failed", group_id)
-                return dict.fromkeys(offsets, E.COORDINATOR_NOT_AVAILABLE)
-        return results
-
-    def fetch_offsets(
-        self, group_id: str, partitions: list[TopicPartition] | None
-    ) -> dict[TopicPartition, OffsetAndMetadata | None]:
-        """OffsetFetch: the committed offset of each partition asked for (None: all of them)."""
-        if partitions is None:
-            return dict(self.offsets.all(group_id))
-        return {tp: self.offsets.get(group_id, tp) for tp in partitions}
-
-    def delete_offsets(
-        self, group_id: str, partitions: list[TopicPartition]
-    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
-        """OffsetDelete: only offsets no member of the group subscribes to may go."""
-        group = self.groups.get(group_id)
-        if group is None or group.is_(State.DEAD):
-            return E.GROUP_ID_NOT_FOUND, {}
-        subscribed: set[str] = set()
-        if not group.is_(State.EMPTY):
-            topics = subscribed_topics(group)
-            if topics is None:
-                return E.NON_EMPTY_GROUP, {}
-            subscribed = topics
-        results = {
-            tp: E.GROUP_SUBSCRIBED_TO_TOPIC if tp[0] in subscribed else E.NONE for tp in partitions
-        }
-        self.offsets.delete(group_id, [tp for tp, err in results.items() if err is E.NONE])
-        return E.NONE, results
-
-    def expire_offsets(self) -> int:
-        """Drop expired offsets; empty groups left without offsets are removed. Returns count."""
-        now = self.clock()
-        removed = 0
-        for group_id in list(self.groups):
-            group = self.groups[group_id]
-            expired = self.offsets.expired(group, group_id, now)
-            if expired:
-                self.offsets.delete(group_id, expired)
-                removed += len(expired)
-            if group.is_(State.EMPTY) and not self.offsets.has_offsets(group_id):
-                group.state = State.DEAD
-                self.offsets.delete_group(group_id)
-                del self.groups[group_id]
-        return removed
-
-    # -- admin -----------------------------------------------------------------------------------
-
-    def delete_groups(self, group_ids: list[str]) -> dict[str, ErrorCode]:
-        results: dict[str, ErrorCode] = {}
-        for group_id in group_ids:
-            group = self.groups.get(group_id)
-            if group is None or group.is_(State.DEAD):
-                results[group_id] = E.GROUP_ID_NOT_FOUND
-            elif not group.is_(State.EMPTY):
-                results[group_id] = E.NON_EMPTY_GROUP
-            else:
-                self.offsets.delete_group(group_id)
-                group.state = State.DEAD
-                del self.groups[group_id]
-                results[group_id] = E.NONE
-        return results
-
-    def describe_group(self, group_id: str) -> GroupDescription:
-        group = self.groups.get(group_id)
-        if group is None:
-            return GroupDescription(group_id, State.DEAD.value, "", "", [])
-        stable = group.is_(State.STABLE)
-        protocol = group.protocol_name or ""
-        members = [
-            MemberDescription(
-                m.member_id,
-                m.group_instance_id,
-                m.client_id,
-                m.client_host,
-                m.metadata(protocol) if stable else b"",
-                m.assignment if stable else b"",
-            )
-            for m in group.members.values()
-        ]
-        return GroupDescription(
-            group_id,
-            group.state.value,
-            group.protocol_type or "",
-            protocol if stable else "",
-            members,
-        )
-
-    def list_groups(self) -> list[tuple[str, str, str]]:
-        """(group id, protocol type, state) of every live group."""
-        return [
-            (g.group_id, g.protocol_type or "", g.state.value)
-            for g in self.groups.values()
-            if not g.is_(State.DEAD)
-        ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from typing import TypeVar
 import trio
 
 from kafkacompat.config import Config
-from kafkacompat.coordinators.group import Completion
-from kafkacompat.coordinators.group_coordinator import GroupConfig, GroupCoordinator
+from kafkacompat.coordinators.group import Completion, GroupConfig
+from kafkacompat.coordinators.group_coordinator import GroupCoordinator
 from kafkacompat.coordinators.group_offsets import NAMESPACE, GroupOffsetStore
 from kafkacompat.storage.state_store import StateStore
 

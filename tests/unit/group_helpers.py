@@ -6,8 +6,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafkacompat.coordinators.group import Completion, JoinResult, SyncResult
-from kafkacompat.coordinators.group_coordinator import GroupConfig, GroupCoordinator, JoinRequest
+from kafkacompat.coordinators.group import Completion, GroupConfig, JoinResult, SyncResult
+from kafkacompat.coordinators.group_coordinator import GroupCoordinator, JoinRequest
 from kafkacompat.coordinators.group_offsets import NAMESPACE, GroupOffsetStore
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages import consumer_protocol_subscription as subscription

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kafkacompat.coordinators.group_coordinator import GroupConfig
+from kafkacompat.coordinators.group import GroupConfig
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata
 from kafkacompat.errors import ErrorCode as E
 from tests.unit.group_helpers import REBALANCE, SESSION, Harness, consumer_metadata
