@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dev",
         action="store_true",
-        help="settings for tests and local use: no initial rebalance delay, small segments",
+        help=(
+            "settings for tests and local use: group.initial.rebalance.delay.ms=0, "
+            "log.segment.bytes=16 MiB, no fsync (log.flush.interval.* at their maximum)"
+        ),
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     add_topics_parser(commands)

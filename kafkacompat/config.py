@@ -43,11 +43,15 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
     }
 )
 
-#: What `--dev` changes: settings for tests and local development.
+#: What `--dev` changes, for tests and local development: a consumer group forms at once (no
+#: initial rebalance delay), segments are small, and the log is never fsynced explicitly (the
+#: flush settings are stated even where they equal the defaults, so `--dev` always means it).
 DEV_OVERRIDES: Mapping[str, int | bool | str] = MappingProxyType(
     {
         "group.initial.rebalance.delay.ms": 0,
         "log.segment.bytes": 16 * 1024 * 1024,
+        "log.flush.interval.messages": 9223372036854775807,
+        "log.flush.interval.ms": 9223372036854775807,
     }
 )
 

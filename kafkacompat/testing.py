@@ -1,16 +1,26 @@
-"""Running a real broker inside a test process: on its own thread with its own Trio loop."""
+"""Real brokers for tests: in the test process on a thread of its own (`BrokerThread`), as a
+`kafkacompat serve` subprocess (`BrokerProcess`), or either behind one interface that can be
+restarted on the same port and data directory (`KafkaBroker`, what the pytest plugin hands out).
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
+from types import TracebackType
+from typing import Literal, TypeVar
 
 import trio
 
-from kafkacompat.config import Config, HostPort
+from kafkacompat.config import DEV_OVERRIDES, Config, HostPort
 from kafkacompat.server.listener import RunningBroker, serve
 
 T = TypeVar("T")
@@ -97,3 +107,203 @@ def running_broker(config: Config) -> Iterator[BrokerThread]:
         yield broker
     finally:
         broker.stop()
+
+
+def dev_config(data_dir: Path, port: int = 0, **settings: int | bool | str) -> Config:
+    """What `kafkacompat serve --dev` runs with: loopback, the `--dev` settings, then `settings`
+    (by Kafka name, e.g. ``**{"num.partitions": 3}``)."""
+    merged: dict[str, int | bool | str] = {**DEV_OVERRIDES, **settings}
+    return Config(listen=HostPort("127.0.0.1", port), data_dir=data_dir, settings=merged)
+
+
+_LISTENING = re.compile(rb"listening on (\S+):(\d+) ")
+
+
+class BrokerProcess:
+    """`kafkacompat serve --dev` as a child process on loopback. Its log goes to a file (a pipe
+    nobody drains could stall it); the bound port is read from its "listening on" line."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        settings: Mapping[str, int | bool | str] | None = None,
+        *,
+        log_path: Path | None = None,
+        dev: bool = True,
+    ) -> None:
+        self.data_dir = data_dir
+        self.settings = dict(settings or {})
+        self.log_path = log_path or data_dir.with_name(data_dir.name + ".broker.log")
+        self.dev = dev
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "broker not started"
+        return self.proc.pid
+
+    def command(self, port: int) -> list[str]:
+        args = [sys.executable, "-m", "kafkacompat", "serve", "--listen", f"127.0.0.1:{port}"]
+        args += ["--data-dir", str(self.data_dir)]
+        if self.dev:
+            args.append("--dev")
+        for name, value in self.settings.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            args += ["-o", f"{name}={text}"]
+        return args
+
+    def start(self, *, port: int = 0, timeout: float = 20.0) -> BrokerProcess:
+        assert self.proc is None, "already running"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(port), stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, "rb") as log:
+                log.seek(start_at)
+                match = _LISTENING.search(log.read())
+            if match:
+                self.port = int(match[2])
+                return self
+            if self.proc.poll() is not None:
+                self.proc = None
+                raise RuntimeError(f"broker exited during start:\n{self.log_tail()}")
+            time.sleep(0.005)
+        self.kill()
+        raise TimeoutError(f"broker did not start in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, a clean shutdown; returns the exit status."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: nothing is flushed or closed."""
+        if self.proc is None:
+            return
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+BrokerMode = Literal["inprocess", "subprocess"]
+BROKER_MODES: tuple[BrokerMode, ...] = ("inprocess", "subprocess")
+
+
+class KafkaBroker:
+    """A fresh broker for a test, in-process (default) or as a subprocess.
+
+    It listens on 127.0.0.1 and an ephemeral port chosen at the first start; `restart()` stops it
+    and starts it again on the same port over the same data directory, so clients made before the
+    restart keep working. Settings are the `--dev` ones plus ``settings`` (Kafka names).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        mode: BrokerMode = "inprocess",
+        settings: Mapping[str, int | bool | str] | None = None,
+    ) -> None:
+        if mode not in BROKER_MODES:
+            raise ValueError(f"broker mode must be one of {BROKER_MODES}, got {mode!r}")
+        self.data_dir = data_dir
+        self.mode: BrokerMode = mode
+        self.settings = dict(settings or {})
+        self.port = 0
+        self._thread: BrokerThread | None = None
+        self._process: BrokerProcess | None = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def bootstrap(self) -> str:
+        """``HOST:PORT``, for `bootstrap_servers` / `bootstrap.servers`."""
+        assert self.port, "broker not started"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None or self._process is not None
+
+    @property
+    def thread(self) -> BrokerThread:
+        """The in-process broker (its `.call` runs code on the broker's loop)."""
+        assert self._thread is not None, "not an in-process broker, or not running"
+        return self._thread
+
+    @property
+    def process(self) -> BrokerProcess:
+        assert self._process is not None, "not a subprocess broker, or not running"
+        return self._process
+
+    def start(self, timeout: float = 20.0) -> KafkaBroker:
+        assert not self.is_running, "already running"
+        if self.mode == "inprocess":
+            config = dev_config(self.data_dir, self.port, **self.settings)
+            self._thread = BrokerThread(config).start(timeout)
+            self.port = self._thread.port
+        else:
+            process = BrokerProcess(self.data_dir, self.settings)
+            self._process = process.start(port=self.port, timeout=timeout)
+            self.port = process.port
+        return self
+
+    def stop(self) -> None:
+        """A clean shutdown; `start()` again to serve the same data on the same port."""
+        thread, process = self._thread, self._process
+        self._thread = self._process = None
+        if thread is not None:
+            thread.stop()
+        if process is not None:
+            process.stop()
+
+    def kill(self) -> None:
+        """Stop without a clean shutdown: SIGKILL for a subprocess (in-process: `stop()`)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process = None
+        self.stop()
+
+    def restart(self, timeout: float = 20.0) -> KafkaBroker:
+        self.stop()
+        return self.start(timeout)
+
+    def __enter__(self) -> KafkaBroker:
+        return self if self.is_running else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = self.bootstrap if self.port else "not started"
+        return f"<KafkaBroker {self.mode} {state} data_dir={self.data_dir}>"
