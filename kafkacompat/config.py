@@ -38,6 +38,7 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "offset.metadata.max.bytes": 4096,
         "producer.id.expiration.ms": 86400000,
         "transaction.max.timeout.ms": 900000,
+        "transactional.id.expiration.ms": 604800000,
         "connections.max.idle.ms": 600000,
         "max.incremental.fetch.session.cache.slots": 1000,
     }

@@ -16,6 +16,7 @@ from kafkacompat.broker.replica_manager import ReplicaManager, now_ms
 from kafkacompat.broker.router import Handler, registered_handlers
 from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
+from kafkacompat.coordinators.txn_markers import TransactionService
 from kafkacompat.errors import ErrorCode, ProtocolError
 from kafkacompat.protocol.framing import frame
 from kafkacompat.protocol.headers import (
@@ -50,6 +51,9 @@ class Broker:
         self.advertised = config.advertised_for(config.listen.port)
         self.replicas = ReplicaManager(config, config.data_dir)
         self.groups = GroupService(config, self.replicas.logs.state)
+        self.transactions = TransactionService(
+            config, self.replicas.logs.state, self.replicas, self.groups.coordinator
+        )
         self._last_retention_ms = now_ms()
 
     def bind(self, bound_port: int) -> None:
@@ -68,6 +72,7 @@ class Broker:
         """Group timers, retention and time-based flushes, forever (storage work on worker threads)."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.groups.run_timers)
+            nursery.start_soon(self.transactions.run_timers)
             await self._run_storage_maintenance()
 
     async def _run_storage_maintenance(self) -> None:

@@ -206,6 +206,9 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
     "group.max.session.timeout.ms": ConfigDef(INT, "Longest session timeout a member may ask."),
     "offsets.retention.minutes": ConfigDef(INT, "How long committed offsets of empty groups stay."),
     "transaction.max.timeout.ms": ConfigDef(INT, "Longest transaction timeout a producer may ask."),
+    "transactional.id.expiration.ms": ConfigDef(
+        INT, "Transactional ids idle this long are forgotten."
+    ),
     "connections.max.idle.ms": ConfigDef(L, "Idle connections are closed after this long."),
 }
 

@@ -32,6 +32,7 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.down_conversion import down_convert
 from kafkacompat.protocol.messages.fetch_request import FetchRequest
 from kafkacompat.protocol.messages.fetch_response import (
+    AbortedTransaction,
     FetchableTopicResponse,
     FetchResponse,
     NodeEndpoint,
@@ -148,8 +149,10 @@ class FetchReader:
         limit = max(0, params.partition_max_bytes)
         if not self.hard_limit:
             limit = min(limit, remaining)
+        stable = self.replicas.last_stable_offset(topic, partition)
+        bound = stable if self.read_committed else None
         try:
-            result = log.read(params.fetch_offset, limit, min_one=min_one)
+            result = log.read(params.fetch_offset, limit, min_one=min_one, max_offset=bound)
         except KafkaError as exc:
             if exc.code != ErrorCode.OFFSET_OUT_OF_RANGE:
                 raise
@@ -160,8 +163,15 @@ class FetchReader:
             if whole.slices:
                 result, cut_to = whole, limit
         data.high_watermark = result.high_watermark
-        data.last_stable_offset = result.high_watermark
+        data.last_stable_offset = stable
         data.log_start_offset = result.log_start_offset
+        if self.read_committed and result.slices:
+            aborted = self.replicas.aborted_transactions(
+                topic, partition, params.fetch_offset, stable
+            )
+            data.aborted_transactions = [
+                AbortedTransaction(a.producer_id, a.first_offset) for a in aborted
+            ]
         return PartitionRead(key, topic, data, result, cut_to)
 
     def _partition_data(self, partition: int, log: PartitionLog) -> PartitionData:
@@ -169,7 +179,6 @@ class FetchReader:
         return PartitionData(
             partition_index=partition,
             high_watermark=high_watermark,
-            # No transactions are open on this broker: the last stable offset is the HW.
             last_stable_offset=high_watermark,
             log_start_offset=log.log_start_offset,
             aborted_transactions=[] if self.read_committed else None,

@@ -1,14 +1,13 @@
-"""InitProducerId: producer ids and epochs for idempotent producers.
+"""InitProducerId: producer ids and epochs for idempotent and transactional producers.
 
-Transactional ids need the transaction coordinator, which this broker does not run yet: such
-requests get COORDINATOR_NOT_AVAILABLE, Kafka's answer while no transaction coordinator is
-available.
+A transactional id goes to the transaction coordinator (epoch bumps, fencing, KIP-360).
 """
 
 from __future__ import annotations
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
+from kafkacompat.broker.transactions import init_transactional_producer
 from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages.init_producer_id_request import InitProducerIdRequest
@@ -36,7 +35,15 @@ async def handle_init_producer_id(
     if request.transactional_id is not None:
         if not request.transactional_id:
             return _error(ErrorCode.INVALID_REQUEST)
-        return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        expected = None if producer_id == NO_PRODUCER_ID else (producer_id, epoch)
+        code, pid, granted_epoch = await init_transactional_producer(
+            context, request.transactional_id, request.transaction_timeout_ms, expected
+        )
+        if code != ErrorCode.NONE:
+            return _error(code)
+        return InitProducerIdResponse(
+            error_code=ErrorCode.NONE, producer_id=pid, producer_epoch=granted_epoch
+        )
     # Without a transactional id Kafka always grants a fresh id at epoch 0, even to a producer
     # naming its current id and epoch.
     granted = producer_id_manager(context.broker.replicas.logs.state).allocate()

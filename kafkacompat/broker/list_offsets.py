@@ -1,7 +1,7 @@
 """ListOffsets: the offset for a timestamp, or for one of the special targets.
 
-Special targets: -1 latest (the last fetchable offset: the high watermark, which is also the last
-stable offset as no transactions are open), -2 earliest (log start offset), -3 the record with
+Special targets: -1 latest (the last fetchable offset: the high watermark, or the last stable
+offset for read_committed), -2 earliest (log start offset), -3 the record with
 the largest timestamp, -4 earliest local (log start offset), -5 latest tiered (this broker has no
 tiered storage: no offset). Any other target finds the first record whose timestamp is at or
 after it. v0 answers the old way: a list of segment base offsets chosen by segment file times.
@@ -33,6 +33,7 @@ from kafkacompat.storage.results import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
     MAX_TIMESTAMP,
+    TimestampOffset,
 )
 
 LIST_OFFSETS = 2
@@ -89,8 +90,15 @@ def _answer_v0(
     return answer
 
 
+READ_COMMITTED = 1
+
+
 def _answer(
-    replicas: ReplicaManager, topic: str, partition: ListOffsetsPartition, version: int
+    replicas: ReplicaManager,
+    topic: str,
+    partition: ListOffsetsPartition,
+    version: int,
+    read_committed: bool = False,
 ) -> ListOffsetsPartitionResponse:
     index = partition.partition_index
     answer = ListOffsetsPartitionResponse(partition_index=index)
@@ -107,13 +115,20 @@ def _answer(
     target = partition.timestamp
     if target == LATEST_TIERED_TIMESTAMP:
         return answer  # no tiered storage: offset and epoch unknown
-    if target in (LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+    fetchable = log.high_watermark
+    if read_committed:
+        fetchable = replicas.last_stable_offset(topic, index)
+    if target == LATEST_TIMESTAMP:
+        found = log.offset_for_timestamp(target)
+        if found is not None:
+            found = TimestampOffset(found.timestamp, fetchable)
+    elif target in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
         found = log.offset_for_timestamp(target)
     else:
         # Other negative targets lie below every real timestamp: they find the first record.
         found = log.offset_for_timestamp(target if target == MAX_TIMESTAMP else max(target, 0))
-        # A record found must be below the last fetchable offset (always so, with HW = LEO).
-        if found is not None and found.offset >= log.high_watermark:
+        # A record found must be below the last fetchable offset.
+        if found is not None and found.offset >= fetchable:
             found = None
     if found is None:
         return answer
@@ -144,6 +159,7 @@ async def handle_list_offsets(
                     )
                 )
             else:
-                answers.append(_answer(replicas, topic.name, partition, version))
+                committed = version >= 2 and request.isolation_level == READ_COMMITTED
+                answers.append(_answer(replicas, topic.name, partition, version, committed))
         topics.append(ListOffsetsTopicResponse(name=topic.name, partitions=answers))
     return ListOffsetsResponse(topics=topics)

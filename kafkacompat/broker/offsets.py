@@ -113,6 +113,23 @@ def fetch_group(
     return result
 
 
+def checked(
+    context: RequestContext,
+    group_id: str,
+    topic: str,
+    partition: int,
+    value: OffsetAndMetadata,
+    require_stable: bool,
+) -> tuple[int, int, str | None, ErrorCode]:
+    """Offset, leader epoch, metadata and error of one partition: with ``require_stable``,
+    offsets pending in an open transaction are UNSTABLE_OFFSET_COMMIT."""
+    if require_stable and context.broker.transactions.offsets.is_pending(
+        group_id, (topic, partition)
+    ):
+        return -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT
+    return value.offset, value.leader_epoch, value.metadata, ErrorCode.NONE
+
+
 @handles(OFFSET_FETCH)
 async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     if context.api_version >= 8:
@@ -132,7 +149,10 @@ async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> 
                             name,
                             [
                                 OffsetFetchResponsePartitions(
-                                    p, v.offset, v.leader_epoch, v.metadata, ErrorCode.NONE
+                                    p,
+                                    *checked(
+                                        context, group.group_id, name, p, v, request.require_stable
+                                    ),
                                 )
                                 for p, v in partitions
                             ],
@@ -155,7 +175,15 @@ async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> 
                 name,
                 [
                     OffsetFetchResponsePartition(
-                        p, v.offset, v.leader_epoch, v.metadata, ErrorCode.NONE
+                        p,
+                        *checked(
+                            context,
+                            request.group_id,
+                            name,
+                            p,
+                            v,
+                            context.api_version >= 7 and request.require_stable,
+                        ),
                     )
                     for p, v in partitions
                 ],

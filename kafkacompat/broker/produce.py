@@ -27,6 +27,8 @@ from kafkacompat.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC_OFFSET,
+    TRANSACTIONAL_BIT,
+    read_header,
 )
 
 log = logging.getLogger("kafkacompat.produce")
@@ -88,8 +90,34 @@ def _error(index: int, error: KafkaError, version: int) -> PartitionProduceRespo
     )
 
 
+def verify_transactional(
+    context: RequestContext,
+    transactional_id: str | None,
+    topic: str,
+    partition: int,
+    records: memoryview | bytes,
+) -> None:
+    """A transactional batch must go to a partition added to its producer's open transaction
+    (Kafka's produce verification, KIP-890)."""
+    if len(records) < HEADER_SIZE or records[MAGIC_OFFSET] != 2:
+        return
+    (attributes,) = _I16.unpack_from(records, ATTRIBUTES_OFFSET)
+    if not attributes & TRANSACTIONAL_BIT:
+        return
+    header = read_header(records)
+    code = context.broker.transactions.coordinator.check_produce(
+        transactional_id, header.producer_id, header.producer_epoch, (topic, partition)
+    )
+    if code != ErrorCode.NONE:
+        raise KafkaError(code, f"transactional batch for {topic}-{partition}: {code.name}")
+
+
 async def produce_partition(
-    context: RequestContext, topic: str, data: PartitionProduceData, acks: int
+    context: RequestContext,
+    topic: str,
+    data: PartitionProduceData,
+    acks: int,
+    transactional_id: str | None = None,
 ) -> PartitionProduceResponse:
     version = context.api_version
     replicas = context.broker.replicas
@@ -113,6 +141,7 @@ async def produce_partition(
                 f"{topic}-{data.index} has 1 in-sync replica, min.insync.replicas is {min_isr}",
             )
         assert data.records is not None
+        verify_transactional(context, transactional_id, topic, data.index, data.records)
         result = await replicas.append(topic, data.index, data.records)
     except KafkaError as error:
         return _error(data.index, error, version)
@@ -135,7 +164,9 @@ async def handle_produce(
     responses = []
     for topic_data in request.topic_data:
         partitions = [
-            await produce_partition(context, topic_data.name, data, request.acks)
+            await produce_partition(
+                context, topic_data.name, data, request.acks, request.transactional_id
+            )
             for data in topic_data.partition_data
         ]
         responses.append(TopicProduceResponse(name=topic_data.name, partition_responses=partitions))

@@ -17,6 +17,8 @@ import trio
 from kafkacompat.broker.topics import TopicInfo, validate_topic_name
 from kafkacompat.config import Config
 from kafkacompat.coordinators.producer_state import (
+    ABORT_MARKER,
+    COMMIT_MARKER,
     BatchMetadata,
     PartitionProducerState,
     ProducerStateManager,
@@ -24,11 +26,12 @@ from kafkacompat.coordinators.producer_state import (
     write_snapshot,
 )
 from kafkacompat.errors import KafkaError
-from kafkacompat.protocol.records import BatchHeader, iter_batches, verify_crc
+from kafkacompat.protocol.records import BatchHeader, iter_batches, read_header, verify_crc
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.log_manager import LogManager
 from kafkacompat.storage.metadata_store import TopicMetadata
 from kafkacompat.storage.partition_log import AppendResult, PartitionLog, ReadResult
+from kafkacompat.storage.txn_index import AbortedTxn
 
 #: Broker settings that set the default of a topic config: broker name -> topic name.
 TOPIC_DEFAULTS_FROM_BROKER = {
@@ -185,6 +188,46 @@ class ReplicaManager:
                 await trio.to_thread.run_sync(write_snapshot, log.directory, data, offset)
         self._signal_data_arrived()
         return result
+
+    async def write_marker(
+        self, topic: str, partition: int, control_batch: bytes, *, commit: bool
+    ) -> int:
+        """Append a transaction marker (a control batch) and end the producer's open
+        transaction on the partition; returns the marker's offset."""
+        log = self.log(topic, partition)
+        async with self.partition_lock(topic, partition):
+            producers = await self._producer_state(topic, partition, log)
+            now = now_ms()
+            result = log.append(
+                control_batch, leader_epoch=0, now_ms=now, allow_control=True, auto_flush=False
+            )
+            marker = COMMIT_MARKER if commit else ABORT_MARKER
+            producers.apply(read_header(control_batch), result.base_offset, marker)
+            producers.next_offset = log.log_end_offset
+            if log.flush_due(now):
+                await trio.to_thread.run_sync(log.flush, now)
+            if self.producer_states.snapshot_due(producers, log):
+                data, offset = self.producer_states.snapshot_bytes(producers, log, now_ms())
+                await trio.to_thread.run_sync(write_snapshot, log.directory, data, offset)
+        self._signal_data_arrived()
+        return result.base_offset
+
+    def producer_state_now(self, topic: str, partition: int) -> PartitionProducerState:
+        """The partition's producer state, loaded on the loop if needed (reads the log)."""
+        return self.producer_states.state_for(topic, partition, self.log(topic, partition))
+
+    def last_stable_offset(self, topic: str, partition: int) -> int:
+        """First offset of the earliest open transaction, else the high watermark."""
+        log = self.log(topic, partition)
+        unstable = self.producer_state_now(topic, partition).first_unstable_offset()
+        return log.high_watermark if unstable is None else min(unstable, log.high_watermark)
+
+    def aborted_transactions(
+        self, topic: str, partition: int, start_offset: int, upper_offset: int
+    ) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [start_offset, upper_offset)."""
+        self.producer_state_now(topic, partition)  # replays markers the index may have lost
+        return self.log(topic, partition).txn_index.collect(start_offset, upper_offset)
 
     async def _producer_state(
         self, topic: str, partition: int, log: PartitionLog

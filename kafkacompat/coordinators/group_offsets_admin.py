@@ -93,6 +93,22 @@ class OffsetsAndAdminMixin:
                 return dict.fromkeys(offsets, E.COORDINATOR_NOT_AVAILABLE)
         return results
 
+    def commit_transactional_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, OffsetAndMetadata]
+    ) -> None:
+        """Make a committed transaction's offsets visible (its commit marker is written)."""
+        now = self.clock()
+        if group_id not in self.groups:
+            self.groups[group_id] = Group(group_id, state_timestamp=now)
+        stamped = {
+            tp: v
+            if v.commit_timestamp >= 0
+            else OffsetAndMetadata(v.offset, v.leader_epoch, v.metadata, now, v.expire_timestamp)
+            for tp, v in offsets.items()
+        }
+        if stamped:
+            self.offsets.commit(group_id, stamped)
+
     def fetch_offsets(
         self, group_id: str, partitions: list[TopicPartition] | None
     ) -> dict[TopicPartition, OffsetAndMetadata | None]:

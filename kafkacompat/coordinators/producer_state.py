@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crc32c import crc32c
 
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import BatchHeader, iter_batches
+from kafkacompat.protocol.records import BatchHeader, decode_batch, iter_batches
 from kafkacompat.storage.fsutil import atomic_write
 from kafkacompat.storage.partition_log import PartitionLog
+from kafkacompat.storage.txn_index import AbortedTxn
 
 __all__ = [
     "BatchMetadata",
@@ -35,6 +36,7 @@ __all__ = [
     "encode_snapshot",
     "in_sequence",
     "last_sequence",
+    "marker_type",
 ]
 
 logger = logging.getLogger("kafkacompat.producer_state")
@@ -51,7 +53,8 @@ SNAPSHOTS_KEPT = 2
 _REPLAY_CHUNK = 1 << 20
 
 _SNAPSHOT_MAGIC = b"KCPS"
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
+_ONGOING = struct.Struct(">qq")  # producer id, first offset of its open transaction
 _SNAPSHOT_HEADER = struct.Struct(">4sHIqI")  # magic, version, crc32c of the rest, offset, count
 _ENTRY = struct.Struct(">qhqB")  # producer id, epoch, last timestamp, batch count
 _BATCH = struct.Struct(">iiqq")  # first sequence, last sequence, first offset, last offset
@@ -120,11 +123,34 @@ def batch_headers(records: bytes | bytearray | memoryview | None) -> list[BatchH
         return []
 
 
+#: Control record types (the key of a control batch's record: version, type).
+ABORT_MARKER = 0
+COMMIT_MARKER = 1
+
+
+def marker_type(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
+    """The control type (abort 0, commit 1) of the control batch at ``pos``; -1 if unknown."""
+    try:
+        _, records = decode_batch(buf, pos)
+    except KafkaError:
+        return -1
+    key = records[0].key if records else None
+    if key is None or len(key) < 4:
+        return -1
+    return int.from_bytes(key[2:4], "big", signed=True)
+
+
 class PartitionProducerState:
-    """Producer entries of one partition, valid for the log up to ``next_offset``."""
+    """Producer entries of one partition, valid for the log up to ``next_offset``.
+
+    ``ongoing`` maps producers with an open transaction to its first offset; a control batch
+    ends it, and an abort is reported to ``on_abort`` (the partition's aborted-txn index).
+    """
 
     def __init__(self, next_offset: int = 0) -> None:
         self.entries: dict[int, ProducerEntry] = {}
+        self.ongoing: dict[int, int] = {}
+        self.on_abort: Callable[[AbortedTxn], None] | None = None
         self.next_offset = next_offset
         #: Base offset of the active segment when the last snapshot was taken.
         self.snapshot_segment_base = -1
@@ -172,9 +198,23 @@ class PartitionProducerState:
             entry.add_batch(epoch, BatchMetadata(first, last, -1, -1), header.max_timestamp)
         return None
 
-    def apply(self, header: BatchHeader, first_offset: int) -> None:
-        """Record a batch appended at ``first_offset`` (no checks: the log is the truth)."""
+    def first_unstable_offset(self) -> int | None:
+        """First offset of the earliest open transaction (None: none is open)."""
+        return min(self.ongoing.values()) if self.ongoing else None
+
+    def apply(self, header: BatchHeader, first_offset: int, marker: int = -1) -> None:
+        """Record a batch appended at ``first_offset`` (no checks: the log is the truth);
+        ``marker`` is the control type of a control batch."""
         pid = header.producer_id
+        if pid >= 0 and header.is_transactional:
+            if not header.is_control:
+                self.ongoing.setdefault(pid, first_offset)
+            else:
+                started = self.ongoing.pop(pid, None)
+                if started is not None and marker == ABORT_MARKER and self.on_abort is not None:
+                    unstable = self.first_unstable_offset()
+                    lso = first_offset + 1 if unstable is None else unstable
+                    self.on_abort(AbortedTxn(pid, started, first_offset, lso))
         if pid >= 0:
             entry = self.entries.get(pid)
             if entry is None:
@@ -202,7 +242,8 @@ class PartitionProducerState:
     def expire(self, now_ms: int, max_idle_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
         """Forget producers whose last batch is older than ``max_idle_ms``."""
         cutoff = now_ms - max_idle_ms
-        for pid in [p for p, e in self.entries.items() if e.last_timestamp < cutoff]:
+        idle = [p for p, e in self.entries.items() if e.last_timestamp < cutoff]
+        for pid in [p for p in idle if p not in self.ongoing]:
             del self.entries[pid]
 
 
@@ -217,6 +258,9 @@ def encode_snapshot(state: PartitionProducerState) -> bytes:
         )
         for b in entry.batches:
             body += _BATCH.pack(b.first_seq, b.last_seq, b.first_offset, b.last_offset)
+    body += struct.pack(">I", len(state.ongoing))
+    for pid, first in state.ongoing.items():
+        body += _ONGOING.pack(pid, first)
     offset_and_count = struct.pack(">qI", state.next_offset, len(state.entries))
     crc = crc32c(offset_and_count + body)
     header = _SNAPSHOT_HEADER.pack(
@@ -230,7 +274,7 @@ def decode_snapshot(data: bytes) -> PartitionProducerState:
     if len(data) < _SNAPSHOT_HEADER.size:
         raise ValueError("truncated snapshot")
     magic, version, crc, offset, count = _SNAPSHOT_HEADER.unpack_from(data)
-    if magic != _SNAPSHOT_MAGIC or version != _SNAPSHOT_VERSION:
+    if magic != _SNAPSHOT_MAGIC or version not in (1, _SNAPSHOT_VERSION):
         raise ValueError("not a producer state snapshot")
     if crc32c(data[_SNAPSHOT_HEADER.size - 12 :]) != crc:
         raise ValueError("snapshot CRC mismatch")
@@ -245,6 +289,13 @@ def decode_snapshot(data: bytes) -> PartitionProducerState:
                 entry.batches.append(BatchMetadata(*_BATCH.unpack_from(data, pos)))
                 pos += _BATCH.size
             state.entries[pid] = entry
+        if version >= 2:
+            (open_count,) = struct.unpack_from(">I", data, pos)
+            pos += 4
+            for _ in range(open_count):
+                pid, first = _ONGOING.unpack_from(data, pos)
+                state.ongoing[pid] = first
+                pos += _ONGOING.size
     except struct.error as exc:
         raise ValueError("truncated snapshot") from exc
     if pos != len(data):
@@ -290,6 +341,7 @@ def load_state(log: PartitionLog) -> PartitionProducerState:
             path.unlink(missing_ok=True)
     if state is None:
         state = PartitionProducerState(log.log_start_offset)
+    state.on_abort = log.record_aborted
     replay(state, log)
     return state
 
@@ -303,9 +355,11 @@ def replay(state: PartitionProducerState, log: PartitionLog) -> None:
         if not result.slices:
             break
         for piece in result.slices:
-            for _, header in iter_batches(piece.read()):
+            data = piece.read()
+            for pos, header in iter_batches(data):
                 if header.last_offset >= offset:
-                    state.apply(header, header.base_offset)
+                    marker = marker_type(data, pos) if header.is_control else -1
+                    state.apply(header, header.base_offset, marker)
                     offset = header.last_offset + 1
     state.next_offset = end
 

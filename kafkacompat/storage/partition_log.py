@@ -34,6 +34,7 @@ from kafkacompat.storage.results import (
 )
 from kafkacompat.storage.retention import SegmentStats, deletable_prefix
 from kafkacompat.storage.segment import LogSegment
+from kafkacompat.storage.txn_index import AbortedTxn, TransactionIndex
 
 __all__ = ["AppendResult", "PartitionLog", "ReadResult", "TimestampOffset"]
 
@@ -65,6 +66,7 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = _now_ms() if now_ms is None else now_ms
         directory.mkdir(parents=True, exist_ok=True)
+        self.txn_index = TransactionIndex(directory)
         self._open(clean_shutdown, self._last_flush_ms)
 
     # --- opening and recovery ----------------------------------------------------------------
@@ -94,6 +96,7 @@ class PartitionLog:
             max(checkpoint.log_start_offset, segments[0].base_offset), self.log_end_offset
         )
         self._recovery_point = self.log_end_offset
+        self.txn_index.load(self._bases, self.log_end_offset)
 
     # --- properties --------------------------------------------------------------------------
 
@@ -121,6 +124,14 @@ class PartitionLog:
     @property
     def segment_base_offsets(self) -> list[int]:
         return list(self._bases)
+
+    def segment_base_for(self, offset: int) -> int:
+        """Base offset of the segment holding ``offset``."""
+        return self._bases[max(bisect_right(self._bases, offset) - 1, 0)]
+
+    def record_aborted(self, entry: AbortedTxn) -> None:
+        """Add an aborted transaction to the index of the segment holding its marker."""
+        self.txn_index.append(entry, self.segment_base_for(entry.last_offset))
 
     # --- append ------------------------------------------------------------------------------
 
@@ -358,6 +369,8 @@ class PartitionLog:
         del self._segments[:count]
         del self._bases[:count]
         self._log_start_offset = max(self._log_start_offset, self._bases[0])
+        if count:
+            self.txn_index.drop_segments_before(self._bases[0])
 
     def truncate_to(self, offset: int, now_ms: int | None = None) -> None:
         """Remove every batch holding an offset >= ``offset`` (a batch holding ``offset`` goes
@@ -368,6 +381,7 @@ class PartitionLog:
         if offset < self._log_start_offset:
             for segment in self._segments:
                 segment.delete()
+            self.txn_index.clear()
             new = self._new_segment(offset, _now_ms() if now_ms is None else now_ms)
             self._segments, self._bases = [new], [offset]
             self._log_start_offset = offset
@@ -376,6 +390,7 @@ class PartitionLog:
                 self._segments.pop().delete()
                 self._bases.pop()
             self._segments[-1].truncate_to(offset)
+            self.txn_index.truncate_to(self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self.checkpoint()
 

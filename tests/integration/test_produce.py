@@ -388,12 +388,16 @@ def test_init_producer_id_hands_out_unique_ids(broker: BrokerThread, raw: RawCli
     assert (half.error_code, half.producer_id) == (ErrorCode.INVALID_REQUEST, -1)
 
 
-def test_transactional_init_producer_id_is_refused(broker: BrokerThread, raw: RawClient) -> None:
-    response = init_producer_id(raw, transactional_id="tx-1")
-    assert (response.error_code, response.producer_id, response.producer_epoch) == (
-        ErrorCode.COORDINATOR_NOT_AVAILABLE,
-        -1,
-        -1,
+def test_transactional_init_producer_id_bumps_the_epoch(
+    broker: BrokerThread, raw: RawClient
+) -> None:
+    first = init_producer_id(raw, transactional_id="tx-1")
+    assert (first.error_code, first.producer_epoch) == (ErrorCode.NONE, 0)
+    second = init_producer_id(raw, transactional_id="tx-1")
+    assert (second.error_code, second.producer_id, second.producer_epoch) == (
+        ErrorCode.NONE,
+        first.producer_id,
+        1,
     )
     assert init_producer_id(raw, transactional_id="").error_code == ErrorCode.INVALID_REQUEST
 

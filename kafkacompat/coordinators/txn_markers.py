@@ -1,0 +1,164 @@
+"""The Trio shell of the transaction coordinator: writing markers, timeouts, recovery.
+
+Completing a transaction writes a control batch (commit or abort marker) to each of its
+partitions through the replica manager (under each partition's lock), settles its pending
+transactional offsets, then records the Complete state. Completions are shielded from
+cancellation: once a transaction is preparing it must finish. `run_timers` finishes what a crash
+left preparing, aborts transactions past their timeout and expires idle transactional ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from kafkacompat.config import Config
+from kafkacompat.coordinators.producer_ids import producer_id_manager
+from kafkacompat.coordinators.transaction_coordinator import (
+    Completion,
+    TransactionCoordinator,
+    TxnConfig,
+)
+from kafkacompat.coordinators.transaction_state import NAMESPACE, TransactionStateStore
+from kafkacompat.coordinators.txn_offsets import NAMESPACE as OFFSETS_NAMESPACE
+from kafkacompat.coordinators.txn_offsets import PendingTxnOffsets
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.records import Record, encode_batch
+from kafkacompat.storage.state_store import StateStore
+
+if TYPE_CHECKING:
+    from kafkacompat.broker.replica_manager import ReplicaManager
+    from kafkacompat.coordinators.group_coordinator import GroupCoordinator
+
+__all__ = ["TransactionService", "control_batch"]
+
+log = logging.getLogger("kafkacompat.transactions")
+
+COORDINATOR_EPOCH = 0
+_CONTROL_KEY = struct.Struct(">hh")  # version, type (0 abort, 1 commit)
+_CONTROL_VALUE = struct.Struct(">hi")  # version, coordinator epoch
+#: How often transactional ids are checked for expiry (Kafka's
+#: ``transaction.remove.expired.transaction.cleanup.interval.ms`` default).
+EXPIRY_CHECK_INTERVAL_MS = 3_600_000
+_RETRY_S = 1.0
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def control_batch(producer_id: int, producer_epoch: int, *, commit: bool, timestamp: int) -> bytes:
+    """A transaction marker: one control record in a transactional control batch."""
+    record = Record(
+        0,
+        timestamp,
+        _CONTROL_KEY.pack(0, 1 if commit else 0),
+        _CONTROL_VALUE.pack(0, COORDINATOR_EPOCH),
+    )
+    return encode_batch(
+        [record],
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        transactional=True,
+        control=True,
+    )
+
+
+def txn_config(config: Config) -> TxnConfig:
+    return TxnConfig(
+        max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
+        id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
+    )
+
+
+class TransactionService:
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        replicas: ReplicaManager,
+        groups: GroupCoordinator,
+    ) -> None:
+        self.replicas = replicas
+        self.groups = groups
+        self.offsets = PendingTxnOffsets(state.namespace(OFFSETS_NAMESPACE))
+        ids = producer_id_manager(state)
+        self.coordinator = TransactionCoordinator(
+            TransactionStateStore(state.namespace(NAMESPACE)),
+            txn_config(config),
+            wall_clock_ms,
+            lambda: ids.allocate().producer_id,
+        )
+        self._wake = trio.Event()
+        self._next_expiry_ms = wall_clock_ms() + EXPIRY_CHECK_INTERVAL_MS
+
+    def wake(self) -> None:
+        """A deadline may have moved: let the timer task look again."""
+        self._wake.set()
+
+    async def complete(self, completion: Completion) -> None:
+        """Write the markers of ``completion`` and settle its offsets (never cancelled)."""
+        with trio.CancelScope(shield=True):
+            marker = control_batch(
+                completion.producer_id,
+                completion.producer_epoch,
+                commit=completion.commit,
+                timestamp=wall_clock_ms(),
+            )
+            for topic, partition in sorted(completion.partitions):
+                try:
+                    await self.replicas.write_marker(
+                        topic, partition, marker, commit=completion.commit
+                    )
+                except KafkaError as exc:
+                    if exc.code != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                        raise  # the partition is gone (topic deleted): nothing to mark
+            pid = completion.producer_id
+            for group in sorted(completion.groups):
+                pending = self.offsets.get(group, pid)
+                if completion.commit and pending:
+                    self.groups.commit_transactional_offsets(group, pending)
+                self.offsets.remove(group, pid)
+            self.coordinator.complete(completion)
+        self.wake()
+
+    async def _complete_logged(self, completion: Completion) -> bool:
+        try:
+            await self.complete(completion)
+        except (KafkaError, OSError):
+            log.exception("completing transaction %s failed", completion.transactional_id)
+            return False
+        return True
+
+    async def run_timers(self) -> None:
+        """Finish transactions a crash left preparing, then abort timed-out ones, forever."""
+        retry = False
+        for completion in self.coordinator.unfinished():
+            retry |= not await self._complete_logged(completion)
+        while True:
+            self._wake = trio.Event()
+            for completion in self.coordinator.timed_out():
+                log.info("aborting transaction %s: timed out", completion.transactional_id)
+                retry |= not await self._complete_logged(completion)
+            if retry:
+                retry = False
+                for completion in self.coordinator.unfinished():
+                    retry |= not await self._complete_logged(completion)
+            now = wall_clock_ms()
+            if now >= self._next_expiry_ms:
+                self.coordinator.expire_ids()
+                self._next_expiry_ms = now + EXPIRY_CHECK_INTERVAL_MS
+            deadline = self.coordinator.next_deadline()
+            deadline = (
+                self._next_expiry_ms if deadline is None else min(deadline, self._next_expiry_ms)
+            )
+            timeout = (deadline - wall_clock_ms() + 1) / 1000
+            if retry:
+                timeout = min(timeout, _RETRY_S)
+            with trio.move_on_after(max(0.0, timeout) if math.isfinite(timeout) else math.inf):
+                await self._wake.wait()
