@@ -1,4 +1,8 @@
-"""Start `kafkacompat serve` as a subprocess on an ephemeral port, for benchmarks."""
+"""Start `kafkacompat serve` as a subprocess on an ephemeral port, for benchmarks.
+
+The broker logs to a file next to its data directory (a pipe nobody reads would fill up and
+stall it); the bound port is read from its start line.
+"""
 
 from __future__ import annotations
 
@@ -15,24 +19,31 @@ class BrokerProcess:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.data_dir = data_dir
         self.extra = extra
-        self.proc: subprocess.Popen[str] | None = None
+        self.log_path = data_dir.with_name(data_dir.name + ".log")
+        self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     def start(self, timeout: float = 20.0) -> BrokerProcess:
         args = [sys.executable, "-m", "kafkacompat", "serve", "--listen", "127.0.0.1:0"]
-        args += ["--data-dir", str(self.data_dir), *self.extra]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        args += ["--data-dir", str(self.data_dir), "--log-level", "INFO", *self.extra]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(args, stderr=log, stdout=log)
         deadline = time.monotonic() + timeout
-        assert self.proc.stderr is not None
         while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError("broker exited during start")
-            match = _LISTENING.search(line)
+            match = _LISTENING.search(self.log_path.read_text(errors="replace"))
             if match:
                 self.port = int(match[2])
                 return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited during start: {self.log_path.read_text()}")
+            time.sleep(0.01)
         raise TimeoutError("broker did not start")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
     def bootstrap(self) -> str:

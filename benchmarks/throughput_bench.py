@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     payload = b"x" * args.size
     with tempfile.TemporaryDirectory() as tmp:
-        broker = BrokerProcess(Path(tmp) / "data", "--log-level", "WARNING").start()
+        broker = BrokerProcess(Path(tmp) / "data").start()
         try:
             topic = "bench"
             produce(broker.bootstrap, topic, 1000, payload)  # creates the topic, warms up
