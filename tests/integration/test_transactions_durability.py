@@ -1,0 +1,106 @@
+"""Transactions survive broker crashes: kill -9 mid-transaction, and a commit interrupted after
+its PrepareCommit was written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kafkacompat.coordinators.transaction_state import (
+    NAMESPACE,
+    TransactionStateStore,
+    TxnState,
+)
+from kafkacompat.storage.log_manager import LogManager
+from kafkacompat.testing import local_config, running_broker
+from tests.integration.broker_process import BrokerProcess
+from tests.integration.txn_clients import TIMEOUT, consume_confluent
+
+pytestmark = pytest.mark.integration
+
+
+def test_kill_9_mid_transaction_loses_no_commit_and_shows_no_abort(tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+
+    broker = BrokerProcess(tmp_path / "data", "num.partitions=1")
+    try:
+        broker.start()
+        config = {"bootstrap.servers": broker.bootstrap, "transactional.id": "t-crash"}
+        producer = Producer(config)
+        producer.init_transactions(TIMEOUT)
+        producer.begin_transaction()
+        for value in (b"a1", b"a2", b"a3"):
+            producer.produce("crash", value, partition=0)
+        producer.commit_transaction(TIMEOUT)
+        producer.begin_transaction()
+        producer.produce("crash", b"b1", partition=0)
+        producer.produce("crash", b"b2", partition=0)
+        producer.flush(TIMEOUT)
+        broker.kill()
+        del producer
+        broker.start()
+        # Until the open transaction ends, read_committed stops before it.
+        assert consume_confluent(broker.bootstrap, "crash", "read_committed") == [
+            (0, b"a1"),
+            (1, b"a2"),
+            (2, b"a3"),
+        ]
+        successor = Producer({**config, "bootstrap.servers": broker.bootstrap})
+        successor.init_transactions(TIMEOUT)  # aborts the transaction the crash left open
+        successor.begin_transaction()
+        successor.produce("crash", b"c1", partition=0)
+        successor.commit_transaction(TIMEOUT)
+        assert consume_confluent(broker.bootstrap, "crash", "read_committed") == [
+            (0, b"a1"),
+            (1, b"a2"),
+            (2, b"a3"),
+            (7, b"c1"),
+        ]
+        assert consume_confluent(broker.bootstrap, "crash", "read_uncommitted") == [
+            (0, b"a1"),
+            (1, b"a2"),
+            (2, b"a3"),
+            (4, b"b1"),
+            (5, b"b2"),
+            (7, b"c1"),
+        ]
+        # A second crash: the aborted-transaction index and producer state come back.
+        broker.kill()
+        broker.start()
+        assert [v for _, v in consume_confluent(broker.bootstrap, "crash", "read_committed")] == [
+            b"a1",
+            b"a2",
+            b"a3",
+            b"c1",
+        ]
+    finally:
+        broker.kill()
+
+
+def test_prepared_commit_completes_after_restart(tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+
+    data_dir = tmp_path / "data"
+    with running_broker(local_config(data_dir)) as broker:
+        broker.running.broker.replicas.create_topic("prep", 1)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "t-prep"})
+        producer.init_transactions(TIMEOUT)
+        producer.begin_transaction()
+        producer.produce("prep", b"p1", partition=0)
+        producer.flush(TIMEOUT)
+    del producer
+    # As if the broker died right after writing PrepareCommit, before any marker.
+    logs = LogManager(data_dir)
+    try:
+        store = TransactionStateStore(logs.state.namespace(NAMESPACE))
+        txn = store.load()["t-prep"]
+        assert txn.state is TxnState.ONGOING
+        txn.transition(TxnState.PREPARE_COMMIT, txn.last_update_ms)
+        store.write(txn)
+    finally:
+        logs.close()
+    with running_broker(local_config(data_dir)) as broker:
+        assert consume_confluent(broker.bootstrap, "prep", "read_committed") == [(0, b"p1")]
+        state = broker.running.broker.transactions.coordinator.describe("t-prep")
+        assert state is not None and state.state is TxnState.COMPLETE_COMMIT
