@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import Any
 
-from kafkacompat.protocol.messages import request_header
+from kafkacompat.protocol.headers import request_header_version, response_header_version
+from kafkacompat.protocol.messages import APIS, request_header
 from kafkacompat.protocol.messages.request_header import RequestHeader
 
 
@@ -41,6 +43,20 @@ class RawClient:
             RequestHeader(api_key, api_version, correlation_id, "raw-test"), header
         )
         self.send_frame(bytes(header) + body)
+
+    def call(self, api_key: int, version: int, request: Any, correlation_id: int = 11) -> Any:
+        """Send a request with the header its version calls for; decode the whole response."""
+        request_module, response_module = APIS[api_key]
+        body = bytearray()
+        request_module.ENCODERS[version](request, body)
+        header_version = request_header_version(api_key, version)
+        self.request(api_key, version, bytes(body), correlation_id, header_version)
+        frame = memoryview(self.read_frame())
+        assert struct.unpack_from(">i", frame)[0] == correlation_id
+        pos = 4 + (1 if response_header_version(api_key, version) >= 1 else 0)
+        response, end = response_module.DECODERS[version](frame, pos)
+        assert end == len(frame), "trailing bytes after the response"
+        return response
 
     def _read_exactly(self, size: int) -> bytes:
         data = bytearray()

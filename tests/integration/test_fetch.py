@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,8 +19,7 @@ from kafka.record.memory_records import MemoryRecordsBuilder
 
 from kafkacompat.broker.fetch_sessions import session_cache
 from kafkacompat.errors import ErrorCode
-from kafkacompat.protocol.headers import request_header_version, response_header_version
-from kafkacompat.protocol.messages import fetch_request, fetch_response
+from kafkacompat.protocol.messages import fetch_request
 from kafkacompat.protocol.messages.fetch_request import (
     FetchPartition,
     FetchRequest,
@@ -84,21 +82,6 @@ def append_on_loop(broker: BrokerThread, topic: str, partition: int, data: bytes
 # --- raw requests ---------------------------------------------------------------------------
 
 
-def call(
-    client: RawClient, module: ModuleType, response_module: ModuleType, version: int, request: Any
-) -> Any:
-    body = bytearray()
-    module.ENCODERS[version](request, body)
-    api_key = module.API_KEY
-    client.request(
-        api_key, version, bytes(body), header_version=request_header_version(api_key, version)
-    )
-    frame = memoryview(client.read_frame())
-    pos = 4 + (1 if response_header_version(api_key, version) else 0)
-    response, _ = response_module.DECODERS[version](frame, pos)
-    return response
-
-
 def fetch(
     client: RawClient,
     version: int,
@@ -145,7 +128,7 @@ def fetch(
             for t, p in forgotten or []
         ],
     )
-    response: FetchResponse = call(client, fetch_request, fetch_response, version, request)
+    response: FetchResponse = client.call(fetch_request.API_KEY, version, request)
     return response
 
 

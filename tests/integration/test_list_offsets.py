@@ -11,9 +11,7 @@ from kafka.record.memory_records import MemoryRecordsBuilder
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages import (
     list_offsets_request,
-    list_offsets_response,
     offset_for_leader_epoch_request,
-    offset_for_leader_epoch_response,
 )
 from kafkacompat.protocol.messages.list_offsets_request import (
     ListOffsetsPartition,
@@ -27,7 +25,6 @@ from kafkacompat.protocol.messages.offset_for_leader_epoch_request import (
 )
 from kafkacompat.testing import BrokerThread
 from tests.integration.raw import RawClient
-from tests.integration.test_fetch import call
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +69,7 @@ def list_offsets(
             )
         )
     request = ListOffsetsRequest(replica_id=-1, isolation_level=isolation_level, topics=topics)
-    response = call(client, list_offsets_request, list_offsets_response, version, request)
+    response = client.call(list_offsets_request.API_KEY, version, request)
     return {(t.name, p.partition_index): p for t in response.topics for p in t.partitions}
 
 
@@ -236,13 +233,7 @@ def test_offset_for_leader_epoch(broker: BrokerThread) -> None:
                     )
                 ]
             )
-            response = call(
-                client,
-                offset_for_leader_epoch_request,
-                offset_for_leader_epoch_response,
-                version,
-                request,
-            )
+            response = client.call(offset_for_leader_epoch_request.API_KEY, version, request)
             p = response.topics[0].partitions[0]
             return p.error_code, p.leader_epoch, p.end_offset
 

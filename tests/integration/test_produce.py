@@ -4,12 +4,9 @@ the partition log itself (no consumer involved)."""
 from __future__ import annotations
 
 import random
-import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 from kafka.record.default_records import DefaultRecordBatchBuilder
@@ -18,12 +15,8 @@ from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from kafkacompat.coordinators.producer_state import snapshot_files
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.compression import Codec
-from kafkacompat.protocol.headers import request_header_version, response_header_version
 from kafkacompat.protocol.messages import (
-    init_producer_id_request,
-    init_producer_id_response,
     produce_request,
-    produce_response,
 )
 from kafkacompat.protocol.messages.init_producer_id_request import InitProducerIdRequest
 from kafkacompat.protocol.messages.init_producer_id_response import InitProducerIdResponse
@@ -201,31 +194,6 @@ def test_same_key_same_partition(broker: BrokerThread, client: str) -> None:
 # --- hand-made requests -------------------------------------------------------------------------
 
 
-def call(
-    client: RawClient,
-    api_key: int,
-    version: int,
-    request: Any,
-    modules: tuple[ModuleType, ModuleType],
-    correlation_id: int = 11,
-) -> Any:
-    body = bytearray()
-    modules[0].ENCODERS[version](request, body)
-    client.request(
-        api_key,
-        version,
-        bytes(body),
-        correlation_id=correlation_id,
-        header_version=request_header_version(api_key, version),
-    )
-    frame = memoryview(client.read_frame())
-    assert struct.unpack_from(">i", frame)[0] == correlation_id
-    pos = 4 + (1 if response_header_version(api_key, version) >= 1 else 0)
-    response, end = modules[1].DECODERS[version](frame, pos)
-    assert end == len(frame)
-    return response
-
-
 def produce_request_for(
     topic: str, records: bytes | None, *, acks: int = -1, partition: int = 0
 ) -> ProduceRequest:
@@ -246,12 +214,8 @@ def produce(
     acks: int = -1,
     partition: int = 0,
 ) -> PartitionProduceResponse:
-    response = call(
-        client,
-        0,
-        version,
-        produce_request_for(topic, records, acks=acks, partition=partition),
-        (produce_request, produce_response),
+    response = client.call(
+        0, version, produce_request_for(topic, records, acks=acks, partition=partition)
     )
     assert [t.name for t in response.responses] == [topic]
     (result,) = response.responses[0].partition_responses
@@ -268,9 +232,7 @@ def init_producer_id(
     version: int = 4,
 ) -> InitProducerIdResponse:
     request = InitProducerIdRequest(transactional_id, 60000, producer_id, epoch)
-    return call(  # type: ignore[no-any-return]
-        client, 22, version, request, (init_producer_id_request, init_producer_id_response)
-    )
+    return client.call(22, version, request)  # type: ignore[no-any-return]
 
 
 def v2_batch(
@@ -595,7 +557,7 @@ def test_one_request_many_partitions_each_answered(broker: BrokerThread, raw: Ra
             TopicProduceData("ghost", [PartitionProduceData(0, v2_batch([b"g"]))]),
         ],
     )
-    response = call(raw, 0, 11, request, (produce_request, produce_response))
+    response = raw.call(0, 11, request)
     answers = [
         (t.name, p.index, p.error_code, p.base_offset)
         for t in response.responses
