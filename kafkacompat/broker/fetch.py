@@ -99,23 +99,21 @@ class FetchReader:
     def read_all(
         self, partitions: list[tuple[PartitionKey, PartitionParams]]
     ) -> list[PartitionRead]:
-        names: dict[uuid.UUID, str] = {}
-        if self.version >= FIRST_TOPIC_ID_VERSION:
-            names = {t.topic_id: t.name for t in self.replicas.list_topics()}
         remaining = self.max_bytes
         min_one = not self.hard_limit
         reads: list[PartitionRead] = []
         for key, params in partitions:
             topic_key, partition = key
             if isinstance(topic_key, uuid.UUID):
-                topic = names.get(topic_key)
-                if topic is None:
+                info = self.replicas.find_topic_by_id(topic_key)
+                if info is None:
                     reads.append(
                         PartitionRead(
                             key, None, error_partition(partition, ErrorCode.UNKNOWN_TOPIC_ID)
                         )
                     )
                     continue
+                topic = info.name
             else:
                 topic = topic_key
             read = self.read_partition(key, topic, params, remaining, min_one)

@@ -105,7 +105,8 @@ class ReplicaManager:
         return None if meta is None else topic_info(meta)
 
     def find_topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
-        return next((t for t in self.list_topics() if t.topic_id == topic_id), None)
+        meta = self.logs.topic_by_id(topic_id)
+        return None if meta is None else topic_info(meta)
 
     def create_topic(
         self,

@@ -151,6 +151,9 @@ class LogManager:
     def topic(self, name: str) -> TopicMetadata | None:
         return self.metadata.get(name)
 
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicMetadata | None:
+        return self.metadata.get_by_id(topic_id)
+
     def require_topic(self, name: str) -> TopicMetadata:
         meta = self.metadata.get(name)
         if meta is None:

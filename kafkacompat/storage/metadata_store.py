@@ -42,6 +42,7 @@ class MetadataStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._path = self.directory / _TOPICS_FILE
         self._topics: dict[str, TopicMetadata] = {}
+        self._by_id: dict[uuid.UUID, TopicMetadata] = {}
         self._load()
 
     def _load(self) -> None:
@@ -60,6 +61,7 @@ class MetadataStore:
                 configs={str(k): str(v) for k, v in item["configs"].items()},
             )
             self._topics[meta.name] = meta
+            self._by_id[meta.topic_id] = meta
 
     def _save(self) -> None:
         data = {
@@ -82,12 +84,18 @@ class MetadataStore:
     def get(self, name: str) -> TopicMetadata | None:
         return self._topics.get(name)
 
+    def get_by_id(self, topic_id: uuid.UUID) -> TopicMetadata | None:
+        return self._by_id.get(topic_id)
+
     def put(self, meta: TopicMetadata) -> None:
         """Add or replace a topic durably."""
         self._topics[meta.name] = meta
+        self._by_id[meta.topic_id] = meta
         self._save()
 
     def remove(self, name: str) -> None:
         """Forget a topic durably."""
-        if self._topics.pop(name, None) is not None:
+        meta = self._topics.pop(name, None)
+        if meta is not None:
+            self._by_id.pop(meta.topic_id, None)
             self._save()
