@@ -306,6 +306,8 @@ async def handle_fetch(context: RequestContext, request: FetchRequest) -> FetchR
     if session.kind == "error":
         return FetchResponse(error_code=session.error, session_id=0)
     reader = FetchReader(replicas, request, version)
+    for (topic_key, partition), _ in session.partitions:
+        await replicas.load_producer_state(topic_key, partition)
     deadline = trio.current_time() + max(request.max_wait_ms, 0) / 1000
     reads = reader.read_all(session.partitions)
     while not _respond_now(request, reads):

@@ -213,6 +213,23 @@ class ReplicaManager:
         self._signal_data_arrived()
         return result.base_offset
 
+    async def load_producer_state(self, topic: str | uuid.UUID, partition: int) -> None:
+        """Bring a partition's producer state (open transactions, for its last stable offset)
+        up to date on a worker thread, so reads on the loop find it current."""
+        if isinstance(topic, uuid.UUID):
+            info = self.find_topic_by_id(topic)
+            if info is None:
+                return
+            topic = info.name
+        try:
+            log = self.log(topic, partition)
+        except KafkaError:
+            return
+        if self.producer_states.is_current(topic, partition, log):
+            return
+        async with self.partition_lock(topic, partition):
+            await self._producer_state(topic, partition, log)
+
     def producer_state_now(self, topic: str, partition: int) -> PartitionProducerState:
         """The partition's producer state, loaded on the loop if needed (reads the log)."""
         return self.producer_states.state_for(topic, partition, self.log(topic, partition))

@@ -70,7 +70,7 @@ async def init_transactional_producer(
         if result.abort_first is None:
             code = for_version(result.error, 22, context.api_version)
             return code, result.producer_id, result.producer_epoch
-        await txns.complete(result.abort_first)
+        await txns.complete_or_retry(result.abort_first)
     return E.CONCURRENT_TRANSACTIONS, -1, -1
 
 
@@ -165,7 +165,7 @@ async def handle_end_txn(context: RequestContext, request: EndTxnRequest) -> End
         request.transactional_id, request.producer_id, request.producer_epoch, request.committed
     )
     if completion is not None:
-        await txns.complete(completion)
+        await txns.complete_or_retry(completion)
     return EndTxnResponse(
         error_code=for_version(code, END_TXN, context.api_version),
         producer_id=request.producer_id,

@@ -96,6 +96,8 @@ class TransactionService:
         )
         self._wake = trio.Event()
         self._next_expiry_ms = wall_clock_ms() + EXPIRY_CHECK_INTERVAL_MS
+        self._in_flight: set[str] = set()
+        self._retry = False
 
     def wake(self) -> None:
         """A deadline may have moved: let the timer task look again."""
@@ -103,6 +105,13 @@ class TransactionService:
 
     async def complete(self, completion: Completion) -> None:
         """Write the markers of ``completion`` and settle its offsets (never cancelled)."""
+        self._in_flight.add(completion.transactional_id)
+        try:
+            await self._complete(completion)
+        finally:
+            self._in_flight.discard(completion.transactional_id)
+
+    async def _complete(self, completion: Completion) -> None:
         with trio.CancelScope(shield=True):
             marker = control_batch(
                 completion.producer_id,
@@ -127,28 +136,33 @@ class TransactionService:
             self.coordinator.complete(completion)
         self.wake()
 
-    async def _complete_logged(self, completion: Completion) -> bool:
+    async def complete_or_retry(self, completion: Completion, *, wake: bool = True) -> None:
+        """Complete now; on a storage failure the timer task retries until it succeeds (the
+        transaction stays preparing, so its outcome is already decided)."""
         try:
             await self.complete(completion)
         except (KafkaError, OSError):
             log.exception("completing transaction %s failed", completion.transactional_id)
-            return False
-        return True
+            self._retry = True
+            if wake:
+                self.wake()
+
+    async def _retry_unfinished(self) -> None:
+        self._retry = False
+        for completion in self.coordinator.unfinished():
+            if completion.transactional_id not in self._in_flight:
+                await self.complete_or_retry(completion, wake=False)
 
     async def run_timers(self) -> None:
         """Finish transactions a crash left preparing, then abort timed-out ones, forever."""
-        retry = False
-        for completion in self.coordinator.unfinished():
-            retry |= not await self._complete_logged(completion)
+        await self._retry_unfinished()
         while True:
             self._wake = trio.Event()
             for completion in self.coordinator.timed_out():
                 log.info("aborting transaction %s: timed out", completion.transactional_id)
-                retry |= not await self._complete_logged(completion)
-            if retry:
-                retry = False
-                for completion in self.coordinator.unfinished():
-                    retry |= not await self._complete_logged(completion)
+                await self.complete_or_retry(completion, wake=False)
+            if self._retry:
+                await self._retry_unfinished()
             now = wall_clock_ms()
             if now >= self._next_expiry_ms:
                 self.coordinator.expire_ids()
@@ -158,7 +172,7 @@ class TransactionService:
                 self._next_expiry_ms if deadline is None else min(deadline, self._next_expiry_ms)
             )
             timeout = (deadline - wall_clock_ms() + 1) / 1000
-            if retry:
+            if self._retry:
                 timeout = min(timeout, _RETRY_S)
             with trio.move_on_after(max(0.0, timeout) if math.isfinite(timeout) else math.inf):
                 await self._wake.wait()
