@@ -211,3 +211,65 @@ def test_consume_transform_produce_is_exactly_once(broker: BrokerThread) -> None
     offsets = broker.running.broker.groups.coordinator.fetch_offsets("eos", [("in", 0)])
     assert offsets[("in", 0)] is not None and offsets[("in", 0)].offset == 6
     assert not broker.running.broker.transactions.offsets.has_group("eos")
+
+
+def _offsets_kafka_python(bootstrap: str, group: str, offset: int, commit: bool) -> None:
+    from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"kp-{group}")
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send("out", b"v%d" % offset, partition=0).get(timeout=TIMEOUT)
+        offsets = {TopicPartition("in", 0): OffsetAndMetadata(offset, "", -1)}
+        producer.send_offsets_to_transaction(offsets, group)
+        if commit:
+            producer.commit_transaction()
+        else:
+            producer.abort_transaction()
+    finally:
+        producer.close(timeout=5)
+
+
+def _offsets_aiokafka(bootstrap: str, group: str, offset: int, commit: bool) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"ak-{group}")
+        await producer.start()
+        try:
+            await producer.begin_transaction()
+            await producer.send_and_wait("out", b"v%d" % offset, partition=0)
+            await producer.send_offsets_to_transaction({TopicPartition("in", 0): offset}, group)
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+        finally:
+            await producer.stop()
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+
+
+@pytest.mark.parametrize(
+    "send", [_offsets_kafka_python, _offsets_aiokafka], ids=["kafka-python", "aiokafka"]
+)
+def test_send_offsets_to_transaction(
+    broker: BrokerThread, send: Callable[[str, str, int, bool], None]
+) -> None:
+    replicas = broker.running.broker.replicas
+    replicas.create_topic("in", 1)
+    replicas.create_topic("out", 1)
+    groups = broker.running.broker.groups.coordinator
+    send(broker.bootstrap, "g", 3, True)
+    send(broker.bootstrap, "g", 9, False)
+    committed = groups.fetch_offsets("g", [("in", 0)])[("in", 0)]
+    assert committed is not None and committed.offset == 3
+    assert consume_confluent(broker.bootstrap, "out", "read_committed") == [(0, b"v3")]
+    assert consume_confluent(broker.bootstrap, "out", "read_uncommitted") == [
+        (0, b"v3"),
+        (2, b"v9"),
+    ]
