@@ -1,0 +1,102 @@
+"""The transaction service on a real replica manager: markers written under the partition lock,
+offsets settled, and a failed marker write retried by the timer task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from kafkacompat.broker.replica_manager import ReplicaManager
+from kafkacompat.coordinators.group_offsets import OffsetAndMetadata
+from kafkacompat.coordinators.group_service import GroupService
+from kafkacompat.coordinators.transaction_state import TxnState
+from kafkacompat.coordinators.txn_markers import TransactionService
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.records import Record, encode_batch, iter_batches
+from kafkacompat.testing import local_config
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[ReplicaManager, TransactionService]]:
+    config = local_config(tmp_path / "data")
+    replicas = ReplicaManager(config, config.data_dir)
+    groups = GroupService(config, replicas.logs.state)
+    service = TransactionService(config, replicas.logs.state, replicas, groups.coordinator)
+    replicas.create_topic("t", 2)
+    yield replicas, service
+    replicas.close()
+
+
+def batch(pid: int, epoch: int, value: bytes) -> bytes:
+    record = Record(0, 1_700_000_000_000, None, value)
+    return encode_batch(
+        [record], producer_id=pid, producer_epoch=epoch, base_sequence=0, transactional=True
+    )
+
+
+def controls(replicas: ReplicaManager, partition: int) -> list[tuple[int, int]]:
+    data = replicas.read("t", partition, 0, 1 << 20).read_bytes()
+    return [(h.base_offset, h.producer_epoch) for _, h in iter_batches(data) if h.is_control]
+
+
+async def test_commit_writes_markers_and_settles_offsets(
+    parts: tuple[ReplicaManager, TransactionService],
+) -> None:
+    replicas, service = parts
+    coordinator = service.coordinator
+    init = coordinator.init_producer_id("x", 10_000)
+    pid, epoch = init.producer_id, init.producer_epoch
+    assert coordinator.add_partitions("x", pid, epoch, [("t", 0), ("t", 1)]) == ErrorCode.NONE
+    assert coordinator.add_offsets("x", pid, epoch, "g") == ErrorCode.NONE
+    await replicas.append("t", 0, batch(pid, epoch, b"a"))
+    service.offsets.add("g", pid, {("t", 0): OffsetAndMetadata(1)})
+    assert replicas.last_stable_offset("t", 0) == 0
+    assert service.offsets.is_pending("g", ("t", 0))
+    error, completion = coordinator.end_txn("x", pid, epoch, commit=True)
+    assert error == ErrorCode.NONE and completion is not None
+    await service.complete(completion)
+    assert (controls(replicas, 0), controls(replicas, 1)) == ([(1, epoch)], [(0, epoch)])
+    assert (replicas.last_stable_offset("t", 0), replicas.last_stable_offset("t", 1)) == (2, 1)
+    committed = service.groups.fetch_offsets("g", [("t", 0)])[("t", 0)]
+    assert committed is not None and committed.offset == 1
+    assert not service.offsets.is_pending("g", ("t", 0))
+    txn = coordinator.describe("x")
+    assert txn is not None and txn.state is TxnState.COMPLETE_COMMIT
+
+
+async def test_failed_marker_write_is_retried(
+    parts: tuple[ReplicaManager, TransactionService], monkeypatch: Any
+) -> None:
+    replicas, service = parts
+    coordinator = service.coordinator
+    init = coordinator.init_producer_id("y", 10_000)
+    pid, epoch = init.producer_id, init.producer_epoch
+    coordinator.add_partitions("y", pid, epoch, [("t", 0)])
+    await replicas.append("t", 0, batch(pid, epoch, b"a"))
+    real = replicas.write_marker
+    failures = [KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "disk")]
+
+    async def flaky(*args: Any, **kwargs: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(replicas, "write_marker", flaky)
+    _, completion = coordinator.end_txn("y", pid, epoch, commit=False)
+    assert completion is not None
+    await service.complete_or_retry(completion)
+    txn = coordinator.describe("y")
+    assert txn is not None and txn.state is TxnState.PREPARE_ABORT
+    assert controls(replicas, 0) == []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(service.run_timers)
+            while txn.state is not TxnState.COMPLETE_ABORT:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert controls(replicas, 0) == [(1, epoch)]
+    assert replicas.log("t", 0).txn_index.collect(0, 10)[0].first_offset == 0
