@@ -140,9 +140,16 @@ async def produce_partition(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
                 f"{topic}-{data.index} has 1 in-sync replica, min.insync.replicas is {min_isr}",
             )
-        assert data.records is not None
-        verify_transactional(context, transactional_id, topic, data.index, data.records)
-        result = await replicas.append(topic, data.index, data.records)
+        records = data.records
+        assert records is not None
+        result = await replicas.append(
+            topic,
+            data.index,
+            records,
+            verify=lambda: verify_transactional(
+                context, transactional_id, topic, data.index, records
+            ),
+        )
     except KafkaError as error:
         return _error(data.index, error, version)
     except OSError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -163,16 +163,26 @@ class ReplicaManager:
         return 0
 
     async def append(
-        self, topic: str, partition: int, records: memoryview | bytes, *, fsync: bool = False
+        self,
+        topic: str,
+        partition: int,
+        records: memoryview | bytes,
+        *,
+        fsync: bool = False,
+        verify: Callable[[], None] | None = None,
     ) -> AppendResult:
         """Append a produced record set; with ``fsync`` it is on disk before this returns.
 
         Appends to one partition are serialised; the write lands in the page cache on the loop,
         the fsync (when asked for, or due by the topic's flush policy) runs on a worker thread.
+        ``verify`` (raising KafkaError to refuse) runs with the partition lock held, with no
+        wait between it and the write: a transaction cannot end in between.
         """
         log = self.log(topic, partition)
         async with self.partition_lock(topic, partition):
             producers = await self._producer_state(topic, partition, log)
+            if verify is not None:
+                verify()
             headers = batch_headers(records)
             duplicate = self._check_producers(producers, headers, records)
             if duplicate is not None:
