@@ -117,17 +117,19 @@ def run_tagged(command: Sequence[str], timeout: float) -> tuple[str | None, str,
     return (tagged[-1] if tagged else None), tail, timed_out
 
 
-def client_version(client: Client) -> str | None:
-    line, _, _ = run_tagged([*client.command, "--version"], 60)
+def client_version(client: Client) -> tuple[str | None, str]:
+    """(the client's version, or None when its runner cannot start; the runner's output tail)."""
+    line, tail, _ = run_tagged([*client.command, "--version"], 60)
     if line is None or not line.startswith(VERSION_TAG):
-        return None
-    return line.removeprefix(VERSION_TAG).strip()
+        return None, tail
+    return line.removeprefix(VERSION_TAG).strip(), tail
 
 
-def read_allowlist(client: Client, version: str) -> tuple[set[str], str]:
-    """``allowlist-<version prefix>.txt`` (longest matching prefix) or ``allowlist.txt``."""
-    best: Path | None = None
-    for candidate in client.path.glob("allowlist-*.txt"):
+def read_allowlist(client: Client, version: str, given: Path | None = None) -> tuple[set[str], str]:
+    """``given``, else ``allowlist-<version prefix>.txt`` (the longest prefix of the client's
+    version), else ``allowlist.txt``."""
+    best: Path | None = given
+    for candidate in [] if given else client.path.glob("allowlist-*.txt"):
         prefix = candidate.stem.removeprefix("allowlist-")
         if (version == prefix or version.startswith(prefix + ".")) and (
             best is None or len(prefix) > len(best.stem)
@@ -143,7 +145,9 @@ def read_allowlist(client: Client, version: str) -> tuple[set[str], str]:
             if name not in BY_NAME:
                 raise SystemExit(f"{path}: unknown scenario {name!r}")
             names.add(name)
-    return names, str(path.relative_to(ROOT))
+    return names, str(
+        path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    )
 
 
 def prepare_kafkajs() -> str | None:
@@ -242,6 +246,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--title", default="", help="a line for the report's heading, e.g. the tox env"
     )
+    parser.add_argument(
+        "--allowlist",
+        action="append",
+        default=[],
+        metavar="CLIENT=FILE",
+        help="use this allow-list for a client (e.g. when pinning old protocol versions)",
+    )
     parser.add_argument("--list", action="store_true", help="list clients and scenarios, then exit")
     return parser.parse_args(argv)
 
@@ -259,6 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown clients or scenarios: {unknown}", file=sys.stderr)
         return 2
     clients = [CLIENTS_BY_NAME[n] for n in args.clients.split(",") if n]
+    given: dict[str, Path] = {}
+    for item in args.allowlist:
+        name, _, path = item.partition("=")
+        if name not in CLIENTS_BY_NAME or not path:
+            print(f"--allowlist needs CLIENT=FILE, got {item!r}", file=sys.stderr)
+            return 2
+        given[name] = Path(path)
     scenarios = [n for n in args.scenarios.split(",") if n]
     began = time.monotonic()
     results: list[Result] = []
@@ -266,10 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     runnable: list[tuple[Client, str, set[str]]] = []
     for client in clients:
         problem = prepare_kafkajs() if client.name == "kafkajs" else None
-        version = None if problem else client_version(client)
+        version, tail = (None, "") if problem else client_version(client)
         if version is None:
-            problem = problem or "the client is not installed (its runner reported no version)"
-        allowlist, allowlist_file = read_allowlist(client, version or "")
+            last = tail.strip().splitlines()[-1:] or ["no output"]
+            problem = problem or f"the runner cannot start: {last[0][:300]}"
+        allowlist, allowlist_file = read_allowlist(client, version or "", given.get(client.name))
         client_rows.append(
             {
                 "name": client.name,

@@ -1,7 +1,13 @@
-"""kafka-python: every scenario, written so that 2.0.x, 2.2.x and 3.x all run it."""
+"""kafka-python: every scenario, written so that 1.4.x, 2.0.x, 2.2.x and 3.x all run it.
+
+``COMPAT_KAFKA_PYTHON_API_VERSION=0.11.0`` (say) makes every client pin that broker version
+instead of asking ApiVersions, so a current kafka-python speaks the old request versions
+(and, below 0.11, the old message format) that version used.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -26,13 +32,25 @@ from compat_tests.harness import (
 
 MAX_BYTES = 2 * 1024 * 1024
 Record = tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]
+_PINNED = os.environ.get("COMPAT_KAFKA_PYTHON_API_VERSION")
+PINNED: dict[str, Any] = (
+    {"api_version": tuple(int(part) for part in _PINNED.split("."))} if _PINNED else {}
+)
 
 
 def producer(ctx: Context, **config: Any) -> KafkaProducer:
     unknown = set(config) - set(KafkaProducer.DEFAULT_CONFIG)
     if unknown:
         raise Skip(f"kafka-python {kafka.__version__} has no producer setting {sorted(unknown)}")
+    codec = config.get("compression_type")
+    if codec and codec not in getattr(KafkaProducer, "_COMPRESSORS", {codec: None}):
+        raise Skip(f"kafka-python {kafka.__version__} has no {codec} codec")
+    if codec == "zstd" and pinned_below(2, 1):
+        raise Skip(f"zstd needs 2.1, pinned {PINNED['api_version']}")
+    if (config.get("enable_idempotence") or config.get("transactional_id")) and pinned_below(0, 11):
+        raise Skip(f"idempotence needs 0.11, pinned {PINNED['api_version']}")
     config.setdefault("acks", "all")
+    config = {**PINNED, **config}
     return KafkaProducer(bootstrap_servers=ctx.bootstrap, max_request_size=MAX_BYTES, **config)
 
 
@@ -41,6 +59,7 @@ def consumer(ctx: Context, *topics: str, **config: Any) -> KafkaConsumer:
     if unknown:
         raise Skip(f"kafka-python {kafka.__version__} has no consumer setting {sorted(unknown)}")
     config.setdefault("enable_auto_commit", False)
+    config = {**PINNED, **config}
     return KafkaConsumer(
         *topics,
         bootstrap_servers=ctx.bootstrap,
@@ -50,11 +69,34 @@ def consumer(ctx: Context, *topics: str, **config: Any) -> KafkaConsumer:
     )
 
 
+def pinned_below(*version: int) -> bool:
+    return bool(PINNED) and PINNED["api_version"] < version
+
+
+def supported(messages: list[Message]) -> list[Message]:
+    """Before 0.11 (the v0/v1 message formats) records carry no headers."""
+    return [(k, v, []) for k, v, _ in messages] if pinned_below(0, 11) else messages
+
+
 def admin(ctx: Context) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=ctx.bootstrap)
+    return KafkaAdminClient(bootstrap_servers=ctx.bootstrap, **PINNED)
+
+
+def list_topics(ctx: Context, client: KafkaAdminClient) -> set[str]:
+    if hasattr(client, "list_topics"):
+        return set(client.list_topics())
+    c = consumer(ctx)  # kafka-python 1.4 has no KafkaAdminClient.list_topics
+    try:
+        return set(c.topics())
+    finally:
+        c.close()
 
 
 def create_topic(ctx: Context, topic: str, partitions: int = 1, **configs: str) -> None:
+    if pinned_below(0, 10, 1):  # no CreateTopics yet: a plain topic is auto-created instead
+        if partitions == 1 and not configs:
+            return
+        raise Skip(f"CreateTopics needs 0.10.1, pinned {PINNED['api_version']}")
     client = admin(ctx)
     try:
         client.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs)])
@@ -89,6 +131,7 @@ def read(ctx: Context, topic: str, count: int, partition: int = 0, **config: Any
 
 
 def round_trip(ctx: Context, messages: list[Message], **config: Any) -> None:
+    messages = supported(messages)
     topic = ctx.topic()
     create_topic(ctx, topic)
     offsets = produce(ctx, topic, messages, **config)
@@ -118,11 +161,13 @@ def metadata(ctx: Context) -> None:
 
 
 def admin_topics(ctx: Context) -> None:
+    if pinned_below(0, 10, 1):
+        raise Skip(f"CreateTopics needs 0.10.1, pinned {PINNED['api_version']}")
     topic = ctx.topic()
     client = admin(ctx)
     try:
         client.create_topics([NewTopic(topic, 3, 1)])
-        check(topic in client.list_topics(), "created topic listed")
+        check(topic in list_topics(ctx, client), "created topic listed")
         c = consumer(ctx)
         expect_equal(
             wait_until(lambda: c.partitions_for_topic(topic), 10, "partitions"),
@@ -131,7 +176,7 @@ def admin_topics(ctx: Context) -> None:
         )
         c.close()
         client.delete_topics([topic])
-        wait_until(lambda: topic not in client.list_topics(), 10, "the topic to go")
+        wait_until(lambda: topic not in list_topics(ctx, client), 10, "the topic to go")
     finally:
         client.close()
 
@@ -255,6 +300,8 @@ def group_resume(ctx: Context) -> None:
 
 
 def offsets_by_time(ctx: Context) -> None:
+    if pinned_below(0, 10, 1):
+        raise Skip(f"ListOffsets v1 (by time) needs 0.10.1, pinned {PINNED['api_version']}")
     topic = ctx.topic()
     create_topic(ctx, topic)
     base = int(time.time() * 1000) - 60_000
@@ -307,6 +354,8 @@ def transactional_producer(ctx: Context) -> None:
 
 
 def describe_configs(ctx: Context) -> None:
+    if pinned_below(0, 11):
+        raise Skip(f"DescribeConfigs needs 0.11, pinned {PINNED['api_version']}")
     topic = ctx.topic()
     create_topic(ctx, topic, **{"retention.ms": "123456789"})
     client = admin(ctx)
