@@ -39,6 +39,7 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "producer.id.expiration.ms": 86400000,
         "transaction.max.timeout.ms": 900000,
         "transactional.id.expiration.ms": 604800000,
+        "transaction.remove.expired.transaction.cleanup.interval.ms": 3600000,
         "connections.max.idle.ms": 600000,
         "max.incremental.fetch.session.cache.slots": 1000,
     }

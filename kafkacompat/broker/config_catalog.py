@@ -209,6 +209,9 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
     "transactional.id.expiration.ms": ConfigDef(
         INT, "Transactional ids idle this long are forgotten."
     ),
+    "transaction.remove.expired.transaction.cleanup.interval.ms": ConfigDef(
+        INT, "How often idle transactional ids are looked for."
+    ),
     "connections.max.idle.ms": ConfigDef(L, "Idle connections are closed after this long."),
 }
 

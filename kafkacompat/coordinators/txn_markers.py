@@ -42,9 +42,6 @@ log = logging.getLogger("kafkacompat.transactions")
 COORDINATOR_EPOCH = 0
 _CONTROL_KEY = struct.Struct(">hh")  # version, type (0 abort, 1 commit)
 _CONTROL_VALUE = struct.Struct(">hi")  # version, coordinator epoch
-#: How often transactional ids are checked for expiry (Kafka's
-#: ``transaction.remove.expired.transaction.cleanup.interval.ms`` default).
-EXPIRY_CHECK_INTERVAL_MS = 3_600_000
 _RETRY_S = 1.0
 
 
@@ -95,7 +92,10 @@ class TransactionService:
             lambda: ids.allocate().producer_id,
         )
         self._wake = trio.Event()
-        self._next_expiry_ms = wall_clock_ms() + EXPIRY_CHECK_INTERVAL_MS
+        self._expiry_interval_ms = config.get_int(
+            "transaction.remove.expired.transaction.cleanup.interval.ms"
+        )
+        self._next_expiry_ms = wall_clock_ms() + self._expiry_interval_ms
         self._in_flight: set[str] = set()
         self._retry = False
 
@@ -166,7 +166,7 @@ class TransactionService:
             now = wall_clock_ms()
             if now >= self._next_expiry_ms:
                 self.coordinator.expire_ids()
-                self._next_expiry_ms = now + EXPIRY_CHECK_INTERVAL_MS
+                self._next_expiry_ms = now + self._expiry_interval_ms
             deadline = self.coordinator.next_deadline()
             deadline = (
                 self._next_expiry_ms if deadline is None else min(deadline, self._next_expiry_ms)

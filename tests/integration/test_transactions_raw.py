@@ -4,7 +4,9 @@ introspection APIs."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,7 +43,7 @@ from kafkacompat.protocol.messages.txn_offset_commit_request import (
     TxnOffsetCommitRequestTopic,
 )
 from kafkacompat.protocol.records import Record, encode_batch
-from kafkacompat.testing import BrokerThread
+from kafkacompat.testing import BrokerThread, local_config, running_broker
 from tests.integration.raw import RawClient
 from tests.integration.test_produce import init_producer_id
 
@@ -263,3 +265,22 @@ def test_describe_and_list_transactions_and_producers(raw: RawClient) -> None:
         1,
     )
     assert producer.current_txn_start_offset == 0
+
+
+def test_idle_transactional_ids_expire(tmp_path: Path) -> None:
+    settings = {
+        "transactional.id.expiration.ms": 300,
+        "transaction.remove.expired.transaction.cleanup.interval.ms": 100,
+    }
+    config = local_config(tmp_path / "data", settings=settings)
+    with running_broker(config) as broker, RawClient(broker.port) as raw:
+        assert init_producer_id(raw, transactional_id="idle").error_code == E.NONE
+        request = describe_transactions_request.DescribeTransactionsRequest(["idle"])
+        (state,) = raw.call(65, 0, request).transaction_states
+        assert (state.error_code, state.transaction_state) == (E.NONE, "Empty")
+        deadline = time.monotonic() + 5
+        while broker.running.broker.transactions.coordinator.describe("idle") is not None:
+            assert time.monotonic() < deadline, "not expired within 5 s"
+            time.sleep(0.05)
+        (state,) = raw.call(65, 0, request).transaction_states
+        assert state.error_code == E.TRANSACTIONAL_ID_NOT_FOUND
