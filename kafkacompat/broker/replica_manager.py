@@ -16,9 +16,8 @@ import trio
 
 from kafkacompat.broker.topics import TopicInfo, validate_topic_name
 from kafkacompat.config import Config
+from kafkacompat.coordinators.control_records import ABORT_MARKER, COMMIT_MARKER
 from kafkacompat.coordinators.producer_state import (
-    ABORT_MARKER,
-    COMMIT_MARKER,
     BatchMetadata,
     PartitionProducerState,
     ProducerStateManager,

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from crc32c import crc32c
 
+from kafkacompat.coordinators.control_records import ABORT_MARKER, marker_type
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import BatchHeader, decode_batch, iter_batches
+from kafkacompat.protocol.records import BatchHeader, iter_batches
 from kafkacompat.storage.fsutil import atomic_write
 from kafkacompat.storage.partition_log import PartitionLog
 from kafkacompat.storage.txn_index import AbortedTxn
@@ -36,7 +37,6 @@ __all__ = [
     "encode_snapshot",
     "in_sequence",
     "last_sequence",
-    "marker_type",
 ]
 
 logger = logging.getLogger("kafkacompat.producer_state")
@@ -121,23 +121,6 @@ def batch_headers(records: bytes | bytearray | memoryview | None) -> list[BatchH
         return [header for _, header in iter_batches(records)]
     except KafkaError:
         return []
-
-
-#: Control record types (the key of a control batch's record: version, type).
-ABORT_MARKER = 0
-COMMIT_MARKER = 1
-
-
-def marker_type(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
-    """The control type (abort 0, commit 1) of the control batch at ``pos``; -1 if unknown."""
-    try:
-        _, records = decode_batch(buf, pos)
-    except KafkaError:
-        return -1
-    key = records[0].key if records else None
-    if key is None or len(key) < 4:
-        return -1
-    return int.from_bytes(key[2:4], "big", signed=True)
 
 
 class PartitionProducerState:

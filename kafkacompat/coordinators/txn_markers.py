@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-import struct
 import time
 from typing import TYPE_CHECKING
 
 import trio
 
 from kafkacompat.config import Config
+from kafkacompat.coordinators.control_records import control_batch
 from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.coordinators.transaction_coordinator import (
     Completion,
@@ -28,42 +28,21 @@ from kafkacompat.coordinators.transaction_state import NAMESPACE, TransactionSta
 from kafkacompat.coordinators.txn_offsets import NAMESPACE as OFFSETS_NAMESPACE
 from kafkacompat.coordinators.txn_offsets import PendingTxnOffsets
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import Record, encode_batch
 from kafkacompat.storage.state_store import StateStore
 
 if TYPE_CHECKING:
     from kafkacompat.broker.replica_manager import ReplicaManager
     from kafkacompat.coordinators.group_coordinator import GroupCoordinator
 
-__all__ = ["TransactionService", "control_batch"]
+__all__ = ["TransactionService"]
 
 log = logging.getLogger("kafkacompat.transactions")
 
-COORDINATOR_EPOCH = 0
-_CONTROL_KEY = struct.Struct(">hh")  # version, type (0 abort, 1 commit)
-_CONTROL_VALUE = struct.Struct(">hi")  # version, coordinator epoch
 _RETRY_S = 1.0
 
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
-
-
-def control_batch(producer_id: int, producer_epoch: int, *, commit: bool, timestamp: int) -> bytes:
-    """A transaction marker: one control record in a transactional control batch."""
-    record = Record(
-        0,
-        timestamp,
-        _CONTROL_KEY.pack(0, 1 if commit else 0),
-        _CONTROL_VALUE.pack(0, COORDINATOR_EPOCH),
-    )
-    return encode_batch(
-        [record],
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        transactional=True,
-        control=True,
-    )
 
 
 def txn_config(config: Config) -> TxnConfig:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kafkacompat.coordinators.producer_state import (
+from kafkacompat.coordinators.control_records import (
     ABORT_MARKER,
     COMMIT_MARKER,
+    control_batch,
+    marker_type,
+)
+from kafkacompat.coordinators.producer_state import (
     PartitionProducerState,
     decode_snapshot,
     encode_snapshot,
     load_state,
-    marker_type,
 )
-from kafkacompat.coordinators.txn_markers import control_batch
 from kafkacompat.protocol.records import Record, decode_batch, encode_batch, read_header
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog
