@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from kafkacompat.broker.replica_manager import ReplicaManager
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata
@@ -100,3 +101,35 @@ async def test_failed_marker_write_is_retried(
             nursery.cancel_scope.cancel()
     assert controls(replicas, 0) == [(1, epoch)]
     assert replicas.log("t", 0).txn_index.collect(0, 10)[0].first_offset == 0
+
+
+async def test_verification_happens_under_the_partition_lock(
+    parts: tuple[ReplicaManager, TransactionService],
+) -> None:
+    replicas, service = parts
+    coordinator = service.coordinator
+    init = coordinator.init_producer_id("z", 10_000)
+    pid, epoch = init.producer_id, init.producer_epoch
+    coordinator.add_partitions("z", pid, epoch, [("t", 0)])
+
+    def verify() -> None:
+        code = coordinator.check_produce("z", pid, epoch, ("t", 0))
+        if code != ErrorCode.NONE:
+            raise KafkaError(code)
+
+    outcome: list[ErrorCode] = []
+
+    async def produce() -> None:
+        try:
+            await replicas.append("t", 0, batch(pid, epoch, b"late"), verify=verify)
+            outcome.append(ErrorCode.NONE)
+        except KafkaError as exc:
+            outcome.append(exc.code)
+
+    async with trio.open_nursery() as nursery, replicas.partition_lock("t", 0):
+        nursery.start_soon(produce)
+        await trio.testing.wait_all_tasks_blocked()
+        verify()  # the transaction is still open when the produce request arrives
+        coordinator.end_txn("z", pid, epoch, commit=True)
+    assert outcome == [ErrorCode.INVALID_TXN_STATE]
+    assert replicas.log("t", 0).log_end_offset == 0
