@@ -18,12 +18,12 @@ from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
 from kafkacompat.coordinators.txn_markers import TransactionService
 from kafkacompat.errors import ErrorCode, ProtocolError
-from kafkacompat.protocol.framing import frame
 from kafkacompat.protocol.headers import (
     ANSWER_UNSUPPORTED_AT_V0_APIS,
     RequestFrame,
-    encode_response_header,
+    finish_response_frame,
     parse_request,
+    start_response_frame,
 )
 from kafkacompat.protocol.primitives import DECODE_ERRORS
 
@@ -86,7 +86,9 @@ class Broker:
                 self._last_retention_ms = now
                 await trio.to_thread.run_sync(logs.run_retention, now)
 
-    async def handle_frame(self, data: bytes, client_address: str) -> bytes | None:
+    async def handle_frame(
+        self, data: bytes | bytearray | memoryview, client_address: str
+    ) -> bytearray | None:
         """Answer one request frame; None means no response is due (acks=0).
 
         Raises ProtocolError when the connection must be closed, as Kafka does for requests it
@@ -122,12 +124,14 @@ class Broker:
     @staticmethod
     def encode_response(
         handler: Handler, version: int, correlation_id: int, response: Any
-    ) -> bytes:
-        body = bytearray(encode_response_header(handler.api_key, version, correlation_id))
-        handler.response_module.ENCODERS[version](response, body)
-        return frame(body)
+    ) -> bytearray:
+        out = start_response_frame(handler.api_key, version, correlation_id)
+        handler.response_module.ENCODERS[version](response, out)
+        return finish_response_frame(out)
 
-    def _unsupported_version_response(self, handler: Handler, request_frame: RequestFrame) -> bytes:
+    def _unsupported_version_response(
+        self, handler: Handler, request_frame: RequestFrame
+    ) -> bytearray:
         from kafkacompat.broker.api_versions import api_versions_response
 
         response = api_versions_response(self, ErrorCode.UNSUPPORTED_VERSION)

@@ -11,29 +11,50 @@ class FrameTooLarge(ProtocolError):
 
 
 class FrameReader:
-    """Accumulates received bytes and yields complete frames (without the 4-byte size)."""
+    """Accumulates received bytes and yields complete frames (without the 4-byte size).
+
+    Frames are handed out as memoryviews, not copies: a frame that arrived within one received
+    chunk is a view of that chunk, and a frame assembled from several chunks is a view of the
+    buffer it was assembled in (which is then left to the frame; new bytes go to a fresh one).
+    """
 
     def __init__(self, max_frame_size: int) -> None:
         self.max_frame_size = max_frame_size
-        self._buffer = bytearray()
+        self._data: bytes | bytearray = b""
+        self._pos = 0
+        #: Views of `_data` were handed out, so it must not be resized in place.
+        self._shared = False
         self._needed: int | None = None
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._data) - self._pos
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        self._buffer += data
+        if not data:
+            return
+        if self._pos == len(self._data):
+            # Nothing unread: keep an immutable chunk as it is, copy anything the caller may reuse.
+            self._data = data if isinstance(data, bytes) else bytes(data)
+            self._pos = 0
+            self._shared = False
+            return
+        if isinstance(self._data, bytes) or self._shared or self._pos:
+            self._data = bytearray(memoryview(self._data)[self._pos :])
+            self._pos = 0
+            self._shared = False
+        self._data += data
 
-    def next_frame(self) -> bytes | None:
+    def next_frame(self) -> memoryview | None:
         """The next whole frame, or None when more data is needed.
 
         Raises `FrameTooLarge` or `ProtocolError` as soon as the size prefix is known to be bad.
         """
+        data, pos = self._data, self._pos
         if self._needed is None:
-            if len(self._buffer) < 4:
+            if len(data) - pos < 4:
                 return None
-            (size,) = INT32.unpack_from(self._buffer, 0)
+            (size,) = INT32.unpack_from(data, pos)
             if size < 0:
                 raise ProtocolError(f"negative frame size {size}")
             if size > self.max_frame_size:
@@ -41,19 +62,23 @@ class FrameReader:
                     f"frame of {size} bytes exceeds socket.request.max.bytes={self.max_frame_size}"
                 )
             self._needed = size
-        end = 4 + self._needed
-        if len(self._buffer) < end:
+        end = pos + 4 + self._needed
+        if len(data) < end:
             return None
-        frame = bytes(self._buffer[4:end])
-        del self._buffer[:end]
+        frame = memoryview(data)[pos + 4 : end]
         self._needed = None
+        if end == len(data):
+            self._data, self._pos, self._shared = b"", 0, False
+        else:
+            self._pos = end
+            self._shared = True
         return frame
 
     def wanted(self) -> int:
         """How many more bytes complete the frame in progress (at least 1)."""
         if self._needed is None:
-            return max(1, 4 - len(self._buffer))
-        return max(1, 4 + self._needed - len(self._buffer))
+            return max(1, 4 - self.buffered)
+        return max(1, 4 + self._needed - self.buffered)
 
 
 def frame(*parts: bytes | bytearray | memoryview) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -50,15 +51,32 @@ def is_flexible(module: ModuleType, version: int) -> bool:
     return first is not None and version >= first
 
 
+#: (api_key, api_version) -> header version; bounded by the number of APIs and versions.
+_REQUEST_HEADER_VERSIONS: dict[tuple[int, int], int] = {}
+_RESPONSE_HEADER_VERSIONS: dict[tuple[int, int], int] = {}
+
+
 def request_header_version(api_key: int, api_version: int) -> int:
-    request_module = APIS[api_key][0]
-    return 2 if is_flexible(request_module, api_version) else 1
+    key = (api_key, api_version)
+    version = _REQUEST_HEADER_VERSIONS.get(key)
+    if version is None:
+        version = 2 if is_flexible(APIS[api_key][0], api_version) else 1
+        if len(_REQUEST_HEADER_VERSIONS) < 4096:
+            _REQUEST_HEADER_VERSIONS[key] = version
+    return version
 
 
 def response_header_version(api_key: int, api_version: int) -> int:
-    if api_key in RESPONSE_HEADER_V0_APIS:
-        return 0
-    return 1 if is_flexible(APIS[api_key][1], api_version) else 0
+    key = (api_key, api_version)
+    version = _RESPONSE_HEADER_VERSIONS.get(key)
+    if version is None:
+        if api_key in RESPONSE_HEADER_V0_APIS:
+            version = 0
+        else:
+            version = 1 if is_flexible(APIS[api_key][1], api_version) else 0
+        if len(_RESPONSE_HEADER_VERSIONS) < 4096:
+            _RESPONSE_HEADER_VERSIONS[key] = version
+    return version
 
 
 def parse_request(frame: memoryview) -> RequestFrame:
@@ -82,3 +100,24 @@ def encode_response_header(api_key: int, api_version: int, correlation_id: int) 
     if response_header_version(api_key, api_version) == 0:
         return INT32.pack(correlation_id)
     return INT32.pack(correlation_id) + b"\x00"
+
+
+#: A response frame's size prefix and header v0 / v1 (no tagged fields), to fill in place.
+FRAME_AND_HEADER_V0 = struct.Struct(">ii")
+FRAME_AND_HEADER_V1 = struct.Struct(">iiB")
+
+
+def start_response_frame(api_key: int, api_version: int, correlation_id: int) -> bytearray:
+    """A buffer holding a placeholder frame size and the response header, for the body to follow.
+
+    `finish_response_frame` writes the size once the body is appended, so the response is built
+    in one buffer and never copied to add its prefix.
+    """
+    if response_header_version(api_key, api_version) == 0:
+        return bytearray(FRAME_AND_HEADER_V0.pack(0, correlation_id))
+    return bytearray(FRAME_AND_HEADER_V1.pack(0, correlation_id, 0))
+
+
+def finish_response_frame(buffer: bytearray) -> bytearray:
+    INT32.pack_into(buffer, 0, len(buffer) - 4)
+    return buffer

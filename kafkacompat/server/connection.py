@@ -26,7 +26,7 @@ def peer_name(stream: trio.SocketStream) -> str:
 
 async def receive_frame(
     stream: trio.SocketStream, reader: FrameReader, idle_seconds: float
-) -> bytes | None:
+) -> memoryview | None:
     """The next request frame, or None when the client closed or idled too long."""
     frame = reader.next_frame()
     while frame is None:
