@@ -36,6 +36,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         "consumer group: commit, close, a new member resumes from the committed offset",
         timeout=90.0,
     ),
+    Scenario(
+        "group_consumer_protocol",
+        "consumer group on the KIP-848 protocol (group.protocol=consumer, ConsumerGroupHeartbeat)",
+        timeout=45.0,
+    ),
     Scenario("offsets_by_time", "look up offsets by timestamp (ListOffsets with a time)"),
     Scenario("idempotent_producer", "idempotent producer: acks=all, in order, no duplicates"),
     Scenario(

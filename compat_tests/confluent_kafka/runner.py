@@ -244,6 +244,34 @@ def group_resume(ctx: Context) -> None:
     expect_equal(second, [(10 + i, f"b{i}".encode()) for i in range(5)], "resumed records")
 
 
+def group_consumer_protocol(ctx: Context) -> None:
+    """librdkafka 2.4+ speaks KIP-848 (the broker assigns partitions through heartbeats)."""
+    topic, group = ctx.topic(), ctx.group()
+    create_topic(ctx, topic)
+    produce(ctx, topic, [(None, f"v{i}".encode(), []) for i in range(3)])
+    c = Consumer(
+        {
+            "bootstrap.servers": ctx.bootstrap,
+            "group.id": group,
+            "group.protocol": "consumer",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        c.subscribe([topic])
+        values: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(values) < 3 and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None:
+                if m.error() is not None:
+                    raise KafkaException(m.error())
+                values.append(m.value())
+        expect_equal(values, [b"v0", b"v1", b"v2"], "records read by a KIP-848 member")
+    finally:
+        c.close()
+
+
 def offsets_by_time(ctx: Context) -> None:
     topic = ctx.topic()
     create_topic(ctx, topic)
@@ -312,6 +340,7 @@ IMPLS = {
     "tombstone": tombstone,
     "group_rebalance": group_rebalance,
     "group_resume": group_resume,
+    "group_consumer_protocol": group_consumer_protocol,
     "offsets_by_time": offsets_by_time,
     "idempotent_producer": idempotent_producer,
     "transactional_producer": transactional_producer,
