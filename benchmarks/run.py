@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -29,13 +30,17 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+# Measure this checkout, whatever kafkacompat the environment has installed (`main` passes the
+# path on to broker subprocesses; worker processes inherit sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ceiling
 import workloads
 from targets import Target, start_kafkacompat, start_peer, startup_to_first_ack
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 SIZES = (100, 1024, 10240)
 
 
@@ -404,8 +409,6 @@ def render(suite: Suite, elapsed: float) -> str:
 
 
 def _cpus() -> int:
-    import os
-
     return os.cpu_count() or 0
 
 
@@ -457,6 +460,9 @@ def main() -> None:
     args.e2e_seconds = 2.0 if args.quick else 5.0
     args.sustained_gb = args.sustained_gb or (0.5 if args.quick else 5.0)
     stages = set(args.only.split(","))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     began = time.perf_counter()
     ctx = get_context("spawn")
     with (
