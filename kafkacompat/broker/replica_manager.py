@@ -244,10 +244,13 @@ class ReplicaManager:
         return self.producer_states.state_for(topic, partition, self.log(topic, partition))
 
     def last_stable_offset(self, topic: str, partition: int) -> int:
-        """First offset of the earliest open transaction, else the high watermark."""
+        """First offset of the earliest open transaction (not below the log start offset:
+        records deleted before it are gone), else the high watermark."""
         log = self.log(topic, partition)
         unstable = self.producer_state_now(topic, partition).first_unstable_offset()
-        return log.high_watermark if unstable is None else min(unstable, log.high_watermark)
+        if unstable is None:
+            return log.high_watermark
+        return min(max(unstable, log.log_start_offset), log.high_watermark)
 
     def aborted_transactions(
         self, topic: str, partition: int, start_offset: int, upper_offset: int

@@ -32,10 +32,10 @@ def parts(tmp_path: Path) -> Iterator[tuple[ReplicaManager, TransactionService]]
     replicas.close()
 
 
-def batch(pid: int, epoch: int, value: bytes) -> bytes:
+def batch(pid: int, epoch: int, value: bytes, seq: int = 0) -> bytes:
     record = Record(0, 1_700_000_000_000, None, value)
     return encode_batch(
-        [record], producer_id=pid, producer_epoch=epoch, base_sequence=0, transactional=True
+        [record], producer_id=pid, producer_epoch=epoch, base_sequence=seq, transactional=True
     )
 
 
@@ -133,3 +133,16 @@ async def test_verification_happens_under_the_partition_lock(
         coordinator.end_txn("z", pid, epoch, commit=True)
     assert outcome == [ErrorCode.INVALID_TXN_STATE]
     assert replicas.log("t", 0).log_end_offset == 0
+
+
+async def test_last_stable_offset_is_not_below_the_log_start(
+    parts: tuple[ReplicaManager, TransactionService],
+) -> None:
+    replicas, service = parts
+    init = service.coordinator.init_producer_id("w", 10_000)
+    service.coordinator.add_partitions("w", init.producer_id, 0, [("t", 0)])
+    await replicas.append("t", 0, batch(init.producer_id, 0, b"a"))
+    await replicas.append("t", 0, batch(init.producer_id, 0, b"b", seq=1))
+    assert (replicas.last_stable_offset("t", 0), replicas.log("t", 0).high_watermark) == (0, 2)
+    assert await replicas.delete_records("t", 0, 1) == 1
+    assert replicas.last_stable_offset("t", 0) == 1
