@@ -24,7 +24,7 @@ from kafkacompat.coordinators.producer_state import (
     batch_headers,
     write_snapshot,
 )
-from kafkacompat.errors import KafkaError
+from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import BatchHeader, iter_batches, read_header, verify_crc
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.log_manager import LogManager
@@ -200,19 +200,33 @@ class ReplicaManager:
         return result
 
     async def write_marker(
-        self, topic: str, partition: int, control_batch: bytes, *, commit: bool
+        self,
+        topic: str,
+        partition: int,
+        control_batch: bytes,
+        *,
+        commit: bool,
+        check_epoch: bool = False,
     ) -> int:
         """Append a transaction marker (a control batch) and end the producer's open
-        transaction on the partition; returns the marker's offset."""
+        transaction on the partition; returns the marker's offset. With ``check_epoch`` a
+        marker older than the producer's epoch on the partition is INVALID_PRODUCER_EPOCH."""
         log = self.log(topic, partition)
         async with self.partition_lock(topic, partition):
             producers = await self._producer_state(topic, partition, log)
+            header = read_header(control_batch)
+            entry = producers.entries.get(header.producer_id)
+            if check_epoch and entry is not None and header.producer_epoch < entry.epoch:
+                raise KafkaError(
+                    ErrorCode.INVALID_PRODUCER_EPOCH,
+                    f"marker epoch {header.producer_epoch} is older than {entry.epoch}",
+                )
             now = now_ms()
             result = log.append(
                 control_batch, leader_epoch=0, now_ms=now, allow_control=True, auto_flush=False
             )
             marker = COMMIT_MARKER if commit else ABORT_MARKER
-            producers.apply(read_header(control_batch), result.base_offset, marker)
+            producers.apply(header, result.base_offset, marker)
             producers.next_offset = log.log_end_offset
             if log.flush_due(now):
                 await trio.to_thread.run_sync(log.flush, now)

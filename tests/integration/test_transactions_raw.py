@@ -284,3 +284,56 @@ def test_idle_transactional_ids_expire(tmp_path: Path) -> None:
             time.sleep(0.05)
         (state,) = raw.call(65, 0, request).transaction_states
         assert state.error_code == E.TRANSACTIONAL_ID_NOT_FOUND
+
+
+def test_write_txn_markers_aborts_a_hanging_transaction(
+    broker: BrokerThread, raw: RawClient
+) -> None:
+    from kafkacompat.protocol.messages.write_txn_markers_request import (
+        WritableTxnMarker,
+        WritableTxnMarkerTopic,
+        WriteTxnMarkersRequest,
+    )
+
+    pid, epoch = begin(raw, "hang", [0])
+    assert produce_txn(raw, "hang", 0, txn_batch(pid, epoch, [b"stuck"])) == E.NONE
+    replicas = broker.running.broker.replicas
+    assert replicas.last_stable_offset("t", 0) == 0
+
+    def markers(epoch: int, partitions: list[int]) -> list[tuple[int, int]]:
+        topic = WritableTxnMarkerTopic("t", partitions)
+        request = WriteTxnMarkersRequest([WritableTxnMarker(pid, epoch, False, [topic], 0)])
+        (result,) = raw.call(27, 1, request).markers
+        return [(p.partition_index, p.error_code) for p in result.topics[0].partitions]
+
+    assert markers(epoch, [0, 5]) == [(0, E.NONE), (5, E.UNKNOWN_TOPIC_OR_PARTITION)]
+    assert replicas.last_stable_offset("t", 0) == 2
+    assert [(a.producer_id, a.first_offset) for a in fetch(raw, 1).aborted_transactions] == [
+        (pid, 0)
+    ]
+    assert markers(epoch - 1, [0]) == [(0, E.INVALID_PRODUCER_EPOCH)]
+
+
+def test_kafka_python_admin_sees_and_aborts_transactions(
+    broker: BrokerThread, raw: RawClient
+) -> None:
+    from kafka import TopicPartition
+    from kafka.admin import AbortTransactionSpec, KafkaAdminClient
+
+    pid, epoch = begin(raw, "adm", [1])
+    assert produce_txn(raw, "adm", 1, txn_batch(pid, epoch, [b"x"])) == E.NONE
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        (described,) = admin.describe_transactions(["adm"]).values()
+        assert (described.state.value, described.producer_id) == ("Ongoing", pid)
+        assert described.topic_partitions == {TopicPartition("t", 1)}
+        listed = admin.list_transactions(state_filters=["Ongoing"])
+        assert [(t.transactional_id, t.producer_id) for t in listed[1]] == [("adm", pid)]
+        states = admin.describe_producers([TopicPartition("t", 1)])
+        (producer,) = states[TopicPartition("t", 1)].active_producers
+        assert (producer.producer_id, producer.current_transaction_start_offset) == (pid, 0)
+        spec = AbortTransactionSpec(TopicPartition("t", 1), pid, epoch, 0)
+        admin.abort_transaction(spec)
+    finally:
+        admin.close()
+    assert broker.running.broker.replicas.last_stable_offset("t", 1) == 2

@@ -1,0 +1,70 @@
+"""WriteTxnMarkers: markers written on request, as an administrator's tool aborts a hanging
+transaction with (``kafka-transactions.sh abort``, KIP-664). This broker's own coordinator
+writes its markers directly, never through this API."""
+
+from __future__ import annotations
+
+import logging
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.replica_manager import ReplicaManager, now_ms
+from kafkacompat.broker.router import handles
+from kafkacompat.coordinators.control_records import control_batch
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.write_txn_markers_request import (
+    WritableTxnMarker,
+    WriteTxnMarkersRequest,
+)
+from kafkacompat.protocol.messages.write_txn_markers_response import (
+    WritableTxnMarkerPartitionResult,
+    WritableTxnMarkerResult,
+    WritableTxnMarkerTopicResult,
+    WriteTxnMarkersResponse,
+)
+
+WRITE_TXN_MARKERS = 27
+log = logging.getLogger("kafkacompat.transactions")
+
+
+async def _write(
+    replicas: ReplicaManager, topic: str, partition: int, marker: WritableTxnMarker, batch: bytes
+) -> ErrorCode:
+    info = replicas.find_topic(topic)
+    if info is None or not 0 <= partition < info.partitions:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    try:
+        await replicas.write_marker(
+            topic, partition, batch, commit=marker.transaction_result, check_epoch=True
+        )
+    except KafkaError as exc:
+        return exc.code
+    except OSError:
+        log.exception("writing a marker to %s-%d failed", topic, partition)
+        return ErrorCode.KAFKA_STORAGE_ERROR
+    return ErrorCode.NONE
+
+
+@handles(WRITE_TXN_MARKERS)
+async def handle_write_txn_markers(
+    context: RequestContext, request: WriteTxnMarkersRequest
+) -> WriteTxnMarkersResponse:
+    replicas = context.broker.replicas
+    results = []
+    for marker in request.markers:
+        batch = control_batch(
+            marker.producer_id,
+            marker.producer_epoch,
+            commit=marker.transaction_result,
+            timestamp=now_ms(),
+        )
+        topics = []
+        for topic in marker.topics:
+            partitions = [
+                WritableTxnMarkerPartitionResult(
+                    p, await _write(replicas, topic.name, p, marker, batch)
+                )
+                for p in topic.partition_indexes
+            ]
+            topics.append(WritableTxnMarkerTopicResult(topic.name, partitions))
+        results.append(WritableTxnMarkerResult(marker.producer_id, topics))
+    return WriteTxnMarkersResponse(markers=results)
