@@ -138,13 +138,19 @@ def consume_rows(
 ) -> None:
     for size in SIZES:
         topic, count = produced[(target.name, size)]
-        suite.rate(
+        result = suite.rate(
             target,
             f"consume-{size}",
-            f"consume {size} B from earliest, 1 partition",
+            f"consume {size} B from earliest, 1 partition (from the first batch)",
             "MB/s",
             lambda t=topic, c=count: suite.run(workloads.consume_all, target.bootstrap, t, 1, c),
         )
+        suite.row(
+            f"consume-{size}-first",
+            f"consume {size} B: consumer start to first message",
+            "ms",
+            higher=False,
+        ).add(target.name, result["first_message_s"] * 1000)
 
 
 def e2e_rows(suite: Suite, target: Target) -> None:

@@ -34,8 +34,11 @@ def is_nullable_anywhere(f: FieldSpec) -> bool:
     return not f.nullable.empty or f.default == "null"
 
 
-def annotation(f: FieldSpec) -> str:
+def annotation(f: FieldSpec, *, record_source: bool = False) -> str:
+    """The field's type; ``record_source``: records may also be a `RecordSource` (responses)."""
     element = _SCALAR_ANNOTATIONS.get(f.element_type, f.element_type)
+    if record_source and f.element_type == "records":
+        element += " | RecordSource"
     text = f"list[{element}]" if f.is_array else element
     if is_nullable_anywhere(f) or f.type == "records":
         text += " | None"

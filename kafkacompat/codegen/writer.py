@@ -19,6 +19,7 @@ _PRIMITIVES_IMPORT = """from kafkacompat.protocol.primitives import (
     INT8,
     ZERO_UUID,
     ProtocolError,
+    RecordSource,
     read_array_length,
     read_bytes,
     read_compact_array_length,
@@ -39,8 +40,10 @@ _PRIMITIVES_IMPORT = """from kafkacompat.protocol.primitives import (
     write_bytes,
     write_compact_array_length,
     write_compact_bytes,
+    write_compact_records,
     write_compact_string,
     write_fixed_array,
+    write_records,
     write_string,
     write_tagged_fields,
     write_uuid,
@@ -131,7 +134,8 @@ class ModuleWriter:
     def _dataclass(self, struct: StructSpec) -> str:
         lines = ["@dataclass(slots=True)", f"class {struct.name}:"]
         for f in struct.fields:
-            lines.append(f"    {f.name}: {annotation(f)} = {dataclass_default(f)}")
+            kind = annotation(f, record_source=self.spec.kind == "response")
+            lines.append(f"    {f.name}: {kind} = {dataclass_default(f)}")
         if self.has_flexible:
             lines.append("    unknown_tagged_fields: list[tuple[int, bytes]] | None = None")
         if len(lines) == 2:
@@ -306,6 +310,8 @@ class ModuleWriter:
             return "write_uuid"
         if type_ == "string":
             return "write_compact_string" if flexible else "write_string"
+        if type_ == "records":
+            return "write_compact_records" if flexible else "write_records"
         return "write_compact_bytes" if flexible else "write_bytes"
 
     def _write_array(

@@ -9,7 +9,7 @@ from types import ModuleType
 from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol.messages import APIS, request_header
 from kafkacompat.protocol.messages.request_header import RequestHeader
-from kafkacompat.protocol.primitives import DECODE_ERRORS, INT16, INT32
+from kafkacompat.protocol.primitives import DECODE_ERRORS, INT16, INT32, SplicedBuffer
 
 API_VERSIONS_KEY = 18
 
@@ -107,17 +107,18 @@ FRAME_AND_HEADER_V0 = struct.Struct(">ii")
 FRAME_AND_HEADER_V1 = struct.Struct(">iiB")
 
 
-def start_response_frame(api_key: int, api_version: int, correlation_id: int) -> bytearray:
+def start_response_frame(api_key: int, api_version: int, correlation_id: int) -> SplicedBuffer:
     """A buffer holding a placeholder frame size and the response header, for the body to follow.
 
-    `finish_response_frame` writes the size once the body is appended, so the response is built
-    in one buffer and never copied to add its prefix.
+    `finish_response_frame` writes the size once the body is encoded, so the response is built
+    in one buffer and never copied to add its prefix. Record data given as a `RecordSource` is
+    left out of the buffer (see `SplicedBuffer`) for the server to send from its source.
     """
     if response_header_version(api_key, api_version) == 0:
-        return bytearray(FRAME_AND_HEADER_V0.pack(0, correlation_id))
-    return bytearray(FRAME_AND_HEADER_V1.pack(0, correlation_id, 0))
+        return SplicedBuffer(FRAME_AND_HEADER_V0.pack(0, correlation_id))
+    return SplicedBuffer(FRAME_AND_HEADER_V1.pack(0, correlation_id, 0))
 
 
-def finish_response_frame(buffer: bytearray) -> bytearray:
-    INT32.pack_into(buffer, 0, len(buffer) - 4)
+def finish_response_frame(buffer: SplicedBuffer) -> SplicedBuffer:
+    INT32.pack_into(buffer, 0, len(buffer) - 4 + buffer.hole_bytes)
     return buffer

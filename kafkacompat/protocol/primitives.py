@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from typing import Protocol
 
 from kafkacompat.errors import ProtocolError
 
@@ -212,6 +213,66 @@ def read_compact_records(buf: Buffer, pos: int) -> tuple[Buffer | None, int]:
     if size == 0:
         return None, pos
     return _take(buf, pos, size - 1)
+
+
+class RecordSource(Protocol):
+    """Record data that is not in memory yet, such as stored batches the server may sendfile."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_bytes(self) -> bytes: ...
+
+
+class SplicedBuffer(bytearray):
+    """An encode buffer that leaves out `RecordSource` data instead of copying it in.
+
+    ``holes`` lists ``(position, source)`` in order: the source's ``size`` bytes belong at that
+    position of the buffer when it is sent; ``hole_bytes`` is their total.
+    """
+
+    __slots__ = ("hole_bytes", "holes")
+
+    def __init__(self, initial: bytes = b"") -> None:
+        super().__init__(initial)
+        self.holes: list[tuple[int, RecordSource]] = []
+        self.hole_bytes = 0
+
+
+def _write_source(out: bytearray, source: RecordSource, compact: bool) -> None:
+    if isinstance(out, SplicedBuffer):
+        size = source.size
+        if compact:
+            write_uvarint(out, size + 1)
+        else:
+            out += INT32.pack(size)
+        out.holes.append((len(out), source))
+        out.hole_bytes += size
+        return
+    raw = source.read_bytes()
+    if compact:
+        write_uvarint(out, len(raw) + 1)
+    else:
+        out += INT32.pack(len(raw))
+    out += raw
+
+
+def write_records(
+    out: bytearray, value: bytes | bytearray | memoryview | RecordSource | None
+) -> None:
+    if value is None or isinstance(value, bytes | bytearray | memoryview):
+        write_bytes(out, value)
+    else:
+        _write_source(out, value, compact=False)
+
+
+def write_compact_records(
+    out: bytearray, value: bytes | bytearray | memoryview | RecordSource | None
+) -> None:
+    if value is None or isinstance(value, bytes | bytearray | memoryview):
+        write_compact_bytes(out, value)
+    else:
+        _write_source(out, value, compact=True)
 
 
 def write_bytes(out: bytearray, value: bytes | bytearray | memoryview | None) -> None:

@@ -9,6 +9,7 @@ import trio
 from kafkacompat.broker.broker import Broker
 from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol.framing import FrameReader
+from kafkacompat.server.sending import ResponseTruncated, send_response
 
 log = logging.getLogger("kafkacompat.server")
 
@@ -57,8 +58,8 @@ async def serve_connection(stream: trio.SocketStream, broker: Broker) -> None:
                 return
             response = await broker.handle_frame(frame, peer)
             if response is not None:
-                await stream.send_all(response)
-    except ProtocolError as exc:
+                await send_response(stream, response)
+    except (ProtocolError, ResponseTruncated) as exc:
         log.warning("closing connection from %s: %s", peer, exc)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass

@@ -13,6 +13,7 @@ from kafkacompat.protocol.primitives import (
     INT8,
     ZERO_UUID,
     ProtocolError,
+    RecordSource,
     read_array_length,
     read_bytes,
     read_compact_array_length,
@@ -33,8 +34,10 @@ from kafkacompat.protocol.primitives import (
     write_bytes,
     write_compact_array_length,
     write_compact_bytes,
+    write_compact_records,
     write_compact_string,
     write_fixed_array,
+    write_records,
     write_string,
     write_tagged_fields,
     write_uuid,
@@ -98,7 +101,7 @@ class PartitionData:
     snapshot_id: SnapshotId = field(default_factory=SnapshotId)
     aborted_transactions: list[AbortedTransaction] | None = field(default_factory=list)
     preferred_read_replica: int = -1
-    records: memoryview | bytes | None = None
+    records: memoryview | bytes | RecordSource | None = None
     unknown_tagged_fields: list[tuple[int, bytes]] | None = None
 
 
@@ -172,7 +175,7 @@ def _decode_PartitionData_v0(buf: memoryview, pos: int) -> tuple[PartitionData, 
 
 def _encode_PartitionData_v0(obj: PartitionData, out: bytearray) -> None:
     out += _S_ihq.pack(obj.partition_index, obj.error_code, obj.high_watermark)
-    write_bytes(out, obj.records)
+    write_records(out, obj.records)
 
 
 def _decode_FetchableTopicResponse_v0(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
@@ -292,7 +295,7 @@ def _encode_PartitionData_v4(obj: PartitionData, out: bytearray) -> None:
         write_array_length(out, len(items))
         for item in items:
             _encode_AbortedTransaction_v4(item, out)
-    write_bytes(out, obj.records)
+    write_records(out, obj.records)
 
 
 def _decode_FetchableTopicResponse_v4(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
@@ -371,7 +374,7 @@ def _encode_PartitionData_v5(obj: PartitionData, out: bytearray) -> None:
         write_array_length(out, len(items))
         for item in items:
             _encode_AbortedTransaction_v4(item, out)
-    write_bytes(out, obj.records)
+    write_records(out, obj.records)
 
 
 def _decode_FetchableTopicResponse_v5(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
@@ -479,7 +482,7 @@ def _encode_PartitionData_v11(obj: PartitionData, out: bytearray) -> None:
         for item in items:
             _encode_AbortedTransaction_v4(item, out)
     out += _S_i.pack(obj.preferred_read_replica)
-    write_bytes(out, obj.records)
+    write_records(out, obj.records)
 
 
 def _decode_FetchableTopicResponse_v11(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
@@ -663,7 +666,7 @@ def _encode_PartitionData_v12(obj: PartitionData, out: bytearray) -> None:
         for item in items:
             _encode_AbortedTransaction_v12(item, out)
     out += _S_i.pack(obj.preferred_read_replica)
-    write_compact_bytes(out, obj.records)
+    write_compact_records(out, obj.records)
     tagged = list(obj.unknown_tagged_fields or ())
     if obj.diverging_epoch != EpochEndOffset():
         outer = out

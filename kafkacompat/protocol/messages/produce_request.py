@@ -13,6 +13,7 @@ from kafkacompat.protocol.primitives import (
     INT8,
     ZERO_UUID,
     ProtocolError,
+    RecordSource,
     read_array_length,
     read_bytes,
     read_compact_array_length,
@@ -33,8 +34,10 @@ from kafkacompat.protocol.primitives import (
     write_bytes,
     write_compact_array_length,
     write_compact_bytes,
+    write_compact_records,
     write_compact_string,
     write_fixed_array,
+    write_records,
     write_string,
     write_tagged_fields,
     write_uuid,
@@ -83,7 +86,7 @@ def _decode_PartitionProduceData_v0(buf: memoryview, pos: int) -> tuple[Partitio
 
 def _encode_PartitionProduceData_v0(obj: PartitionProduceData, out: bytearray) -> None:
     out += _S_i.pack(obj.index)
-    write_bytes(out, obj.records)
+    write_records(out, obj.records)
 
 
 def _decode_TopicProduceData_v0(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
@@ -180,7 +183,7 @@ def _decode_PartitionProduceData_v9(buf: memoryview, pos: int) -> tuple[Partitio
 
 def _encode_PartitionProduceData_v9(obj: PartitionProduceData, out: bytearray) -> None:
     out += _S_i.pack(obj.index)
-    write_compact_bytes(out, obj.records)
+    write_compact_records(out, obj.records)
     if obj.unknown_tagged_fields:
         write_tagged_fields(out, list(obj.unknown_tagged_fields))
     else:

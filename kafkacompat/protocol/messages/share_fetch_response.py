@@ -13,6 +13,7 @@ from kafkacompat.protocol.primitives import (
     INT8,
     ZERO_UUID,
     ProtocolError,
+    RecordSource,
     read_array_length,
     read_bytes,
     read_compact_array_length,
@@ -33,8 +34,10 @@ from kafkacompat.protocol.primitives import (
     write_bytes,
     write_compact_array_length,
     write_compact_bytes,
+    write_compact_records,
     write_compact_string,
     write_fixed_array,
+    write_records,
     write_string,
     write_tagged_fields,
     write_uuid,
@@ -77,7 +80,7 @@ class PartitionData:
     acknowledge_error_code: int = 0
     acknowledge_error_message: str | None = None
     current_leader: LeaderIdAndEpoch = field(default_factory=LeaderIdAndEpoch)
-    records: memoryview | bytes | None = None
+    records: memoryview | bytes | RecordSource | None = None
     acquired_records: list[AcquiredRecords] = field(default_factory=list)
     unknown_tagged_fields: list[tuple[int, bytes]] | None = None
 
@@ -181,7 +184,7 @@ def _encode_PartitionData_v0(obj: PartitionData, out: bytearray) -> None:
     out += _S_h.pack(obj.acknowledge_error_code)
     write_compact_string(out, obj.acknowledge_error_message)
     _encode_LeaderIdAndEpoch_v0(obj.current_leader, out)
-    write_compact_bytes(out, obj.records)
+    write_compact_records(out, obj.records)
     items = obj.acquired_records
     if items is None:
         write_compact_array_length(out, -1)
