@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kafkacompat.coordinators.transaction_state import TxnState
 from kafkacompat.protocol.records import iter_batches
-from kafkacompat.testing import BrokerThread
+from kafkacompat.testing import BrokerThread, local_config, running_broker
 from tests.integration.txn_clients import (
     COMMITTED,
     END_OFFSET,
@@ -273,3 +274,52 @@ def test_send_offsets_to_transaction(
         (0, b"v3"),
         (2, b"v9"),
     ]
+
+
+def test_offsets_of_a_group_member_are_checked_and_committed(tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    settings = {"group.initial.rebalance.delay.ms": 0}
+    with running_broker(local_config(tmp_path / "data", settings=settings)) as broker:
+        replicas = broker.running.broker.replicas
+        replicas.create_topic("in", 1)
+        replicas.create_topic("out", 1)
+        source = Producer({"bootstrap.servers": broker.bootstrap})
+        for i in range(3):
+            source.produce("in", b"s%d" % i, partition=0)
+        source.flush(TIMEOUT)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "t-m"})
+        producer.init_transactions(TIMEOUT)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                "group.id": "members",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
+        consumer.subscribe(["in"])
+        seen: list[Any] = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(seen) < 3 and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and not message.error():
+                seen.append(message)
+        producer.begin_transaction()
+        for message in seen:
+            producer.produce("out", message.value().upper(), partition=0)
+        metadata = consumer.consumer_group_metadata()
+        positions = consumer.position(consumer.assignment())
+        producer.send_offsets_to_transaction(positions, metadata, TIMEOUT)
+        producer.commit_transaction(TIMEOUT)
+        consumer.close()
+        committed = broker.running.broker.groups.coordinator.fetch_offsets("members", [("in", 0)])[
+            ("in", 0)
+        ]
+        assert committed is not None and committed.offset == 3
+        assert consume_confluent(broker.bootstrap, "out", "read_committed") == [
+            (0, b"S0"),
+            (1, b"S1"),
+            (2, b"S2"),
+        ]
