@@ -3,14 +3,13 @@
 The append path works on RecordBatch v2 *headers only*: validate, patch the base offset and the
 partition leader epoch in place (the CRC does not cover them), optionally rewrite the batch to
 LogAppendTime. Records inside a batch are decoded only on slow paths (timestamp lookup,
-compaction, down-conversion, tests) by the varint record codec below, and legacy message sets
-(magic 0 and 1) are converted into a v2 batch on append.
+compaction, down-conversion, tests) by the varint record codec below. Legacy message sets
+(magic 0 and 1) are in `legacy_records`.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -50,11 +49,11 @@ class TimestampType(IntEnum):
     LOG_APPEND_TIME = 1
 
 
-def _corrupt(message: str) -> KafkaError:
+def corrupt(message: str) -> KafkaError:
     return KafkaError(ErrorCode.CORRUPT_MESSAGE, message)
 
 
-def _invalid(message: str) -> KafkaError:
+def invalid(message: str) -> KafkaError:
     return KafkaError(ErrorCode.INVALID_RECORD, message)
 
 
@@ -107,12 +106,12 @@ Buffer = bytes | bytearray | memoryview
 def read_header(buf: Buffer, pos: int = 0) -> BatchHeader:
     """Parse the batch header at ``pos``; CORRUPT_MESSAGE if it is truncated or not v2."""
     if len(buf) - pos < HEADER_SIZE:
-        raise _corrupt("truncated record batch header")
+        raise corrupt("truncated record batch header")
     header = BatchHeader._make(HEADER.unpack_from(buf, pos))
     if header.magic != 2:
-        raise _corrupt(f"unsupported batch magic {header.magic}")
+        raise corrupt(f"unsupported batch magic {header.magic}")
     if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
-        raise _corrupt(f"batch length {header.batch_length} shorter than its header")
+        raise corrupt(f"batch length {header.batch_length} shorter than its header")
     return header
 
 
@@ -122,7 +121,7 @@ def iter_batches(buf: Buffer) -> Iterator[tuple[int, BatchHeader]]:
     while pos < end:
         header = read_header(buf, pos)
         if pos + header.size > end:
-            raise _corrupt("truncated record batch")
+            raise corrupt("truncated record batch")
         yield pos, header
         pos += header.size
 
@@ -131,7 +130,7 @@ def verify_crc(buf: Buffer, pos: int, header: BatchHeader) -> None:
     """Raise CORRUPT_MESSAGE unless the CRC32C over attributes..end matches."""
     view = memoryview(buf)[pos + ATTRIBUTES_OFFSET : pos + header.size]
     if crc32c(view) != header.crc:
-        raise _corrupt("record batch CRC mismatch")
+        raise corrupt("record batch CRC mismatch")
 
 
 @dataclass(slots=True)
@@ -167,31 +166,31 @@ def assign_offsets(
     max_ts, max_ts_offset = NO_TIMESTAMP, base_offset
     batches: list[tuple[int, int, int, int]] = []
     if end == 0:
-        raise _invalid("no record batches")
+        raise invalid("no record batches")
     unpack, pack_i64, pack_i32 = HEADER.unpack_from, _I64.pack_into, _I32.pack_into
     while pos < end:
         if end - pos < HEADER_SIZE:
-            raise _corrupt("truncated record batch header")
+            raise corrupt("truncated record batch header")
         _, length, _, magic, crc, attrs, lod, _, mts, pid, pepoch, bseq, count = unpack(mv, pos)
         size = length + LOG_OVERHEAD
         if magic != 2:
-            raise _corrupt(f"unexpected batch magic {magic} in a v2 record set")
+            raise corrupt(f"unexpected batch magic {magic} in a v2 record set")
         if size < HEADER_SIZE or pos + size > end:
-            raise _corrupt("record batch length inconsistent with the record set")
+            raise corrupt("record batch length inconsistent with the record set")
         if size > max_batch_size:
             raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch of {size} bytes")
         if crc32c(mv[pos + ATTRIBUTES_OFFSET : pos + size]) != crc:
-            raise _corrupt("record batch CRC mismatch")
+            raise corrupt("record batch CRC mismatch")
         if count <= 0 or lod != count - 1:
-            raise _invalid(f"{count} records but last offset delta {lod}")
+            raise invalid(f"{count} records but last offset delta {lod}")
         if attrs & COMPRESSION_MASK > Codec.ZSTD:
-            raise _corrupt(f"unknown compression codec {attrs & COMPRESSION_MASK}")
+            raise corrupt(f"unknown compression codec {attrs & COMPRESSION_MASK}")
         if attrs & CONTROL_BIT and not allow_control:
-            raise _invalid("clients may not write control batches")
+            raise invalid("clients may not write control batches")
         if pid < 0 and attrs & TRANSACTIONAL_BIT:
-            raise _invalid("transactional batch without a producer id")
+            raise invalid("transactional batch without a producer id")
         if pid >= 0 and (pepoch < 0 or (bseq < 0 and not attrs & CONTROL_BIT)):
-            raise _invalid("producer id without a producer epoch or base sequence")
+            raise invalid("producer id without a producer epoch or base sequence")
         pack_i64(mv, pos, next_offset)
         pack_i32(mv, pos + LEADER_EPOCH_OFFSET, leader_epoch)
         if log_append_time_ms is not None:
@@ -232,7 +231,7 @@ def read_varint(buf: Buffer, pos: int) -> tuple[int, int]:
     try:
         return read_varlong(buf, pos)
     except (IndexError, ProtocolError) as exc:
-        raise _corrupt("truncated or overlong varint") from exc
+        raise corrupt("truncated or overlong varint") from exc
 
 
 def _write_bytes(out: bytearray, data: bytes | None) -> None:
@@ -248,7 +247,7 @@ def _read_bytes(buf: Buffer, pos: int) -> tuple[bytes | None, int]:
     if n < 0:
         return None, pos
     if pos + n > len(buf):
-        raise _corrupt("truncated record field")
+        raise corrupt("truncated record field")
     return bytes(buf[pos : pos + n]), pos + n
 
 
@@ -275,7 +274,7 @@ def decode_record(
     length, pos = read_varint(buf, pos)
     end = pos + length
     if length < 1 or end > len(buf):
-        raise _corrupt("record length out of bounds")
+        raise corrupt("record length out of bounds")
     view = memoryview(buf)[:end]
     ts_delta, p = read_varint(view, pos + 1)
     off_delta, p = read_varint(view, p)
@@ -283,19 +282,19 @@ def decode_record(
     value, p = _read_bytes(view, p)
     nheaders, p = read_varint(view, p)
     if nheaders < 0 or nheaders > length:
-        raise _corrupt("bad record header count")
+        raise corrupt("bad record header count")
     headers: list[tuple[str, bytes | None]] = []
     for _ in range(nheaders):
         hkey, p = _read_bytes(view, p)
         hvalue, p = _read_bytes(view, p)
         if hkey is None:
-            raise _corrupt("null record header key")
+            raise corrupt("null record header key")
         try:
             headers.append((hkey.decode(), hvalue))
         except UnicodeDecodeError:
-            raise _corrupt("record header key is not UTF-8") from None
+            raise corrupt("record header key is not UTF-8") from None
     if p != end:
-        raise _corrupt("record length does not match its fields")
+        raise corrupt("record length does not match its fields")
     record = Record(base_offset + off_delta, base_timestamp + ts_delta, key, value, tuple(headers))
     return record, end
 
@@ -309,7 +308,7 @@ def decode_batch(
     """
     header = read_header(buf, pos)
     if pos + header.size > len(buf):
-        raise _corrupt("truncated record batch")
+        raise corrupt("truncated record batch")
     verify_crc(buf, pos, header)
     body: Buffer = memoryview(buf)[pos + HEADER_SIZE : pos + header.size]
     if header.compression != Codec.NONE:
@@ -320,7 +319,7 @@ def decode_batch(
         record, p = decode_record(body, p, header.base_offset, header.base_timestamp)
         records.append(record)
     if p != len(body):
-        raise _corrupt("record count does not match the batch body")
+        raise corrupt("record count does not match the batch body")
     if header.timestamp_type == TimestampType.LOG_APPEND_TIME:
         records = [
             Record(r.offset, header.max_timestamp, r.key, r.value, r.headers) for r in records
@@ -386,94 +385,3 @@ def recompress_batches(buf: Buffer, codec: int) -> bytes:
             )
         )
     return b"".join(out)
-
-
-# --- legacy message sets (magic 0 and 1) ------------------------------------------------------
-
-_LEGACY_PREFIX = struct.Struct(">qiIbb")  # offset, size, crc, magic, attributes
-_LEGACY_TS_TYPE_BIT = 0x08
-
-
-@dataclass(frozen=True, slots=True)
-class LegacyMessage:
-    """One message of a v0/v1 message set (inner messages of compressed wrappers flattened)."""
-
-    offset: int
-    magic: int
-    attributes: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-
-
-def _legacy_bytes(buf: Buffer, pos: int, end: int) -> tuple[bytes | None, int]:
-    if pos + 4 > end:
-        raise _corrupt("truncated legacy message")
-    (n,) = _I32.unpack_from(buf, pos)
-    pos += 4
-    if n < 0:
-        return None, pos
-    if pos + n > end:
-        raise _corrupt("truncated legacy message field")
-    return bytes(buf[pos : pos + n]), pos + n
-
-
-def _iter_legacy(buf: Buffer, max_size: int, nested: bool) -> Iterator[LegacyMessage]:
-    end, pos = len(buf), 0
-    while pos < end:
-        if end - pos < _LEGACY_PREFIX.size:
-            raise _corrupt("truncated legacy message header")
-        offset, size, crc, magic, attrs = _LEGACY_PREFIX.unpack_from(buf, pos)
-        msg_end = pos + LOG_OVERHEAD + size
-        if magic not in (0, 1) or size < (14 if magic == 0 else 22) or msg_end > end:
-            raise _corrupt("bad legacy message length or magic")
-        if zlib.crc32(memoryview(buf)[pos + 16 : msg_end]) != crc:
-            raise _corrupt("legacy message CRC mismatch")
-        p = pos + _LEGACY_PREFIX.size
-        timestamp = NO_TIMESTAMP
-        if magic == 1:
-            (timestamp,) = _I64.unpack_from(buf, p)
-            p += 8
-        key, p = _legacy_bytes(buf, p, msg_end)
-        value, p = _legacy_bytes(buf, p, msg_end)
-        if p != msg_end:
-            raise _corrupt("legacy message size does not match its fields")
-        codec = attrs & COMPRESSION_MASK
-        if codec == Codec.NONE:
-            yield LegacyMessage(offset, magic, attrs, timestamp, key, value)
-        elif nested or value is None:
-            raise _corrupt("nested or empty compressed legacy message")
-        else:
-            inner = decompress(codec, value, magic=magic, max_size=max_size)
-            for m in _iter_legacy(inner, max_size, True):
-                if magic == 1 and attrs & _LEGACY_TS_TYPE_BIT:
-                    m = LegacyMessage(m.offset, m.magic, attrs, timestamp, m.key, m.value)
-                yield m
-        pos = msg_end
-
-
-def iter_legacy_messages(
-    buf: Buffer, *, max_size: int = DEFAULT_MAX_DECOMPRESSED
-) -> Iterator[LegacyMessage]:
-    """Yield the messages of a v0/v1 message set, checking CRC32 and lengths."""
-    return _iter_legacy(buf, max_size, False)
-
-
-def legacy_to_v2(buf: Buffer, *, max_message_bytes: int) -> bytes:
-    """Convert a v0/v1 message set into one v2 batch (base offset 0, codec of the first wrapper).
-
-    Each top-level legacy message larger than ``max_message_bytes`` raises MESSAGE_TOO_LARGE.
-    """
-    end, pos, codec = len(buf), 0, Codec.NONE
-    while pos + LOG_OVERHEAD <= end:
-        (size,) = _I32.unpack_from(buf, pos + 8)
-        if size + LOG_OVERHEAD > max_message_bytes:
-            raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes")
-        if codec == Codec.NONE and pos + 18 <= end:
-            codec = Codec(buf[pos + 17] & COMPRESSION_MASK) if buf[pos + 17] & 7 <= 4 else codec
-        pos += LOG_OVERHEAD + max(size, 0)
-    messages = list(iter_legacy_messages(buf))
-    if not messages:
-        raise _invalid("no messages")
-    records = [Record(i, m.timestamp, m.key, m.value) for i, m in enumerate(messages)]
-    return encode_batch(records, base_offset=0, codec=codec)

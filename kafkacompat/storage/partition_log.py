@@ -11,12 +11,12 @@ from pathlib import Path
 
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import codec_from_name
+from kafkacompat.protocol.legacy_records import legacy_to_v2
 from kafkacompat.protocol.records import (
     MAGIC_OFFSET,
     Record,
     assign_offsets,
     decode_batch,
-    legacy_to_v2,
     recompress_batches,
 )
 from kafkacompat.storage.file_slice import FileSlice

@@ -9,7 +9,8 @@ from kafka.record import MemoryRecords
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import Codec, decompress
 from kafkacompat.protocol.down_conversion import down_convert, encode_legacy_message
-from kafkacompat.protocol.records import Record, TimestampType, encode_batch, iter_legacy_messages
+from kafkacompat.protocol.legacy_records import iter_legacy_messages
+from kafkacompat.protocol.records import Record, TimestampType, encode_batch
 
 Row = tuple[int, int | None, bytes | None, bytes | None]
 

@@ -14,9 +14,9 @@ from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.memory_records import MemoryRecords
 
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.legacy_records import LegacyMessage, iter_legacy_messages, legacy_to_v2
 from kafkacompat.protocol.records import (
     HEADER_SIZE,
-    LegacyMessage,
     Record,
     TimestampType,
     assign_offsets,
@@ -25,8 +25,6 @@ from kafkacompat.protocol.records import (
     encode_batch,
     encode_record,
     iter_batches,
-    iter_legacy_messages,
-    legacy_to_v2,
     read_header,
     read_varint,
     recompress_batches,
