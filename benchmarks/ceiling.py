@@ -53,21 +53,64 @@ def pingpong_server(port_out: Connection) -> None:
     trio.run(main)
 
 
-def pingpong_client(port: int, seconds: float) -> dict[str, float]:
+def pingpong_client(
+    port: int, seconds: float, request: bytes = REQUEST, host: str = "127.0.0.1"
+) -> dict[str, float]:
     """Sequential request/response round trips for `seconds`."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    with socket.create_connection((host, port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         count = 0
         start = time.perf_counter()
         stop_at = start + seconds
         while True:
-            sock.sendall(REQUEST)
+            sock.sendall(request)
             (size,) = SIZE.unpack(_recv_exactly(sock, 4))
             _recv_exactly(sock, size)
             count += 1
             if count % 64 == 0 and time.perf_counter() >= stop_at:
                 break
         return {"messages": count, "seconds": time.perf_counter() - start}
+
+
+def produce_frame(topic: str) -> bytes:
+    """A Produce v9 request (acks=1) of one 100-byte record, encoded by our own codecs."""
+    from kafkacompat.protocol.messages import produce_request, request_header
+    from kafkacompat.protocol.messages.produce_request import (
+        PartitionProduceData,
+        ProduceRequest,
+        TopicProduceData,
+    )
+    from kafkacompat.protocol.messages.request_header import RequestHeader
+    from kafkacompat.protocol.records import Record, encode_batch
+
+    batch = encode_batch([Record(0, int(time.time() * 1000), None, bytes(100))])
+    request = ProduceRequest(
+        transactional_id=None,
+        acks=1,
+        timeout_ms=30000,
+        topic_data=[TopicProduceData(topic, [PartitionProduceData(0, batch)])],
+    )
+    body = bytearray()
+    request_header.ENCODERS[2](RequestHeader(0, 9, 1, "bench"), body)
+    produce_request.ENCODERS[9](request, body)
+    return SIZE.pack(len(body)) + body
+
+
+def raw_produce_client(bootstrap: str, topic: str, seconds: float) -> dict[str, float]:
+    """`pingpong_client` sending one-record Produce requests to a broker."""
+    from kafkacompat.protocol.messages import produce_response
+
+    host, _, port = bootstrap.rpartition(":")
+    frame = produce_frame(topic)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(frame)
+        (size,) = SIZE.unpack(_recv_exactly(sock, 4))
+        body = memoryview(_recv_exactly(sock, size))[5:]  # correlation id, empty tagged fields
+        response, _ = produce_response.DECODERS[9](body, 0)
+        code = response.responses[0].partition_responses[0].error_code
+        if code:
+            raise RuntimeError(f"produce failed with error {code}")
+    return pingpong_client(int(port), seconds, frame, host)
 
 
 def loopback_receiver(port_out: Connection) -> None:

@@ -213,6 +213,26 @@ def one_per_request_rows(suite: Suite, target: Target) -> None:
             "msgs/s",
             work,
         )
+        raw_calls = [
+            (ceiling.raw_produce_client, (target.bootstrap, topic, suite.args.seconds))
+        ] * producers
+
+        def raw_work(calls: list[Any] = raw_calls) -> dict[str, float]:
+            results = suite.parallel(calls)
+            return {
+                "messages": sum(r["messages"] for r in results),
+                "bytes": 0,
+                "seconds": max(r["seconds"] for r in results),
+            }
+
+        suite.rate(
+            target,
+            f"raw-single-{producers}",
+            f"one-record Produce round trips, ping-pong's client, {producers} connection"
+            + ("s" if producers > 1 else ""),
+            "msgs/s",
+            raw_work,
+        )
 
 
 def group_join_rows(suite: Suite, target: Target) -> None:
@@ -336,6 +356,16 @@ TARGETS: list[tuple[str, str, Callable[[float, float | None, Suite], bool | None
         "single-8",
         ">= 1.0x peer, >= 70% of ping-pong",
         lambda o, q, s: o >= 0.7 * s.ceiling("ceiling-pingpong-8") and (q is None or o >= q),
+    ),
+    (
+        "raw-single-1",
+        ">= 70% of ping-pong",
+        lambda o, _q, s: o >= 0.7 * s.ceiling("ceiling-pingpong-1"),
+    ),
+    (
+        "raw-single-8",
+        ">= 70% of ping-pong",
+        lambda o, _q, s: o >= 0.7 * s.ceiling("ceiling-pingpong-8"),
     ),
     ("start-subprocess", "< 300 ms", lambda o, _q, _s: o < 300),
     ("start-inprocess", "< 20 ms", lambda o, _q, _s: o < 20),
