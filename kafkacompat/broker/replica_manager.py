@@ -27,7 +27,7 @@ from kafkacompat.coordinators.producer_state import (
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import BatchHeader, iter_batches, read_header, verify_crc
 from kafkacompat.storage.log_config import LogConfig
-from kafkacompat.storage.log_manager import LogManager
+from kafkacompat.storage.log_manager import LogManager, remove_trees
 from kafkacompat.storage.metadata_store import TopicMetadata
 from kafkacompat.storage.partition_log import AppendResult, PartitionLog, ReadResult
 from kafkacompat.storage.txn_index import AbortedTxn
@@ -133,10 +133,11 @@ class ReplicaManager:
         async with AsyncExitStack() as held:
             for partition in range(meta.partitions):
                 await held.enter_async_context(self.partition_lock(name, partition))
-            self.logs.delete_topic(name)
+            detached = self.logs.detach_topic(name)
             self.producer_states.forget_topic(name)
         for key in [k for k in self._locks if k[0] == name]:
             del self._locks[key]
+        await trio.to_thread.run_sync(remove_trees, detached)
 
     # -- partitions ------------------------------------------------------------------------------
 

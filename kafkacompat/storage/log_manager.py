@@ -15,7 +15,7 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.storage.fsutil import atomic_write, fsync_dir
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig, validate_topic_configs
 from kafkacompat.storage.metadata_store import MetadataStore, TopicMetadata
-from kafkacompat.storage.partition_log import PartitionLog
+from kafkacompat.storage.partition_log import DELETED_SUFFIX, PartitionLog
 from kafkacompat.storage.recovery import CLEAN_SHUTDOWN_FILE
 from kafkacompat.storage.state_store import StateStore
 from kafkacompat.storage.topic_names import validate_topic_name
@@ -82,7 +82,10 @@ class LogManager:
         """Drop directories of topics whose creation or deletion a crash interrupted."""
         for path in self.data_dir.iterdir():
             match = _PARTITION_DIR.match(path.name)
-            if path.is_dir() and match and (match[1], int(match[2])) not in self._logs:
+            deleted = path.name.endswith(DELETED_SUFFIX)
+            if path.is_dir() and (
+                deleted or (match and (match[1], int(match[2])) not in self._logs)
+            ):
                 shutil.rmtree(path)
 
     # --- topics ------------------------------------------------------------------------------
@@ -116,11 +119,16 @@ class LogManager:
 
     def delete_topic(self, name: str) -> None:
         """Forget the topic, then remove its data from disk."""
+        remove_trees(self.detach_topic(name))
+
+    def detach_topic(self, name: str) -> list[Path]:
+        """Forget the topic and set its partition directories aside; returns them for
+        `remove_trees` (the slow part, which a caller may run elsewhere)."""
         meta = self.require_topic(name)
         self.metadata.remove(name)
-        for partition in range(meta.partitions):
-            self._logs.pop((name, partition)).delete()
+        detached = [self._logs.pop((name, p)).detach() for p in range(meta.partitions)]
         fsync_dir(self.data_dir)
+        return detached
 
     def add_partitions(self, name: str, new_total: int, *, validate_only: bool = False) -> None:
         """Grow the topic to ``new_total`` partitions (INVALID_PARTITIONS if not larger)."""
@@ -200,3 +208,9 @@ class LogManager:
         atomic_write(self.data_dir / CLEAN_SHUTDOWN_FILE, b"")
         os.close(self._lock_fd)
         self._lock_fd = -1
+
+
+def remove_trees(paths: list[Path]) -> None:
+    """Remove detached partition directories."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,10 @@ _MAX_RELATIVE_OFFSET = 2**31 - 1
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+#: Directories of deleted partitions awaiting removal end with this.
+DELETED_SUFFIX = ".deleted"
 
 
 class PartitionLog:
@@ -443,8 +448,20 @@ class PartitionLog:
 
     def delete(self) -> None:
         """Close without flushing and remove the partition directory."""
+        shutil.rmtree(self.detach(), ignore_errors=True)
+
+    def detach(self) -> Path:
+        """Close without flushing and rename the directory aside (``*.deleted``) for removal.
+
+        Renaming is quick, so a caller can answer at once and remove the files elsewhere; a
+        crash in between leaves a ``.deleted`` directory that the next start removes.
+        """
         for segment in self._segments:
             if segment.fd >= 0:
                 os.close(segment.fd)
                 segment.fd = -1
-        shutil.rmtree(self.directory, ignore_errors=True)
+        target = self.directory.with_name(
+            f"{self.directory.name}.{uuid.uuid4().hex}{DELETED_SUFFIX}"
+        )
+        os.rename(self.directory, target)
+        return target

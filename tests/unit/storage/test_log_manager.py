@@ -170,3 +170,21 @@ def test_broker_defaults_and_retention(tmp_path: Path) -> None:
     assert manager.log("r", 0).log_start_offset == 4
     assert manager.log("forever", 0).log_start_offset == 0
     manager.close()
+
+
+def test_detached_topic_is_gone_from_metadata_and_swept_after_a_crash(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    manager.create_topic("doomed", 2)
+    manager.log("doomed", 0).append(batch(3), now_ms=0)
+    detached = manager.detach_topic("doomed")
+    # Set aside at once: not a topic any more, its directories renamed, not yet removed.
+    assert manager.topic("doomed") is None
+    assert [p.parent for p in detached] == [tmp_path, tmp_path]
+    assert all(p.name.startswith(f"doomed-{i}.") and p.is_dir() for i, p in enumerate(detached))
+    assert not (tmp_path / "doomed-0").exists()
+    # A crash before the removal: the next start sweeps the leftovers.
+    manager.close()
+    again = LogManager(tmp_path)
+    assert not any(p.exists() for p in detached)
+    assert again.topics() == []
+    again.close()
