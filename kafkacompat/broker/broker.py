@@ -77,14 +77,13 @@ class Broker:
 
     async def _run_storage_maintenance(self) -> None:
         interval = self.config.get_int("log.retention.check.interval.ms") / 1000
-        logs = self.replicas.logs
         while True:
             await trio.sleep(min(interval, 1.0))
             now = now_ms()
-            await trio.to_thread.run_sync(logs.flush_due, now)
-            if now - self._last_retention_ms >= interval * 1000:
+            retention = now - self._last_retention_ms >= interval * 1000
+            if retention:
                 self._last_retention_ms = now
-                await trio.to_thread.run_sync(logs.run_retention, now)
+            await self.replicas.maintain(now, retention=retention)
 
     async def handle_frame(
         self, data: bytes | bytearray | memoryview, client_address: str

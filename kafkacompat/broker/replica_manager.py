@@ -30,6 +30,7 @@ from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.log_manager import LogManager, remove_trees
 from kafkacompat.storage.metadata_store import TopicMetadata
 from kafkacompat.storage.partition_log import AppendResult, PartitionLog, ReadResult
+from kafkacompat.storage.segment import LogSegment
 from kafkacompat.storage.txn_index import AbortedTxn
 
 #: Broker settings that set the default of a topic config: broker name -> topic name.
@@ -86,13 +87,23 @@ class ReplicaManager:
         self.producer_states = ProducerStateManager(config.get_int("producer.id.expiration.ms"))
 
     def close(self) -> None:
-        logs = (
-            (t.name, p, self.logs.log(t.name, p))
-            for t in self.logs.topics()
-            for p in range(t.partitions)
-        )
-        self.producer_states.snapshot_all(logs, now_ms())
+        self.producer_states.snapshot_all(self.logs.partition_logs(), now_ms())
         self.logs.close()
+
+    async def maintain(self, now: int, *, retention: bool) -> None:
+        """Time-based flushes and (with ``retention``) retention, one partition at a time under
+        its lock: what changes the log's state runs on the loop, fsync and file removal on a
+        worker thread."""
+        for topic, partition, log in self.logs.partition_logs():
+            async with self.partition_lock(topic, partition):
+                if self.logs.log_or_none(topic, partition) is not log:
+                    continue  # deleted while we waited for the lock
+                if log.flush_due(now):
+                    await trio.to_thread.run_sync(log.flush, now)
+                if retention:
+                    expired = log.detach_expired_segments(now)
+                    if expired:
+                        await trio.to_thread.run_sync(_delete_segments, expired)
 
     # -- topics ----------------------------------------------------------------------------------
 
@@ -315,3 +326,8 @@ class ReplicaManager:
     async def wait_for_data(self) -> None:
         """Return after the next append to any partition (long-poll fetches re-check then)."""
         await self._data_arrived.wait()
+
+
+def _delete_segments(segments: list[LogSegment]) -> None:
+    for segment in segments:
+        segment.delete()

@@ -174,6 +174,9 @@ class LogManager:
     def topic_config(self, name: str) -> LogConfig:
         return self.require_topic(name).log_config(self.defaults)
 
+    def log_or_none(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
     def log(self, topic: str, partition: int) -> PartitionLog:
         """The partition's log, or UNKNOWN_TOPIC_OR_PARTITION."""
         log = self._logs.get((topic, partition))
@@ -184,6 +187,10 @@ class LogManager:
         return log
 
     # --- periodic work and shutdown ----------------------------------------------------------
+
+    def partition_logs(self) -> list[tuple[str, int, PartitionLog]]:
+        """Every open partition log, as a list that later topic changes do not disturb."""
+        return [(topic, partition, log) for (topic, partition), log in self._logs.items()]
 
     def run_retention(self, now_ms: int) -> int:
         """Apply retention to every log; return the number of segments deleted."""

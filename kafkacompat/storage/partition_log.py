@@ -353,9 +353,17 @@ class PartitionLog:
 
     def apply_retention(self, now_ms: int) -> int:
         """Delete old segments by ``retention.ms``/``retention.bytes``; return how many."""
+        expired = self.detach_expired_segments(now_ms)
+        for segment in expired:
+            segment.delete()
+        return len(expired)
+
+    def detach_expired_segments(self, now_ms: int) -> list[LogSegment]:
+        """Retention's decision, in memory only: drop the expired segments from the log and
+        return them; their files are removed by `LogSegment.delete` (slow, callable elsewhere —
+        reads that raced with it see a short or empty `FileSlice`)."""
         count = self._retention_count(delete_enabled=self.config.delete_enabled, now_ms=now_ms)
-        self._delete_oldest(count)
-        return count
+        return self._detach_oldest(count)
 
     def _retention_count(self, *, delete_enabled: bool, now_ms: int) -> int:
         stats = [SegmentStats(s.base_offset, s.size, s.largest_timestamp) for s in self._segments]
@@ -369,13 +377,17 @@ class PartitionLog:
         )
 
     def _delete_oldest(self, count: int) -> None:
-        for segment in self._segments[:count]:
+        for segment in self._detach_oldest(count):
             segment.delete()
+
+    def _detach_oldest(self, count: int) -> list[LogSegment]:
+        detached = self._segments[:count]
         del self._segments[:count]
         del self._bases[:count]
         self._log_start_offset = max(self._log_start_offset, self._bases[0])
         if count:
             self.txn_index.drop_segments_before(self._bases[0])
+        return detached
 
     def truncate_to(self, offset: int, now_ms: int | None = None) -> None:
         """Remove every batch holding an offset >= ``offset`` (a batch holding ``offset`` goes
