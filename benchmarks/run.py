@@ -239,12 +239,13 @@ def group_join_rows(suite: Suite, target: Target) -> None:
     topic = topic_name("join")
     suite.run(workloads.create_topic, target.bootstrap, topic, 1)
     suite.run(workloads.first_ack, target.bootstrap, topic)
+    runs = 1 if suite.args.quick else 3
     samples = [
-        suite.run(workloads.group_join_first_message, target.bootstrap, topic) for _ in range(3)
+        suite.run(workloads.group_join_first_message, target.bootstrap, topic) for _ in range(runs)
     ]
-    suite.row("group-join", "consumer group join to first message (median of 3)", "s", False).add(
-        target.name, statistics.median(samples)
-    )
+    suite.row(
+        "group-join", f"consumer group join to first message (median of {runs})", "s", False
+    ).add(target.name, statistics.median(samples))
 
 
 def sustained_rows(suite: Suite, target: Target) -> None:
