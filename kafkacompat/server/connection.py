@@ -31,13 +31,23 @@ async def receive_frame(
     """The next request frame, or None when the client closed or idled too long."""
     frame = reader.next_frame()
     while frame is None:
-        want = min(max(reader.wanted(), RECEIVE_CHUNK), MAX_RECEIVE_CHUNK)
-        chunk: bytes | None = None
+        received = 0
         with trio.move_on_after(idle_seconds):
-            chunk = await stream.receive_some(want)
-        if not chunk:
+            room = reader.receive_buffer()
+            if room is not None:
+                # A large frame goes straight into its own buffer, not through chunk copies.
+                try:
+                    received = await stream.socket.recv_into(room)
+                except OSError:
+                    return None
+                reader.received(received)
+            else:
+                want = min(max(reader.wanted(), RECEIVE_CHUNK), MAX_RECEIVE_CHUNK)
+                chunk = await stream.receive_some(want)
+                received = len(chunk)
+                reader.feed(chunk)
+        if not received:
             return None
-        reader.feed(chunk)
         frame = reader.next_frame()
     return frame
 
