@@ -60,7 +60,12 @@ class Target:
 
 
 def start_kafkacompat(data_dir: Path) -> Target:
-    broker = BrokerProcess(data_dir, *KAFKACOMPAT_OPTIONS).start()
+    broker = BrokerProcess(data_dir, *KAFKACOMPAT_OPTIONS)
+    try:
+        broker.start()
+    except BaseException:
+        broker.stop()  # a broker that never reported its port is not left running
+        raise
     from kafkacompat import __version__
 
     return Target(
