@@ -197,7 +197,8 @@ class FetchReader:
         if self.version <= LAST_NO_ZSTD_VERSION and self._topic_is_zstd(read.topic, data):
             return error_partition(data.partition_index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
         if self.version >= 4:
-            data.records = _records(read.result)
+            # Stored batches go out as file slices (os.sendfile); b"" keeps emptiness falsy.
+            data.records = read.result if read.result.slices else b""
             return data
         raw = _records(read.result)
         try:
