@@ -190,7 +190,14 @@ class ReplicaManager:
         wait between it and the write: a transaction cannot end in between.
         """
         log = self.log(topic, partition)
-        async with self.partition_lock(topic, partition):
+        lock = self.partition_lock(topic, partition)
+        if lock.locked():
+            await lock.acquire()
+        else:
+            # Uncontended: take it without a trip through the scheduler (the response send
+            # is this request's checkpoint).
+            lock.acquire_nowait()
+        try:
             producers = await self._producer_state(topic, partition, log)
             if verify is not None:
                 verify()
@@ -208,6 +215,8 @@ class ReplicaManager:
             if self.producer_states.snapshot_due(producers, log):
                 data, offset = self.producer_states.snapshot_bytes(producers, log, now_ms())
                 await trio.to_thread.run_sync(write_snapshot, log.directory, data, offset)
+        finally:
+            lock.release()
         self._signal_data_arrived()
         return result
 
