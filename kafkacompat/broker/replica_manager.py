@@ -83,7 +83,8 @@ class ReplicaManager:
         fsync_everything = config.get_int("log.flush.interval.messages") == 1
         self.logs = LogManager(data_dir, topic_defaults(config), fsync_state=fsync_everything)
         self._locks: dict[tuple[str, int], trio.Lock] = {}
-        self._data_arrived = trio.Event()
+        #: Long-polling fetches park here until the next append.
+        self._data_waiters = trio.lowlevel.ParkingLot()
         self.producer_states = ProducerStateManager(config.get_int("producer.id.expiration.ms"))
 
     def close(self) -> None:
@@ -329,12 +330,13 @@ class ReplicaManager:
     # -- waiting for data ------------------------------------------------------------------------
 
     def _signal_data_arrived(self) -> None:
-        self._data_arrived.set()
-        self._data_arrived = trio.Event()
+        """Wake every fetch waiting for data (free when none waits, the common case)."""
+        if self._data_waiters:
+            self._data_waiters.unpark_all()
 
     async def wait_for_data(self) -> None:
         """Return after the next append to any partition (long-poll fetches re-check then)."""
-        await self._data_arrived.wait()
+        await self._data_waiters.park()
 
 
 def _delete_segments(segments: list[LogSegment]) -> None:
