@@ -3,77 +3,99 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import trio
 
 from kafkacompat.broker.broker import Broker
 from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol.framing import FrameReader
+from kafkacompat.server.idle import IdleConnections, IdleTimer
 from kafkacompat.server.sending import ResponseTruncated, send_response
+from kafkacompat.server.socket_io import ClientSocket, ConnectionLost
 
 log = logging.getLogger("kafkacompat.server")
 
 RECEIVE_CHUNK = 64 * 1024
 MAX_RECEIVE_CHUNK = 1024 * 1024
-
-
-def peer_name(stream: trio.SocketStream) -> str:
-    try:
-        address = stream.socket.getpeername()
-    except OSError:
-        return "unknown peer"
-    return f"{address[0]}:{address[1]}"
+#: Requests answered in a row without waiting for the socket before the task yields anyway,
+#: so a client that keeps its connection full cannot starve the others.
+MAX_REQUESTS_WITHOUT_YIELD = 16
 
 
 async def receive_frame(
-    stream: trio.SocketStream, reader: FrameReader, idle_seconds: float
+    client: ClientSocket, reader: FrameReader, timer: IdleTimer
 ) -> memoryview | None:
-    """The next request frame, or None when the client closed or idled too long."""
+    """The next request frame, or None when the client closed the connection."""
     frame = reader.next_frame()
+    if frame is not None:
+        return frame
+    timer.waiting_since = trio.current_time()
     while frame is None:
-        received = 0
-        with trio.move_on_after(idle_seconds):
-            room = reader.receive_buffer()
-            if room is not None:
-                # A large frame goes straight into its own buffer, not through chunk copies.
-                try:
-                    received = await stream.socket.recv_into(room)
-                except OSError:
-                    return None
-                reader.received(received)
-            else:
-                want = min(max(reader.wanted(), RECEIVE_CHUNK), MAX_RECEIVE_CHUNK)
-                chunk = await stream.receive_some(want)
-                received = len(chunk)
-                reader.feed(chunk)
+        room = reader.receive_buffer()
+        if room is not None:
+            # A large frame goes straight into its own buffer, not through chunk copies.
+            received = await client.recv_into(room)
+            reader.received(received)
+        else:
+            want = min(max(reader.wanted(), RECEIVE_CHUNK), MAX_RECEIVE_CHUNK)
+            chunk = await client.recv(want)
+            received = len(chunk)
+            reader.feed(chunk)
         if not received:
             return None
         frame = reader.next_frame()
+    timer.waiting_since = math.inf
     return frame
 
 
-async def serve_connection(stream: trio.SocketStream, broker: Broker) -> None:
-    """Serve one connection until the client leaves or sends something unanswerable.
+async def serve_connection(
+    stream: trio.SocketStream, broker: Broker, idle: IdleConnections
+) -> None:
+    """Serve one connection until the client leaves, idles too long or sends something
+    unanswerable.
 
     Like Kafka, a connection is muted while its request is handled, so responses go out in the
     order requests came in and a client cannot queue unbounded work.
     """
-    peer = peer_name(stream)
+    client = ClientSocket.from_stream(stream)
+    peer = client.peer_name()
     reader = FrameReader(broker.config.get_int("socket.request.max.bytes"))
-    idle_seconds = broker.config.get_int("connections.max.idle.ms") / 1000
     try:
-        while True:
-            frame = await receive_frame(stream, reader, idle_seconds)
-            if frame is None:
-                return
-            response = await broker.handle_frame(frame, peer)
-            if response is not None:
-                await send_response(stream, response)
+        with trio.CancelScope() as scope:
+            timer = idle.add(scope)
+            try:
+                await _serve_requests(client, reader, broker, peer, timer)
+            finally:
+                idle.remove(timer)
+        if scope.cancelled_caught:
+            log.info("closing connection from %s: idle for over %g s", peer, idle.max_idle_seconds)
     except (ProtocolError, ResponseTruncated) as exc:
         log.warning("closing connection from %s: %s", peer, exc)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
+    except ConnectionLost:
         pass
     except Exception:
         log.exception("closing connection from %s after an internal error", peer)
     finally:
-        await trio.aclose_forcefully(stream)
+        client.close()
+
+
+async def _serve_requests(
+    client: ClientSocket, reader: FrameReader, broker: Broker, peer: str, timer: IdleTimer
+) -> None:
+    unyielded = 0
+    while True:
+        waits = client.waits
+        frame = await receive_frame(client, reader, timer)
+        if frame is None:
+            return
+        response = await broker.handle_frame(frame, peer)
+        if response is not None:
+            await send_response(client, response)
+        if client.waits != waits:
+            unyielded = 0
+        else:
+            unyielded += 1
+            if unyielded >= MAX_REQUESTS_WITHOUT_YIELD:
+                unyielded = 0
+                await trio.lowlevel.checkpoint()

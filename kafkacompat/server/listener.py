@@ -12,6 +12,7 @@ from kafkacompat import __version__
 from kafkacompat.broker.broker import Broker
 from kafkacompat.config import Config, HostPort
 from kafkacompat.server.connection import serve_connection
+from kafkacompat.server.idle import IdleConnections
 
 log = logging.getLogger("kafkacompat.server")
 
@@ -66,11 +67,12 @@ async def _serve_listeners(
     task_status: trio.TaskStatus[RunningBroker],
 ) -> None:
     config = broker.config
+    idle = IdleConnections(config.get_int("connections.max.idle.ms") / 1000)
+    handler = partial(serve_connection, broker=broker, idle=idle)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(broker.run_background_tasks)
-        await nursery.start(
-            partial(trio.serve_listeners, partial(serve_connection, broker=broker), listeners)
-        )
+        nursery.start_soon(idle.run)
+        await nursery.start(partial(trio.serve_listeners, handler, listeners))
         log.info(
             "kafkacompat %s listening on %s (advertised %s), node %d, cluster %s, data dir %s",
             __version__,

@@ -13,9 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Protocol
 
-import trio
-
 from kafkacompat.protocol.primitives import RecordSource, SplicedBuffer
+from kafkacompat.server.socket_io import ClientSocket
 
 #: Bytes per sendfile call: large enough to amortise the call, small enough to interleave.
 SENDFILE_CHUNK = 1024 * 1024
@@ -37,35 +36,35 @@ class ResponseTruncated(Exception):
     already announced its size, so the connection has to be closed."""
 
 
-async def send_response(stream: trio.SocketStream, response: bytes | bytearray) -> None:
+async def send_response(client: ClientSocket, response: bytes | bytearray) -> None:
     if not isinstance(response, SplicedBuffer) or not response.holes:
-        await stream.send_all(response)
+        await client.send_all(response)
         return
     view = memoryview(response)
     pos = 0
     for at, source in response.holes:
         if at > pos:
-            await stream.send_all(view[pos:at])
+            await client.send_all(view[pos:at])
             pos = at
-        await _send_source(stream, source)
+        await _send_source(client, source)
     if pos < len(view):
-        await stream.send_all(view[pos:])
+        await client.send_all(view[pos:])
 
 
-async def _send_source(stream: trio.SocketStream, source: RecordSource) -> None:
+async def _send_source(client: ClientSocket, source: RecordSource) -> None:
     slices: Sequence[FileRange] | None = getattr(source, "slices", None)
     if slices is None:
         raw = source.read_bytes()
         if len(raw) != source.size:
             raise ResponseTruncated(f"record source gave {len(raw)} of {source.size} bytes")
-        await stream.send_all(raw)
+        await client.send_all(raw)
         return
     for file_range in slices:
-        await sendfile(stream.socket, file_range)
+        await sendfile(client, file_range)
 
 
-async def sendfile(sock: trio.socket.SocketType, file_range: FileRange) -> None:
-    """Send ``size`` bytes of the file from ``position`` over a non-blocking socket."""
+async def sendfile(client: ClientSocket, file_range: FileRange) -> None:
+    """Send ``size`` bytes of the file from ``position``."""
     try:
         fd = os.open(file_range.path, os.O_RDONLY)
     except FileNotFoundError as exc:
@@ -73,15 +72,10 @@ async def sendfile(sock: trio.socket.SocketType, file_range: FileRange) -> None:
     try:
         offset, remaining = file_range.position, file_range.size
         while remaining:
-            try:
-                sent = os.sendfile(sock.fileno(), fd, offset, min(remaining, SENDFILE_CHUNK))
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(sock)
-                continue
+            sent = await client.sendfile(fd, offset, min(remaining, SENDFILE_CHUNK))
             if sent == 0:
                 raise ResponseTruncated(f"{file_range.path} ends before {offset + remaining}")
             offset += sent
             remaining -= sent
     finally:
         os.close(fd)
-    await trio.lowlevel.checkpoint()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from kafkacompat.protocol.messages.fetch_response import (
     PartitionData,
 )
 from kafkacompat.server.sending import ResponseTruncated, send_response
+from kafkacompat.server.socket_io import ClientSocket
 from kafkacompat.storage.file_slice import FileSlice
 from kafkacompat.storage.results import ReadResult
 
@@ -40,15 +42,15 @@ def _slices(tmp_path: Path) -> tuple[ReadResult, bytes]:
 
 
 async def _sent(response: bytearray) -> bytes:
-    left, right = trio.socket.socketpair()
-    sender = trio.SocketStream(left)
-    receiver = trio.SocketStream(right)
+    left, right = socket.socketpair()
+    sender = ClientSocket(left)
+    receiver = trio.SocketStream(trio.socket.from_stdlib_socket(right))
     received = bytearray()
     async with trio.open_nursery() as nursery:
 
         async def send() -> None:
             await send_response(sender, response)
-            await sender.aclose()
+            sender.close()
 
         nursery.start_soon(send)
         while chunk := await receiver.receive_some(65536):
@@ -78,6 +80,6 @@ async def test_a_shrunken_file_closes_the_response(tmp_path: Path) -> None:
     result, _raw = _slices(tmp_path)
     spliced = _encode(12, _response(result))
     (tmp_path / "00000000000000000000.log").write_bytes(b"short")
-    left, right = trio.socket.socketpair()
+    left, right = socket.socketpair()
     with left, right, pytest.raises(ResponseTruncated):
-        await send_response(trio.SocketStream(left), spliced)
+        await send_response(ClientSocket(left), spliced)

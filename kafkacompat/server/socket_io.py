@@ -1,0 +1,120 @@
+"""A client socket driven directly: the non-blocking call first, a Trio I/O wait only when needed.
+
+Trio's own socket methods yield to the scheduler after every call that succeeds, so that no
+task can hog the loop. A request/response connection would pay that twice per request (the
+receive and the send), which is most of the cost of a small request. Here a call that succeeds
+returns at once; the connection loop yields explicitly instead (see `serve_connection`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import trio
+
+
+class ConnectionLost(Exception):
+    """The peer reset the connection or the socket was closed under us."""
+
+
+class ClientSocket:
+    """One accepted connection's non-blocking socket."""
+
+    __slots__ = ("_drained", "sock", "waits")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        #: How often a call had to wait for the socket (each wait let other tasks run).
+        self.waits = 0
+        #: The last receive emptied the kernel's buffer: wait for readability before the next.
+        self._drained = True
+
+    @classmethod
+    def from_stream(cls, stream: trio.SocketStream) -> ClientSocket:
+        """Take over the socket of a stream Trio accepted (the stream is left closed)."""
+        family, kind, proto = stream.socket.family, stream.socket.type, stream.socket.proto
+        return cls(socket.socket(family, kind, proto, fileno=stream.socket.detach()))
+
+    def peer_name(self) -> str:
+        try:
+            address = self.sock.getpeername()
+        except OSError:
+            return "unknown peer"
+        return f"{address[0]}:{address[1]}"
+
+    async def recv(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes``; b"" when the peer closed its side."""
+        sock = self.sock
+        while True:
+            if self._drained:
+                await self._wait_readable()
+            try:
+                data = sock.recv(max_bytes)
+            except BlockingIOError:
+                self._drained = True
+                continue
+            except OSError as exc:
+                raise ConnectionLost(str(exc)) from exc
+            self._drained = len(data) < max_bytes
+            return data
+
+    async def recv_into(self, buffer: memoryview) -> int:
+        """Receive into ``buffer``; 0 when the peer closed its side."""
+        sock = self.sock
+        while True:
+            if self._drained:
+                await self._wait_readable()
+            try:
+                count = sock.recv_into(buffer)
+            except BlockingIOError:
+                self._drained = True
+                continue
+            except OSError as exc:
+                raise ConnectionLost(str(exc)) from exc
+            self._drained = count < len(buffer)
+            return count
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        sock = self.sock
+        view = memoryview(data)
+        while view:
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                await self._wait_writable()
+                continue
+            except OSError as exc:
+                raise ConnectionLost(str(exc)) from exc
+            view = view[sent:]
+
+    async def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """Send up to ``count`` bytes of the file from ``offset``; 0 means the file ends there."""
+        while True:
+            try:
+                return os.sendfile(self.sock.fileno(), fd, offset, count)
+            except BlockingIOError:
+                await self._wait_writable()
+            except (BrokenPipeError, ConnectionError) as exc:
+                raise ConnectionLost(str(exc)) from exc
+
+    async def _wait_readable(self) -> None:
+        self.waits += 1
+        try:
+            await trio.lowlevel.wait_readable(self.sock)
+        except trio.ClosedResourceError as exc:
+            raise ConnectionLost("socket closed") from exc
+        self._drained = False
+
+    async def _wait_writable(self) -> None:
+        self.waits += 1
+        try:
+            await trio.lowlevel.wait_writable(self.sock)
+        except trio.ClosedResourceError as exc:
+            raise ConnectionLost("socket closed") from exc
+
+    def close(self) -> None:
+        if self.sock.fileno() != -1:
+            trio.lowlevel.notify_closing(self.sock)
+            self.sock.close()

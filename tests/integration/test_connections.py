@@ -1,0 +1,93 @@
+"""Connection handling: idle connections are closed, pipelined requests are answered in order,
+and a client that keeps its connection full does not starve the others."""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kafkacompat.testing import local_config, running_broker
+from tests.integration.raw import RawClient
+
+pytestmark = pytest.mark.integration
+
+API_VERSIONS = 18
+
+
+def _api_versions_frame(correlation_id: int) -> bytes:
+    body = struct.pack(">hhih", API_VERSIONS, 0, correlation_id, -1)
+    return struct.pack(">i", len(body)) + body
+
+
+def _correlation_id(frame: bytes) -> int:
+    return int(struct.unpack_from(">i", frame)[0])
+
+
+def test_idle_connection_is_closed_after_connections_max_idle_ms(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kafkacompat.server")
+    config = local_config(tmp_path / "data", settings={"connections.max.idle.ms": 400})
+    with (
+        running_broker(config) as broker,
+        RawClient(broker.port) as idle,
+        RawClient(broker.port) as busy,
+    ):
+        started = time.monotonic()
+        # The busy connection keeps talking for longer than the idle limit and stays open.
+        while time.monotonic() - started < 1.0:
+            busy.send_raw(_api_versions_frame(5))
+            assert _correlation_id(busy.read_frame()) == 5
+            time.sleep(0.05)
+        assert idle.is_closed_by_peer()
+        closed_after = time.monotonic() - started
+        busy.send_raw(_api_versions_frame(6))
+        assert _correlation_id(busy.read_frame()) == 6
+    assert 0.4 <= closed_after <= 1.5
+    idle_lines = [r.getMessage() for r in caplog.records if "idle for over" in r.getMessage()]
+    assert len(idle_lines) == 1
+
+
+def test_pipelined_requests_are_answered_in_order(tmp_path: Path) -> None:
+    with running_broker(local_config(tmp_path / "data")) as broker, RawClient(broker.port) as c:
+        c.send_raw(b"".join(_api_versions_frame(i) for i in range(500)))
+        assert [_correlation_id(c.read_frame()) for _ in range(500)] == list(range(500))
+
+
+def test_a_flooding_client_does_not_starve_another(tmp_path: Path) -> None:
+    """One connection always has requests waiting; another still gets quick answers."""
+    with running_broker(local_config(tmp_path / "data")) as broker:
+        stop = threading.Event()
+        answered = 0
+
+        def flood() -> None:
+            nonlocal answered
+            burst = b"".join(_api_versions_frame(i) for i in range(200))
+            with RawClient(broker.port) as flooder:
+                while not stop.is_set():
+                    flooder.send_raw(burst)
+                    for i in range(200):
+                        assert _correlation_id(flooder.read_frame()) == i
+                    answered += 200
+
+        thread = threading.Thread(target=flood)
+        thread.start()
+        try:
+            time.sleep(0.2)
+            latencies = []
+            with RawClient(broker.port) as other:
+                for n in range(20):
+                    sent = time.monotonic()
+                    other.send_raw(_api_versions_frame(1000 + n))
+                    assert _correlation_id(other.read_frame()) == 1000 + n
+                    latencies.append(time.monotonic() - sent)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert answered >= 200
+        assert max(latencies) < 1.0
