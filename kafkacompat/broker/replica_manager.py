@@ -25,7 +25,13 @@ from kafkacompat.coordinators.producer_state import (
     write_snapshot,
 )
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import BatchHeader, iter_batches, read_header, verify_crc
+from kafkacompat.protocol.records import (
+    BatchHeader,
+    has_producer_id,
+    iter_batches,
+    read_header,
+    verify_crc,
+)
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.log_manager import LogManager, remove_trees
 from kafkacompat.storage.metadata_store import TopicMetadata
@@ -202,12 +208,15 @@ class ReplicaManager:
             producers = await self._producer_state(topic, partition, log)
             if verify is not None:
                 verify()
-            headers = batch_headers(records)
-            duplicate = self._check_producers(producers, headers, records)
-            if duplicate is not None:
-                return AppendResult(
-                    duplicate.first_offset, duplicate.last_offset, -1, log.log_start_offset, 0
-                )
+            # Only batches with a producer id have sequences to check and state to record;
+            # for the rest the state just moves on to the new log end.
+            headers = batch_headers(records) if has_producer_id(records) else []
+            if headers:
+                duplicate = self._check_producers(producers, headers, records)
+                if duplicate is not None:
+                    return AppendResult(
+                        duplicate.first_offset, duplicate.last_offset, -1, log.log_start_offset, 0
+                    )
             now = now_ms()
             result = log.append(records, leader_epoch=0, now_ms=now, auto_flush=False)
             producers.applied(headers, result.base_offset, log.log_end_offset)
@@ -301,8 +310,9 @@ class ReplicaManager:
         """The partition's idempotent-producer state, loaded (snapshot plus a replay of the
         log's batch headers, on a worker thread) on first use."""
         states = self.producer_states
-        if states.is_current(topic, partition, log):
-            return states.state_for(topic, partition, log)
+        state = states.current(topic, partition, log)
+        if state is not None:
+            return state
         return await trio.to_thread.run_sync(states.state_for, topic, partition, log)
 
     @staticmethod

@@ -359,8 +359,16 @@ class ProducerStateManager:
 
     def is_current(self, topic: str, partition: int, log: PartitionLog) -> bool:
         """True when the state is loaded and covers exactly the log (no replay needed)."""
+        return self.current(topic, partition, log) is not None
+
+    def current(
+        self, topic: str, partition: int, log: PartitionLog
+    ) -> PartitionProducerState | None:
+        """The state when it is loaded and covers exactly the log, else None (see `state_for`)."""
         state = self._states.get((topic, partition))
-        return state is not None and state.next_offset == log.log_end_offset
+        if state is not None and state.next_offset == log.log_end_offset:
+            return state
+        return None
 
     def state_for(self, topic: str, partition: int, log: PartitionLog) -> PartitionProducerState:
         """Load the state or bring it up to the log end (slow: reads the log; run it off the
@@ -369,20 +377,20 @@ class ProducerStateManager:
         state = self._states.get(key)
         if state is None or state.next_offset > log.log_end_offset:
             state = self._states[key] = load_state(log)
-            state.snapshot_segment_base = log.segment_base_offsets[-1]
+            state.snapshot_segment_base = log.active_segment_base
         elif state.next_offset < log.log_end_offset:
             replay(state, log)
         return state
 
     def snapshot_due(self, state: PartitionProducerState, log: PartitionLog) -> bool:
         """Kafka snapshots at every segment roll, bounding the replay after a crash."""
-        return log.segment_base_offsets[-1] != state.snapshot_segment_base
+        return log.active_segment_base != state.snapshot_segment_base
 
     def snapshot_bytes(
         self, state: PartitionProducerState, log: PartitionLog, now_ms: int
     ) -> tuple[bytes, int]:
         state.expire(now_ms, self.expiration_ms)
-        state.snapshot_segment_base = log.segment_base_offsets[-1]
+        state.snapshot_segment_base = log.active_segment_base
         return encode_snapshot(state), state.next_offset
 
     def snapshot_all(self, logs: Iterable[tuple[str, int, PartitionLog]], now_ms: int) -> None:

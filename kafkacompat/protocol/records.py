@@ -29,6 +29,7 @@ MAGIC_OFFSET = 16
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
 MAX_TIMESTAMP_OFFSET = 35
+PRODUCER_ID_OFFSET = 43
 COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_BIT = 0x08
 TRANSACTIONAL_BIT = 0x10
@@ -40,6 +41,8 @@ _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 _I16 = struct.Struct(">h")
+#: batchLength and producerId of a batch header, read from its offset 8.
+_LENGTH_AND_PRODUCER_ID = struct.Struct(">i31xq")
 
 
 class TimestampType(IntEnum):
@@ -124,6 +127,27 @@ def iter_batches(buf: Buffer) -> Iterator[tuple[int, BatchHeader]]:
             raise corrupt("truncated record batch")
         yield pos, header
         pos += header.size
+
+
+def has_producer_id(buf: Buffer) -> bool:
+    """Whether some batch of a v2 record set carries a producer id (idempotent or transactional).
+
+    False for a legacy v0/v1 set (no producer ids). Reads two header fields per batch and
+    validates nothing (storage does): batch lengths that do not add up to the set answer True,
+    leaving the verdict to the full header parse.
+    """
+    end = len(buf)
+    if end <= MAGIC_OFFSET or buf[MAGIC_OFFSET] != 2:
+        return False
+    pos = 0
+    while pos < end:
+        if end - pos < HEADER_SIZE:
+            return True
+        length, producer_id = _LENGTH_AND_PRODUCER_ID.unpack_from(buf, pos + 8)
+        if producer_id >= 0 or length < HEADER_SIZE - LOG_OVERHEAD:
+            return True
+        pos += length + LOG_OVERHEAD
+    return pos != end
 
 
 def verify_crc(buf: Buffer, pos: int, header: BatchHeader) -> None:

@@ -130,6 +130,11 @@ class PartitionLog:
     def segment_base_offsets(self) -> list[int]:
         return list(self._bases)
 
+    @property
+    def active_segment_base(self) -> int:
+        """Base offset of the active (last) segment."""
+        return self._bases[-1]
+
     def segment_base_for(self, offset: int) -> int:
         """Base offset of the segment holding ``offset``."""
         return self._bases[max(bisect_right(self._bases, offset) - 1, 0)]

@@ -24,6 +24,7 @@ from kafkacompat.protocol.records import (
     decode_record,
     encode_batch,
     encode_record,
+    has_producer_id,
     iter_batches,
     read_header,
     read_varint,
@@ -77,6 +78,27 @@ def test_iter_batches() -> None:
     with pytest.raises(KafkaError) as err:
         list(iter_batches(data[:-1]))
     assert err.value.code == ErrorCode.CORRUPT_MESSAGE
+
+
+def test_has_producer_id() -> None:
+    plain = encode_batch([Record(0, 1, None, b"v")])
+    idempotent, _ = fixture("v2_idempotent")
+    transactional = encode_batch(
+        [Record(0, 1, None, b"v")], producer_id=7, producer_epoch=0, base_sequence=0,
+        transactional=True,
+    )  # fmt: skip
+    legacy, _ = fixture("v1_none")
+    multi, _ = fixture("v2_multi")
+    assert not has_producer_id(plain)
+    assert not has_producer_id(plain + multi)
+    assert not has_producer_id(legacy)
+    assert not has_producer_id(b"")
+    assert has_producer_id(idempotent)
+    assert has_producer_id(transactional)
+    assert has_producer_id(plain + idempotent)
+    # Broken framing defers to the full parse.
+    assert has_producer_id(plain + plain[:30])
+    assert has_producer_id(plain + plain[:-1])
 
 
 def test_assign_offsets_patches_only_offset_and_epoch() -> None:
