@@ -204,14 +204,20 @@ def one_per_request_rows(suite: Suite, target: Target) -> None:
                 "messages": sum(r["messages"] for r in results),
                 "bytes": sum(r["bytes"] for r in results),
                 "seconds": max(r["seconds"] for r in results),
+                "client_cpu": sum(r["client_cpu"] for r in results),
             }
 
-        suite.rate(
+        result = suite.rate(
             target,
             f"single-{producers}",
             f"one message per request, {producers} producer{'s' if producers > 1 else ''}",
             "msgs/s",
             work,
+        )
+        suite.notes.append(
+            f"one message per request, {producers} producer(s), {target.name}: the librdkafka "
+            f"clients used {result['client_cpu'] / result['messages'] * 1e6:.0f} µs CPU per "
+            "message (all client processes; the machine has 2 cores for clients and broker)"
         )
         raw_calls = [
             (ceiling.raw_produce_client, (target.bootstrap, topic, suite.args.seconds))

@@ -7,6 +7,7 @@ can run it. The clients are confluent-kafka (librdkafka), the fastest stock clie
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import struct
 import time
@@ -80,6 +81,7 @@ def produce_for(
     produce = producer.produce
     limit = max_messages if max_messages is not None else 2**62
     sent = 0
+    cpu_start = _process_cpu_seconds()
     start = time.perf_counter()
     stop_at = start + seconds
     while sent < limit:
@@ -95,9 +97,16 @@ def produce_for(
                 break
     remaining = producer.flush(120)
     elapsed = time.perf_counter() - start
+    client_cpu = _process_cpu_seconds() - cpu_start
     if failed or remaining:
         raise RuntimeError(f"{len(failed)} failed, {remaining} unflushed: {failed[:1]}")
-    return {"messages": acked, "bytes": acked * size, "seconds": elapsed}
+    return {"messages": acked, "bytes": acked * size, "seconds": elapsed, "client_cpu": client_cpu}
+
+
+def _process_cpu_seconds() -> float:
+    """CPU time of this client process, librdkafka's threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def consume_all(bootstrap: str, topic: str, partitions: int, expected: int) -> dict[str, float]:
