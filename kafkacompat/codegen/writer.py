@@ -259,27 +259,34 @@ class ModuleWriter:
     def _read_tagged(self, tagged: list[FieldSpec], version: int) -> list[str]:
         lines = ["    unknown = None"]
         lines += [f"    v_{f.name} = {default_expr(f)}" for f in tagged]
-        lines += [
-            "    tag_count, pos = read_uvarint(buf, pos)",
-            "    for _ in range(tag_count):",
-            "        tag, pos = read_uvarint(buf, pos)",
-            "        size, pos = read_uvarint(buf, pos)",
+        # Almost every tagged-field section is empty: one zero byte, read without a call.
+        loop = [
+            "tag_count, pos = read_uvarint(buf, pos)",
+            "for _ in range(tag_count):",
+            "    tag, pos = read_uvarint(buf, pos)",
+            "    size, pos = read_uvarint(buf, pos)",
         ]
         keyword = "if"
         for f in sorted(tagged, key=lambda t: t.tag or 0):
-            lines.append(f"        {keyword} tag == {f.tag}:")
-            lines.append("            end = pos + size")
-            lines += self._read_value(f, version, f"v_{f.name}", "            ")
-            lines.append("            pos = end")
+            loop.append(f"    {keyword} tag == {f.tag}:")
+            loop.append("        end = pos + size")
+            loop += [
+                line[4:] for line in self._read_value(f, version, f"v_{f.name}", "            ")
+            ]
+            loop.append("        pos = end")
             keyword = "elif"
         if tagged:
-            lines.append("        else:")
-            lines.append(
-                "            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)"
-            )
+            loop.append("    else:")
+            loop.append("        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)")
         else:
-            lines.append("        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)")
-        return lines
+            loop.append("    unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)")
+        return [
+            *lines,
+            "    if buf[pos]:",
+            *(f"        {line}" for line in loop),
+            "    else:",
+            "        pos += 1",
+        ]
 
     # -- encoding ------------------------------------------------------------------------------
 

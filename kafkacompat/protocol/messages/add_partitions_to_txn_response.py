@@ -157,11 +157,14 @@ def _decode_AddPartitionsToTxnPartitionResult_v3(buf: memoryview, pos: int) -> t
     (v_partition_index, v_partition_error_code,) = _S_ih.unpack_from(buf, pos)
     pos += 6
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AddPartitionsToTxnPartitionResult(v_partition_index, v_partition_error_code, unknown), pos
 
 
@@ -185,11 +188,14 @@ def _decode_AddPartitionsToTxnTopicResult_v3(buf: memoryview, pos: int) -> tuple
             item, pos = _decode_AddPartitionsToTxnPartitionResult_v3(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AddPartitionsToTxnTopicResult(v_name, v_results_by_partition, unknown), pos
 
 
@@ -210,11 +216,14 @@ def _encode_AddPartitionsToTxnTopicResult_v3(obj: AddPartitionsToTxnTopicResult,
 
 def _decode_AddPartitionsToTxnResult_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AddPartitionsToTxnResult('', [], unknown), pos
 
 
@@ -238,11 +247,14 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, in
             item, pos = _decode_AddPartitionsToTxnTopicResult_v3(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AddPartitionsToTxnResponse(v_throttle_time_ms, 0, [], v_results_by_topic_v3_and_below, unknown), pos
 
 
@@ -273,11 +285,14 @@ def _decode_AddPartitionsToTxnResult_v4(buf: memoryview, pos: int) -> tuple[AddP
             item, pos = _decode_AddPartitionsToTxnTopicResult_v3(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AddPartitionsToTxnResult(v_transactional_id, v_topic_results, unknown), pos
 
 
@@ -309,11 +324,14 @@ def decode_v4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, in
             item, pos = _decode_AddPartitionsToTxnResult_v4(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AddPartitionsToTxnResponse(v_throttle_time_ms, v_error_code, v_results_by_transaction, [], unknown), pos
 
 

@@ -75,11 +75,14 @@ def _decode_AlterUserScramCredentialsResult_v0(buf: memoryview, pos: int) -> tup
     pos += 2
     v_error_message, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AlterUserScramCredentialsResult(v_user, v_error_code, v_error_message, unknown), pos
 
 
@@ -106,11 +109,14 @@ def decode_v0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsRespo
             item, pos = _decode_AlterUserScramCredentialsResult_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AlterUserScramCredentialsResponse(v_throttle_time_ms, v_results, unknown), pos
 
 

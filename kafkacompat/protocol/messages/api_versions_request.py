@@ -71,11 +71,14 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[ApiVersionsRequest, int]:
     v_client_software_name, pos = read_compact_string(buf, pos)
     v_client_software_version, pos = read_compact_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ApiVersionsRequest(v_client_software_name, v_client_software_version, unknown), pos
 
 

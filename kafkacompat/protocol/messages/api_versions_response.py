@@ -179,11 +179,14 @@ def _decode_ApiVersion_v3(buf: memoryview, pos: int) -> tuple[ApiVersion, int]:
     (v_api_key, v_min_version, v_max_version,) = _S_hhh.unpack_from(buf, pos)
     pos += 6
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ApiVersion(v_api_key, v_min_version, v_max_version, unknown), pos
 
 
@@ -200,11 +203,14 @@ def _decode_SupportedFeatureKey_v3(buf: memoryview, pos: int) -> tuple[Supported
     (v_min_version, v_max_version,) = _S_hh.unpack_from(buf, pos)
     pos += 4
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return SupportedFeatureKey(v_name, v_min_version, v_max_version, unknown), pos
 
 
@@ -222,11 +228,14 @@ def _decode_FinalizedFeatureKey_v3(buf: memoryview, pos: int) -> tuple[Finalized
     (v_max_version_level, v_min_version_level,) = _S_hh.unpack_from(buf, pos)
     pos += 4
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FinalizedFeatureKey(v_name, v_max_version_level, v_min_version_level, unknown), pos
 
 
@@ -258,46 +267,49 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:
     v_finalized_features_epoch = -1
     v_finalized_features = []
     v_zk_migration_ready = False
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            count, pos = read_compact_array_length(buf, pos)
-            if count < 0:
-                raise ProtocolError("null array in non-nullable field supported_features")
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                count, pos = read_compact_array_length(buf, pos)
+                if count < 0:
+                    raise ProtocolError("null array in non-nullable field supported_features")
+                else:
+                    v_supported_features = []
+                    append = v_supported_features.append
+                    for _ in range(count):
+                        item, pos = _decode_SupportedFeatureKey_v3(buf, pos)
+                        append(item)
+                pos = end
+            elif tag == 1:
+                end = pos + size
+                (v_finalized_features_epoch,) = _S_q.unpack_from(buf, pos)
+                pos += 8
+                pos = end
+            elif tag == 2:
+                end = pos + size
+                count, pos = read_compact_array_length(buf, pos)
+                if count < 0:
+                    raise ProtocolError("null array in non-nullable field finalized_features")
+                else:
+                    v_finalized_features = []
+                    append = v_finalized_features.append
+                    for _ in range(count):
+                        item, pos = _decode_FinalizedFeatureKey_v3(buf, pos)
+                        append(item)
+                pos = end
+            elif tag == 3:
+                end = pos + size
+                (v_zk_migration_ready,) = _S_o.unpack_from(buf, pos)
+                pos += 1
+                pos = end
             else:
-                v_supported_features = []
-                append = v_supported_features.append
-                for _ in range(count):
-                    item, pos = _decode_SupportedFeatureKey_v3(buf, pos)
-                    append(item)
-            pos = end
-        elif tag == 1:
-            end = pos + size
-            (v_finalized_features_epoch,) = _S_q.unpack_from(buf, pos)
-            pos += 8
-            pos = end
-        elif tag == 2:
-            end = pos + size
-            count, pos = read_compact_array_length(buf, pos)
-            if count < 0:
-                raise ProtocolError("null array in non-nullable field finalized_features")
-            else:
-                v_finalized_features = []
-                append = v_finalized_features.append
-                for _ in range(count):
-                    item, pos = _decode_FinalizedFeatureKey_v3(buf, pos)
-                    append(item)
-            pos = end
-        elif tag == 3:
-            end = pos + size
-            (v_zk_migration_ready,) = _S_o.unpack_from(buf, pos)
-            pos += 1
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ApiVersionsResponse(v_error_code, v_api_keys, v_throttle_time_ms, v_supported_features, v_finalized_features_epoch, v_finalized_features, v_zk_migration_ready, unknown), pos
 
 

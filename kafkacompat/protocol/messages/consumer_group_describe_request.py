@@ -73,11 +73,14 @@ def decode_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeRequest, 
     (v_include_authorized_operations,) = _S_o.unpack_from(buf, pos)
     pos += 1
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ConsumerGroupDescribeRequest(v_group_ids, v_include_authorized_operations, unknown), pos
 
 

@@ -111,11 +111,14 @@ def _decode_AclCreationResult_v2(buf: memoryview, pos: int) -> tuple[AclCreation
     pos += 2
     v_error_message, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AclCreationResult(v_error_code, v_error_message, unknown), pos
 
 
@@ -141,11 +144,14 @@ def decode_v2(buf: memoryview, pos: int) -> tuple[CreateAclsResponse, int]:
             item, pos = _decode_AclCreationResult_v2(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreateAclsResponse(v_throttle_time_ms, v_results, unknown), pos
 
 

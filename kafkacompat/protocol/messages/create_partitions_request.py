@@ -155,11 +155,14 @@ def _decode_CreatePartitionsAssignment_v2(buf: memoryview, pos: int) -> tuple[Cr
     else:
         v_broker_ids, pos = read_fixed_array(buf, pos, "i", 4, count)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreatePartitionsAssignment(v_broker_ids, unknown), pos
 
 
@@ -190,11 +193,14 @@ def _decode_CreatePartitionsTopic_v2(buf: memoryview, pos: int) -> tuple[CreateP
             item, pos = _decode_CreatePartitionsAssignment_v2(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreatePartitionsTopic(v_name, v_count, v_assignments, unknown), pos
 
 
@@ -227,11 +233,14 @@ def decode_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
     (v_timeout_ms, v_validate_only,) = _S_io.unpack_from(buf, pos)
     pos += 5
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreatePartitionsRequest(v_topics, v_timeout_ms, v_validate_only, unknown), pos
 
 

@@ -198,11 +198,14 @@ def _decode_CreatableTopicConfigs_v5(buf: memoryview, pos: int) -> tuple[Creatab
     (v_read_only, v_config_source, v_is_sensitive,) = _S_obo.unpack_from(buf, pos)
     pos += 3
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreatableTopicConfigs(v_name, v_value, v_read_only, v_config_source, v_is_sensitive, unknown), pos
 
 
@@ -234,17 +237,20 @@ def _decode_CreatableTopicResult_v5(buf: memoryview, pos: int) -> tuple[Creatabl
             append(item)
     unknown = None
     v_topic_config_error_code = 0
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            (v_topic_config_error_code,) = _S_h.unpack_from(buf, pos)
-            pos += 2
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                (v_topic_config_error_code,) = _S_h.unpack_from(buf, pos)
+                pos += 2
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreatableTopicResult(v_name, ZERO_UUID, v_error_code, v_error_message, v_topic_config_error_code, v_num_partitions, v_replication_factor, v_configs, unknown), pos
 
 
@@ -283,11 +289,14 @@ def decode_v5(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
             item, pos = _decode_CreatableTopicResult_v5(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreateTopicsResponse(v_throttle_time_ms, v_topics, unknown), pos
 
 
@@ -325,17 +334,20 @@ def _decode_CreatableTopicResult_v7(buf: memoryview, pos: int) -> tuple[Creatabl
             append(item)
     unknown = None
     v_topic_config_error_code = 0
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            (v_topic_config_error_code,) = _S_h.unpack_from(buf, pos)
-            pos += 2
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                (v_topic_config_error_code,) = _S_h.unpack_from(buf, pos)
+                pos += 2
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreatableTopicResult(v_name, v_topic_id, v_error_code, v_error_message, v_topic_config_error_code, v_num_partitions, v_replication_factor, v_configs, unknown), pos
 
 
@@ -375,11 +387,14 @@ def decode_v7(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
             item, pos = _decode_CreatableTopicResult_v7(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return CreateTopicsResponse(v_throttle_time_ms, v_topics, unknown), pos
 
 

@@ -111,11 +111,14 @@ def _decode_DeletableGroupResult_v2(buf: memoryview, pos: int) -> tuple[Deletabl
     (v_error_code,) = _S_h.unpack_from(buf, pos)
     pos += 2
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DeletableGroupResult(v_group_id, v_error_code, unknown), pos
 
 
@@ -141,11 +144,14 @@ def decode_v2(buf: memoryview, pos: int) -> tuple[DeleteGroupsResponse, int]:
             item, pos = _decode_DeletableGroupResult_v2(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DeleteGroupsResponse(v_throttle_time_ms, v_results, unknown), pos
 
 

@@ -141,11 +141,14 @@ def _decode_DeleteRecordsPartitionResult_v2(buf: memoryview, pos: int) -> tuple[
     (v_partition_index, v_low_watermark, v_error_code,) = _S_iqh.unpack_from(buf, pos)
     pos += 14
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DeleteRecordsPartitionResult(v_partition_index, v_low_watermark, v_error_code, unknown), pos
 
 
@@ -169,11 +172,14 @@ def _decode_DeleteRecordsTopicResult_v2(buf: memoryview, pos: int) -> tuple[Dele
             item, pos = _decode_DeleteRecordsPartitionResult_v2(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DeleteRecordsTopicResult(v_name, v_partitions, unknown), pos
 
 
@@ -205,11 +211,14 @@ def decode_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
             item, pos = _decode_DeleteRecordsTopicResult_v2(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DeleteRecordsResponse(v_throttle_time_ms, v_topics, unknown), pos
 
 

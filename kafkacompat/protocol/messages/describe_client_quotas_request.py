@@ -115,11 +115,14 @@ def _decode_ComponentData_v1(buf: memoryview, pos: int) -> tuple[ComponentData, 
     pos += 1
     v_match, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ComponentData(v_entity_type, v_match_type, v_match, unknown), pos
 
 
@@ -146,11 +149,14 @@ def decode_v1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, i
     (v_strict,) = _S_o.unpack_from(buf, pos)
     pos += 1
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DescribeClientQuotasRequest(v_components, v_strict, unknown), pos
 
 

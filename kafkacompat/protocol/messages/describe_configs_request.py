@@ -188,11 +188,14 @@ def _decode_DescribeConfigsResource_v4(buf: memoryview, pos: int) -> tuple[Descr
             item, pos = read_compact_string(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DescribeConfigsResource(v_resource_type, v_resource_name, v_configuration_keys, unknown), pos
 
 
@@ -225,11 +228,14 @@ def decode_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
     (v_include_synonyms, v_include_documentation,) = _S_oo.unpack_from(buf, pos)
     pos += 2
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return DescribeConfigsRequest(v_resources, v_include_synonyms, v_include_documentation, unknown), pos
 
 

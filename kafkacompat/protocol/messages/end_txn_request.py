@@ -79,11 +79,14 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
     (v_producer_id, v_producer_epoch, v_committed,) = _S_qho.unpack_from(buf, pos)
     pos += 11
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return EndTxnRequest(v_transactional_id, v_producer_id, v_producer_epoch, v_committed, unknown), pos
 
 

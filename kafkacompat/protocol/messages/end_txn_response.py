@@ -77,11 +77,14 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     (v_throttle_time_ms, v_error_code,) = _S_ih.unpack_from(buf, pos)
     pos += 6
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return EndTxnResponse(v_throttle_time_ms, v_error_code, -1, -1, unknown), pos
 
 
@@ -97,11 +100,14 @@ def decode_v5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     (v_throttle_time_ms, v_error_code, v_producer_id, v_producer_epoch,) = _S_ihqh.unpack_from(buf, pos)
     pos += 16
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return EndTxnResponse(v_throttle_time_ms, v_error_code, v_producer_id, v_producer_epoch, unknown), pos
 
 

@@ -489,11 +489,14 @@ def encode_v11(obj: FetchRequest, out: bytearray) -> None:
 
 def _decode_ReplicaState_v12(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ReplicaState(-1, -1, unknown), pos
 
 
@@ -508,11 +511,14 @@ def _decode_FetchPartition_v12(buf: memoryview, pos: int) -> tuple[FetchPartitio
     (v_partition, v_current_leader_epoch, v_fetch_offset, v_last_fetched_epoch, v_log_start_offset, v_partition_max_bytes,) = _S_iiqiqi.unpack_from(buf, pos)
     pos += 32
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchPartition(v_partition, v_current_leader_epoch, v_fetch_offset, v_last_fetched_epoch, v_log_start_offset, v_partition_max_bytes, ZERO_UUID, unknown), pos
 
 
@@ -536,11 +542,14 @@ def _decode_FetchTopic_v12(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
             item, pos = _decode_FetchPartition_v12(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchTopic(v_topic, ZERO_UUID, v_partitions, unknown), pos
 
 
@@ -567,11 +576,14 @@ def _decode_ForgottenTopic_v12(buf: memoryview, pos: int) -> tuple[ForgottenTopi
     else:
         v_partitions, pos = read_fixed_array(buf, pos, "i", 4, count)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ForgottenTopic(v_topic, ZERO_UUID, v_partitions, unknown), pos
 
 
@@ -613,16 +625,19 @@ def decode_v12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     v_rack_id, pos = read_compact_string(buf, pos)
     unknown = None
     v_cluster_id = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            v_cluster_id, pos = read_compact_nullable_string(buf, pos)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                v_cluster_id, pos = read_compact_nullable_string(buf, pos)
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchRequest(v_cluster_id, v_replica_id, ReplicaState(), v_max_wait_ms, v_min_bytes, v_max_bytes, v_isolation_level, v_session_id, v_session_epoch, v_topics, v_forgotten_topics_data, v_rack_id, unknown), pos
 
 
@@ -665,11 +680,14 @@ def _decode_FetchTopic_v13(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
             item, pos = _decode_FetchPartition_v12(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchTopic('', v_topic_id, v_partitions, unknown), pos
 
 
@@ -696,11 +714,14 @@ def _decode_ForgottenTopic_v13(buf: memoryview, pos: int) -> tuple[ForgottenTopi
     else:
         v_partitions, pos = read_fixed_array(buf, pos, "i", 4, count)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ForgottenTopic('', v_topic_id, v_partitions, unknown), pos
 
 
@@ -742,16 +763,19 @@ def decode_v13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     v_rack_id, pos = read_compact_string(buf, pos)
     unknown = None
     v_cluster_id = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            v_cluster_id, pos = read_compact_nullable_string(buf, pos)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                v_cluster_id, pos = read_compact_nullable_string(buf, pos)
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchRequest(v_cluster_id, v_replica_id, ReplicaState(), v_max_wait_ms, v_min_bytes, v_max_bytes, v_isolation_level, v_session_id, v_session_epoch, v_topics, v_forgotten_topics_data, v_rack_id, unknown), pos
 
 
@@ -786,11 +810,14 @@ def _decode_ReplicaState_v15(buf: memoryview, pos: int) -> tuple[ReplicaState, i
     (v_replica_id, v_replica_epoch,) = _S_iq.unpack_from(buf, pos)
     pos += 12
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ReplicaState(v_replica_id, v_replica_epoch, unknown), pos
 
 
@@ -827,20 +854,23 @@ def decode_v15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     unknown = None
     v_cluster_id = None
     v_replica_state = ReplicaState()
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            v_cluster_id, pos = read_compact_nullable_string(buf, pos)
-            pos = end
-        elif tag == 1:
-            end = pos + size
-            v_replica_state, pos = _decode_ReplicaState_v15(buf, pos)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                v_cluster_id, pos = read_compact_nullable_string(buf, pos)
+                pos = end
+            elif tag == 1:
+                end = pos + size
+                v_replica_state, pos = _decode_ReplicaState_v15(buf, pos)
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchRequest(v_cluster_id, -1, v_replica_state, v_max_wait_ms, v_min_bytes, v_max_bytes, v_isolation_level, v_session_id, v_session_epoch, v_topics, v_forgotten_topics_data, v_rack_id, unknown), pos
 
 
@@ -882,16 +912,19 @@ def _decode_FetchPartition_v17(buf: memoryview, pos: int) -> tuple[FetchPartitio
     pos += 32
     unknown = None
     v_replica_directory_id = ZERO_UUID
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            v_replica_directory_id, pos = read_uuid(buf, pos)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                v_replica_directory_id, pos = read_uuid(buf, pos)
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchPartition(v_partition, v_current_leader_epoch, v_fetch_offset, v_last_fetched_epoch, v_log_start_offset, v_partition_max_bytes, v_replica_directory_id, unknown), pos
 
 
@@ -919,11 +952,14 @@ def _decode_FetchTopic_v17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
             item, pos = _decode_FetchPartition_v17(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchTopic('', v_topic_id, v_partitions, unknown), pos
 
 
@@ -967,20 +1003,23 @@ def decode_v17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     unknown = None
     v_cluster_id = None
     v_replica_state = ReplicaState()
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            v_cluster_id, pos = read_compact_nullable_string(buf, pos)
-            pos = end
-        elif tag == 1:
-            end = pos + size
-            v_replica_state, pos = _decode_ReplicaState_v15(buf, pos)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                v_cluster_id, pos = read_compact_nullable_string(buf, pos)
+                pos = end
+            elif tag == 1:
+                end = pos + size
+                v_replica_state, pos = _decode_ReplicaState_v15(buf, pos)
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchRequest(v_cluster_id, -1, v_replica_state, v_max_wait_ms, v_min_bytes, v_max_bytes, v_isolation_level, v_session_id, v_session_epoch, v_topics, v_forgotten_topics_data, v_rack_id, unknown), pos
 
 

@@ -540,11 +540,14 @@ def _decode_EpochEndOffset_v12(buf: memoryview, pos: int) -> tuple[EpochEndOffse
     (v_epoch, v_end_offset,) = _S_iq.unpack_from(buf, pos)
     pos += 12
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return EpochEndOffset(v_epoch, v_end_offset, unknown), pos
 
 
@@ -560,11 +563,14 @@ def _decode_LeaderIdAndEpoch_v12(buf: memoryview, pos: int) -> tuple[LeaderIdAnd
     (v_leader_id, v_leader_epoch,) = _S_ii.unpack_from(buf, pos)
     pos += 8
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return LeaderIdAndEpoch(v_leader_id, v_leader_epoch, unknown), pos
 
 
@@ -580,11 +586,14 @@ def _decode_SnapshotId_v12(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     (v_end_offset, v_epoch,) = _S_qi.unpack_from(buf, pos)
     pos += 12
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return SnapshotId(v_end_offset, v_epoch, unknown), pos
 
 
@@ -600,11 +609,14 @@ def _decode_AbortedTransaction_v12(buf: memoryview, pos: int) -> tuple[AbortedTr
     (v_producer_id, v_first_offset,) = _S_qq.unpack_from(buf, pos)
     pos += 16
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AbortedTransaction(v_producer_id, v_first_offset, unknown), pos
 
 
@@ -635,24 +647,27 @@ def _decode_PartitionData_v12(buf: memoryview, pos: int) -> tuple[PartitionData,
     v_diverging_epoch = EpochEndOffset()
     v_current_leader = LeaderIdAndEpoch()
     v_snapshot_id = SnapshotId()
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            v_diverging_epoch, pos = _decode_EpochEndOffset_v12(buf, pos)
-            pos = end
-        elif tag == 1:
-            end = pos + size
-            v_current_leader, pos = _decode_LeaderIdAndEpoch_v12(buf, pos)
-            pos = end
-        elif tag == 2:
-            end = pos + size
-            v_snapshot_id, pos = _decode_SnapshotId_v12(buf, pos)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                v_diverging_epoch, pos = _decode_EpochEndOffset_v12(buf, pos)
+                pos = end
+            elif tag == 1:
+                end = pos + size
+                v_current_leader, pos = _decode_LeaderIdAndEpoch_v12(buf, pos)
+                pos = end
+            elif tag == 2:
+                end = pos + size
+                v_snapshot_id, pos = _decode_SnapshotId_v12(buf, pos)
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return PartitionData(v_partition_index, v_error_code, v_high_watermark, v_last_stable_offset, v_log_start_offset, v_diverging_epoch, v_current_leader, v_snapshot_id, v_aborted_transactions, v_preferred_read_replica, v_records, unknown), pos
 
 
@@ -701,11 +716,14 @@ def _decode_FetchableTopicResponse_v12(buf: memoryview, pos: int) -> tuple[Fetch
             item, pos = _decode_PartitionData_v12(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchableTopicResponse(v_topic, ZERO_UUID, v_partitions, unknown), pos
 
 
@@ -726,11 +744,14 @@ def _encode_FetchableTopicResponse_v12(obj: FetchableTopicResponse, out: bytearr
 
 def _decode_NodeEndpoint_v12(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return NodeEndpoint(0, '', 0, None, unknown), pos
 
 
@@ -754,11 +775,14 @@ def decode_v12(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
             item, pos = _decode_FetchableTopicResponse_v12(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchResponse(v_throttle_time_ms, v_error_code, v_session_id, v_responses, [], unknown), pos
 
 
@@ -789,11 +813,14 @@ def _decode_FetchableTopicResponse_v13(buf: memoryview, pos: int) -> tuple[Fetch
             item, pos = _decode_PartitionData_v12(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchableTopicResponse('', v_topic_id, v_partitions, unknown), pos
 
 
@@ -825,11 +852,14 @@ def decode_v13(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
             item, pos = _decode_FetchableTopicResponse_v13(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchResponse(v_throttle_time_ms, v_error_code, v_session_id, v_responses, [], unknown), pos
 
 
@@ -856,11 +886,14 @@ def _decode_NodeEndpoint_v16(buf: memoryview, pos: int) -> tuple[NodeEndpoint, i
     pos += 4
     v_rack, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return NodeEndpoint(v_node_id, v_host, v_port, v_rack, unknown), pos
 
 
@@ -889,24 +922,27 @@ def decode_v16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
             append(item)
     unknown = None
     v_node_endpoints = []
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            count, pos = read_compact_array_length(buf, pos)
-            if count < 0:
-                raise ProtocolError("null array in non-nullable field node_endpoints")
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                count, pos = read_compact_array_length(buf, pos)
+                if count < 0:
+                    raise ProtocolError("null array in non-nullable field node_endpoints")
+                else:
+                    v_node_endpoints = []
+                    append = v_node_endpoints.append
+                    for _ in range(count):
+                        item, pos = _decode_NodeEndpoint_v16(buf, pos)
+                        append(item)
+                pos = end
             else:
-                v_node_endpoints = []
-                append = v_node_endpoints.append
-                for _ in range(count):
-                    item, pos = _decode_NodeEndpoint_v16(buf, pos)
-                    append(item)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FetchResponse(v_throttle_time_ms, v_error_code, v_session_id, v_responses, v_node_endpoints, unknown), pos
 
 

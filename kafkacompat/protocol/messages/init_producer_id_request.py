@@ -80,11 +80,14 @@ def decode_v2(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     (v_transaction_timeout_ms,) = _S_i.unpack_from(buf, pos)
     pos += 4
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return InitProducerIdRequest(v_transactional_id, v_transaction_timeout_ms, -1, -1, unknown), pos
 
 
@@ -102,11 +105,14 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     (v_transaction_timeout_ms, v_producer_id, v_producer_epoch,) = _S_iqh.unpack_from(buf, pos)
     pos += 14
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return InitProducerIdRequest(v_transactional_id, v_transaction_timeout_ms, v_producer_id, v_producer_epoch, unknown), pos
 
 

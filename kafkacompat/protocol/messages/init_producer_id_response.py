@@ -76,11 +76,14 @@ def decode_v2(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
     (v_throttle_time_ms, v_error_code, v_producer_id, v_producer_epoch,) = _S_ihqh.unpack_from(buf, pos)
     pos += 16
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return InitProducerIdResponse(v_throttle_time_ms, v_error_code, v_producer_id, v_producer_epoch, unknown), pos
 
 

@@ -144,11 +144,14 @@ def _decode_MemberResponse_v4(buf: memoryview, pos: int) -> tuple[MemberResponse
     (v_error_code,) = _S_h.unpack_from(buf, pos)
     pos += 2
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return MemberResponse(v_member_id, v_group_instance_id, v_error_code, unknown), pos
 
 
@@ -175,11 +178,14 @@ def decode_v4(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
             item, pos = _decode_MemberResponse_v4(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return LeaveGroupResponse(v_throttle_time_ms, v_error_code, v_members, unknown), pos
 
 

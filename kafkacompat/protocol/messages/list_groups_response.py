@@ -138,11 +138,14 @@ def _decode_ListedGroup_v3(buf: memoryview, pos: int) -> tuple[ListedGroup, int]
     v_group_id, pos = read_compact_string(buf, pos)
     v_protocol_type, pos = read_compact_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListedGroup(v_group_id, v_protocol_type, '', '', unknown), pos
 
 
@@ -168,11 +171,14 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
             item, pos = _decode_ListedGroup_v3(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListGroupsResponse(v_throttle_time_ms, v_error_code, v_groups, unknown), pos
 
 
@@ -196,11 +202,14 @@ def _decode_ListedGroup_v4(buf: memoryview, pos: int) -> tuple[ListedGroup, int]
     v_protocol_type, pos = read_compact_string(buf, pos)
     v_group_state, pos = read_compact_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListedGroup(v_group_id, v_protocol_type, v_group_state, '', unknown), pos
 
 
@@ -227,11 +236,14 @@ def decode_v4(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
             item, pos = _decode_ListedGroup_v4(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListGroupsResponse(v_throttle_time_ms, v_error_code, v_groups, unknown), pos
 
 
@@ -256,11 +268,14 @@ def _decode_ListedGroup_v5(buf: memoryview, pos: int) -> tuple[ListedGroup, int]
     v_group_state, pos = read_compact_string(buf, pos)
     v_group_type, pos = read_compact_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListedGroup(v_group_id, v_protocol_type, v_group_state, v_group_type, unknown), pos
 
 
@@ -288,11 +303,14 @@ def decode_v5(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
             item, pos = _decode_ListedGroup_v5(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListGroupsResponse(v_throttle_time_ms, v_error_code, v_groups, unknown), pos
 
 

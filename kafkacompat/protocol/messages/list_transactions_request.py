@@ -77,11 +77,14 @@ def decode_v0(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
     else:
         v_producer_id_filters, pos = read_fixed_array(buf, pos, "q", 8, count)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListTransactionsRequest(v_state_filters, v_producer_id_filters, -1, unknown), pos
 
 
@@ -123,11 +126,14 @@ def decode_v1(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
     (v_duration_filter,) = _S_q.unpack_from(buf, pos)
     pos += 8
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ListTransactionsRequest(v_state_filters, v_producer_id_filters, v_duration_filter, unknown), pos
 
 

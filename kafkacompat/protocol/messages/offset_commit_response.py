@@ -163,11 +163,14 @@ def _decode_OffsetCommitResponsePartition_v8(buf: memoryview, pos: int) -> tuple
     (v_partition_index, v_error_code,) = _S_ih.unpack_from(buf, pos)
     pos += 6
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return OffsetCommitResponsePartition(v_partition_index, v_error_code, unknown), pos
 
 
@@ -191,11 +194,14 @@ def _decode_OffsetCommitResponseTopic_v8(buf: memoryview, pos: int) -> tuple[Off
             item, pos = _decode_OffsetCommitResponsePartition_v8(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return OffsetCommitResponseTopic(v_name, v_partitions, unknown), pos
 
 
@@ -227,11 +233,14 @@ def decode_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
             item, pos = _decode_OffsetCommitResponseTopic_v8(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return OffsetCommitResponse(v_throttle_time_ms, v_topics, unknown), pos
 
 

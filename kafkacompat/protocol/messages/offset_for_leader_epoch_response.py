@@ -224,11 +224,14 @@ def _decode_EpochEndOffset_v4(buf: memoryview, pos: int) -> tuple[EpochEndOffset
     (v_error_code, v_partition, v_leader_epoch, v_end_offset,) = _S_hiiq.unpack_from(buf, pos)
     pos += 18
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return EpochEndOffset(v_error_code, v_partition, v_leader_epoch, v_end_offset, unknown), pos
 
 
@@ -252,11 +255,14 @@ def _decode_OffsetForLeaderTopicResult_v4(buf: memoryview, pos: int) -> tuple[Of
             item, pos = _decode_EpochEndOffset_v4(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return OffsetForLeaderTopicResult(v_topic, v_partitions, unknown), pos
 
 
@@ -288,11 +294,14 @@ def decode_v4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, 
             item, pos = _decode_OffsetForLeaderTopicResult_v4(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return OffsetForLeaderEpochResponse(v_throttle_time_ms, v_topics, unknown), pos
 
 

@@ -434,11 +434,14 @@ def _decode_BatchIndexAndErrorMessage_v9(buf: memoryview, pos: int) -> tuple[Bat
     pos += 4
     v_batch_index_error_message, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return BatchIndexAndErrorMessage(v_batch_index, v_batch_index_error_message, unknown), pos
 
 
@@ -453,11 +456,14 @@ def _encode_BatchIndexAndErrorMessage_v9(obj: BatchIndexAndErrorMessage, out: by
 
 def _decode_LeaderIdAndEpoch_v9(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return LeaderIdAndEpoch(-1, -1, unknown), pos
 
 
@@ -482,11 +488,14 @@ def _decode_PartitionProduceResponse_v9(buf: memoryview, pos: int) -> tuple[Part
             append(item)
     v_error_message, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return PartitionProduceResponse(v_index, v_error_code, v_base_offset, v_log_append_time_ms, v_log_start_offset, v_record_errors, v_error_message, LeaderIdAndEpoch(), unknown), pos
 
 
@@ -518,11 +527,14 @@ def _decode_TopicProduceResponse_v9(buf: memoryview, pos: int) -> tuple[TopicPro
             item, pos = _decode_PartitionProduceResponse_v9(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return TopicProduceResponse(v_name, v_partition_responses, unknown), pos
 
 
@@ -543,11 +555,14 @@ def _encode_TopicProduceResponse_v9(obj: TopicProduceResponse, out: bytearray) -
 
 def _decode_NodeEndpoint_v9(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return NodeEndpoint(0, '', 0, None, unknown), pos
 
 
@@ -571,11 +586,14 @@ def decode_v9(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     (v_throttle_time_ms,) = _S_i.unpack_from(buf, pos)
     pos += 4
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ProduceResponse(v_responses, v_throttle_time_ms, [], unknown), pos
 
 
@@ -598,11 +616,14 @@ def _decode_LeaderIdAndEpoch_v10(buf: memoryview, pos: int) -> tuple[LeaderIdAnd
     (v_leader_id, v_leader_epoch,) = _S_ii.unpack_from(buf, pos)
     pos += 8
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return LeaderIdAndEpoch(v_leader_id, v_leader_epoch, unknown), pos
 
 
@@ -629,16 +650,19 @@ def _decode_PartitionProduceResponse_v10(buf: memoryview, pos: int) -> tuple[Par
     v_error_message, pos = read_compact_nullable_string(buf, pos)
     unknown = None
     v_current_leader = LeaderIdAndEpoch()
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            v_current_leader, pos = _decode_LeaderIdAndEpoch_v10(buf, pos)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                v_current_leader, pos = _decode_LeaderIdAndEpoch_v10(buf, pos)
+                pos = end
+            else:
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return PartitionProduceResponse(v_index, v_error_code, v_base_offset, v_log_append_time_ms, v_log_start_offset, v_record_errors, v_error_message, v_current_leader, unknown), pos
 
 
@@ -674,11 +698,14 @@ def _decode_TopicProduceResponse_v10(buf: memoryview, pos: int) -> tuple[TopicPr
             item, pos = _decode_PartitionProduceResponse_v10(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return TopicProduceResponse(v_name, v_partition_responses, unknown), pos
 
 
@@ -705,11 +732,14 @@ def _decode_NodeEndpoint_v10(buf: memoryview, pos: int) -> tuple[NodeEndpoint, i
     pos += 4
     v_rack, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return NodeEndpoint(v_node_id, v_host, v_port, v_rack, unknown), pos
 
 
@@ -738,24 +768,27 @@ def decode_v10(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     pos += 4
     unknown = None
     v_node_endpoints = []
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if tag == 0:
-            end = pos + size
-            count, pos = read_compact_array_length(buf, pos)
-            if count < 0:
-                raise ProtocolError("null array in non-nullable field node_endpoints")
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            if tag == 0:
+                end = pos + size
+                count, pos = read_compact_array_length(buf, pos)
+                if count < 0:
+                    raise ProtocolError("null array in non-nullable field node_endpoints")
+                else:
+                    v_node_endpoints = []
+                    append = v_node_endpoints.append
+                    for _ in range(count):
+                        item, pos = _decode_NodeEndpoint_v10(buf, pos)
+                        append(item)
+                pos = end
             else:
-                v_node_endpoints = []
-                append = v_node_endpoints.append
-                for _ in range(count):
-                    item, pos = _decode_NodeEndpoint_v10(buf, pos)
-                    append(item)
-            pos = end
-        else:
-            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+                unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ProduceResponse(v_responses, v_throttle_time_ms, v_node_endpoints, unknown), pos
 
 

@@ -92,11 +92,14 @@ def _decode_StateBatch_v0(buf: memoryview, pos: int) -> tuple[StateBatch, int]:
     (v_first_offset, v_last_offset, v_delivery_state, v_delivery_count,) = _S_qqbh.unpack_from(buf, pos)
     pos += 19
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return StateBatch(v_first_offset, v_last_offset, v_delivery_state, v_delivery_count, unknown), pos
 
 
@@ -124,11 +127,14 @@ def _decode_PartitionResult_v0(buf: memoryview, pos: int) -> tuple[PartitionResu
             item, pos = _decode_StateBatch_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return PartitionResult(v_partition, v_error_code, v_error_message, v_state_epoch, v_start_offset, v_state_batches, unknown), pos
 
 
@@ -161,11 +167,14 @@ def _decode_ReadStateResult_v0(buf: memoryview, pos: int) -> tuple[ReadStateResu
             item, pos = _decode_PartitionResult_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ReadStateResult(v_topic_id, v_partitions, unknown), pos
 
 
@@ -195,11 +204,14 @@ def decode_v0(buf: memoryview, pos: int) -> tuple[ReadShareGroupStateResponse, i
             item, pos = _decode_ReadStateResult_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ReadShareGroupStateResponse(v_results, unknown), pos
 
 

@@ -84,11 +84,14 @@ def _decode_PartitionResult_v0(buf: memoryview, pos: int) -> tuple[PartitionResu
     (v_state_epoch, v_start_offset,) = _S_iq.unpack_from(buf, pos)
     pos += 12
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return PartitionResult(v_partition, v_error_code, v_error_message, v_state_epoch, v_start_offset, unknown), pos
 
 
@@ -114,11 +117,14 @@ def _decode_ReadStateSummaryResult_v0(buf: memoryview, pos: int) -> tuple[ReadSt
             item, pos = _decode_PartitionResult_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ReadStateSummaryResult(v_topic_id, v_partitions, unknown), pos
 
 
@@ -148,11 +154,14 @@ def decode_v0(buf: memoryview, pos: int) -> tuple[ReadShareGroupStateSummaryResp
             item, pos = _decode_ReadStateSummaryResult_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ReadShareGroupStateSummaryResponse(v_results, unknown), pos
 
 

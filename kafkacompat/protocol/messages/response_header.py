@@ -73,11 +73,14 @@ def decode_v1(buf: memoryview, pos: int) -> tuple[ResponseHeader, int]:
     (v_correlation_id,) = _S_i.unpack_from(buf, pos)
     pos += 4
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ResponseHeader(v_correlation_id, unknown), pos
 
 

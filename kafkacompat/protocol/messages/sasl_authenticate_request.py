@@ -70,11 +70,14 @@ def encode_v0(obj: SaslAuthenticateRequest, out: bytearray) -> None:
 def decode_v2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
     v_auth_bytes, pos = read_compact_bytes(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return SaslAuthenticateRequest(v_auth_bytes, unknown), pos
 
 

@@ -115,11 +115,14 @@ def _decode_LeaderIdAndEpoch_v0(buf: memoryview, pos: int) -> tuple[LeaderIdAndE
     (v_leader_id, v_leader_epoch,) = _S_ii.unpack_from(buf, pos)
     pos += 8
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return LeaderIdAndEpoch(v_leader_id, v_leader_epoch, unknown), pos
 
 
@@ -135,11 +138,14 @@ def _decode_AcquiredRecords_v0(buf: memoryview, pos: int) -> tuple[AcquiredRecor
     (v_first_offset, v_last_offset, v_delivery_count,) = _S_qqh.unpack_from(buf, pos)
     pos += 18
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return AcquiredRecords(v_first_offset, v_last_offset, v_delivery_count, unknown), pos
 
 
@@ -170,11 +176,14 @@ def _decode_PartitionData_v0(buf: memoryview, pos: int) -> tuple[PartitionData, 
             item, pos = _decode_AcquiredRecords_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return PartitionData(v_partition_index, v_error_code, v_error_message, v_acknowledge_error_code, v_acknowledge_error_message, v_current_leader, v_records, v_acquired_records, unknown), pos
 
 
@@ -210,11 +219,14 @@ def _decode_ShareFetchableTopicResponse_v0(buf: memoryview, pos: int) -> tuple[S
             item, pos = _decode_PartitionData_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ShareFetchableTopicResponse(v_topic_id, v_partitions, unknown), pos
 
 
@@ -241,11 +253,14 @@ def _decode_NodeEndpoint_v0(buf: memoryview, pos: int) -> tuple[NodeEndpoint, in
     pos += 4
     v_rack, pos = read_compact_nullable_string(buf, pos)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return NodeEndpoint(v_node_id, v_host, v_port, v_rack, unknown), pos
 
 
@@ -283,11 +298,14 @@ def decode_v0(buf: memoryview, pos: int) -> tuple[ShareFetchResponse, int]:
             item, pos = _decode_NodeEndpoint_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return ShareFetchResponse(v_throttle_time_ms, v_error_code, v_error_message, v_responses, v_node_endpoints, unknown), pos
 
 

@@ -140,11 +140,14 @@ def _decode_TxnOffsetCommitResponsePartition_v3(buf: memoryview, pos: int) -> tu
     (v_partition_index, v_error_code,) = _S_ih.unpack_from(buf, pos)
     pos += 6
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return TxnOffsetCommitResponsePartition(v_partition_index, v_error_code, unknown), pos
 
 
@@ -168,11 +171,14 @@ def _decode_TxnOffsetCommitResponseTopic_v3(buf: memoryview, pos: int) -> tuple[
             item, pos = _decode_TxnOffsetCommitResponsePartition_v3(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return TxnOffsetCommitResponseTopic(v_name, v_partitions, unknown), pos
 
 
@@ -204,11 +210,14 @@ def decode_v3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
             item, pos = _decode_TxnOffsetCommitResponseTopic_v3(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return TxnOffsetCommitResponse(v_throttle_time_ms, v_topics, unknown), pos
 
 

@@ -78,11 +78,14 @@ def _decode_FeatureUpdateKey_v0(buf: memoryview, pos: int) -> tuple[FeatureUpdat
     (v_max_version_level, v_allow_downgrade,) = _S_ho.unpack_from(buf, pos)
     pos += 3
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FeatureUpdateKey(v_feature, v_max_version_level, v_allow_downgrade, 1, unknown), pos
 
 
@@ -108,11 +111,14 @@ def decode_v0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
             item, pos = _decode_FeatureUpdateKey_v0(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return UpdateFeaturesRequest(v_timeout_ms, v_feature_updates, False, unknown), pos
 
 
@@ -136,11 +142,14 @@ def _decode_FeatureUpdateKey_v1(buf: memoryview, pos: int) -> tuple[FeatureUpdat
     (v_max_version_level, v_upgrade_type,) = _S_hb.unpack_from(buf, pos)
     pos += 3
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return FeatureUpdateKey(v_feature, v_max_version_level, False, v_upgrade_type, unknown), pos
 
 
@@ -168,11 +177,14 @@ def decode_v1(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
     (v_validate_only,) = _S_o.unpack_from(buf, pos)
     pos += 1
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return UpdateFeaturesRequest(v_timeout_ms, v_feature_updates, v_validate_only, unknown), pos
 
 

@@ -169,11 +169,14 @@ def _decode_WritableTxnMarkerPartitionResult_v1(buf: memoryview, pos: int) -> tu
     (v_partition_index, v_error_code,) = _S_ih.unpack_from(buf, pos)
     pos += 6
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return WritableTxnMarkerPartitionResult(v_partition_index, v_error_code, unknown), pos
 
 
@@ -197,11 +200,14 @@ def _decode_WritableTxnMarkerTopicResult_v1(buf: memoryview, pos: int) -> tuple[
             item, pos = _decode_WritableTxnMarkerPartitionResult_v1(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return WritableTxnMarkerTopicResult(v_name, v_partitions, unknown), pos
 
 
@@ -233,11 +239,14 @@ def _decode_WritableTxnMarkerResult_v1(buf: memoryview, pos: int) -> tuple[Writa
             item, pos = _decode_WritableTxnMarkerTopicResult_v1(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return WritableTxnMarkerResult(v_producer_id, v_topics, unknown), pos
 
 
@@ -267,11 +276,14 @@ def decode_v1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
             item, pos = _decode_WritableTxnMarkerResult_v1(buf, pos)
             append(item)
     unknown = None
-    tag_count, pos = read_uvarint(buf, pos)
-    for _ in range(tag_count):
-        tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    if buf[pos]:
+        tag_count, pos = read_uvarint(buf, pos)
+        for _ in range(tag_count):
+            tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            unknown, pos = read_unknown_tag(buf, pos, tag, size, unknown)
+    else:
+        pos += 1
     return WriteTxnMarkersResponse(v_markers, unknown), pos
 
 
