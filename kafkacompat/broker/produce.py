@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
+from functools import partial
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
@@ -90,6 +92,15 @@ def _error(index: int, error: KafkaError, version: int) -> PartitionProduceRespo
     )
 
 
+def is_transactional(records: memoryview | bytes) -> bool:
+    """Whether the set's first batch is a v2 batch with the transactional attribute (Produce
+    v3+ carries exactly one batch)."""
+    if len(records) < HEADER_SIZE or records[MAGIC_OFFSET] != 2:
+        return False
+    (attributes,) = _I16.unpack_from(records, ATTRIBUTES_OFFSET)
+    return bool(attributes & TRANSACTIONAL_BIT)
+
+
 def verify_transactional(
     context: RequestContext,
     transactional_id: str | None,
@@ -99,10 +110,7 @@ def verify_transactional(
 ) -> None:
     """A transactional batch must go to a partition added to its producer's open transaction
     (Kafka's produce verification, KIP-890)."""
-    if len(records) < HEADER_SIZE or records[MAGIC_OFFSET] != 2:
-        return
-    (attributes,) = _I16.unpack_from(records, ATTRIBUTES_OFFSET)
-    if not attributes & TRANSACTIONAL_BIT:
+    if not is_transactional(records):
         return
     header = read_header(records)
     code = context.broker.transactions.coordinator.check_produce(
@@ -121,42 +129,38 @@ async def produce_partition(
 ) -> PartitionProduceResponse:
     version = context.api_version
     replicas = context.broker.replicas
+    index, records = data.index, data.records
     try:
         # As Kafka: a name that is not a topic here, legal or not, is an unknown topic.
-        info = replicas.find_topic(topic)
-        if info is None or not 0 <= data.index < info.partitions:
+        if not replicas.hosts(topic, index):
             raise KafkaError(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                f"this broker does not host {topic}-{data.index}",
+                f"this broker does not host {topic}-{index}",
             )
-        validate_records(version, data.records)
+        validate_records(version, records)
         if acks not in VALID_ACKS:
             raise KafkaError(
                 ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {acks}"
             )
-        min_isr = replicas.log(topic, data.index).config.min_insync_replicas
-        if acks == -1 and min_isr > 1:
-            raise KafkaError(
-                ErrorCode.NOT_ENOUGH_REPLICAS,
-                f"{topic}-{data.index} has 1 in-sync replica, min.insync.replicas is {min_isr}",
-            )
-        records = data.records
+        if acks == -1:
+            min_isr = replicas.log(topic, index).config.min_insync_replicas
+            if min_isr > 1:
+                raise KafkaError(
+                    ErrorCode.NOT_ENOUGH_REPLICAS,
+                    f"{topic}-{index} has 1 in-sync replica, min.insync.replicas is {min_isr}",
+                )
         assert records is not None
-        result = await replicas.append(
-            topic,
-            data.index,
-            records,
-            verify=lambda: verify_transactional(
-                context, transactional_id, topic, data.index, records
-            ),
-        )
+        verify: Callable[[], None] | None = None
+        if is_transactional(records):
+            verify = partial(verify_transactional, context, transactional_id, topic, index, records)
+        result = await replicas.append(topic, index, records, verify=verify)
     except KafkaError as error:
-        return _error(data.index, error, version)
+        return _error(index, error, version)
     except OSError as exc:
-        log.exception("append to %s-%d failed", topic, data.index)
-        return _error(data.index, KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)), version)
+        log.exception("append to %s-%d failed", topic, index)
+        return _error(index, KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)), version)
     return PartitionProduceResponse(
-        index=data.index,
+        index=index,
         error_code=ErrorCode.NONE,
         base_offset=result.base_offset,
         log_append_time_ms=result.log_append_time,

@@ -121,6 +121,11 @@ class ReplicaManager:
         meta = self.logs.topic(name)
         return None if meta is None else topic_info(meta)
 
+    def hosts(self, topic: str, partition: int) -> bool:
+        """Whether ``topic`` exists here with a partition ``partition``."""
+        meta = self.logs.topic(topic)
+        return meta is not None and 0 <= partition < meta.partitions
+
     def find_topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         meta = self.logs.topic_by_id(topic_id)
         return None if meta is None else topic_info(meta)
