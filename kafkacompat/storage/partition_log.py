@@ -46,6 +46,16 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _writable(records: bytes | bytearray | memoryview) -> bytearray | memoryview:
+    """``records`` as a buffer that offsets can be patched into: itself when writable, else
+    a copy."""
+    if isinstance(records, bytearray):
+        return records
+    if isinstance(records, memoryview) and not records.readonly and records.c_contiguous:
+        return records.cast("B")
+    return bytearray(records)
+
+
 #: Directories of deleted partitions awaiting removal end with this.
 DELETED_SUFFIX = ".deleted"
 
@@ -162,14 +172,8 @@ class PartitionLog:
         applies the flush policy itself (see `flush_due`), e.g. to fsync off its event loop.
         """
         config = self.config
-        if (
-            type(records) is bytes
-            and self._as_sent
-            and len(records) > MAGIC_OFFSET
-            and records[MAGIC_OFFSET] == 2
-        ):
-            buf: bytearray | memoryview = bytearray(records)  # the common case, made quick
-            converted = False
+        if self._as_sent and len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] == 2:
+            buf, converted = _writable(records), False  # the common case, made quick
         else:
             buf, converted = self._to_writable_v2(records)
         if len(buf) > config.segment_bytes:
@@ -227,11 +231,7 @@ class PartitionLog:
         if self.config.compression_type != "producer":
             codec = codec_from_name(self.config.compression_type)
             records = bytearray(recompress_batches(records, codec))
-        if isinstance(records, bytearray):
-            return records, converted
-        if isinstance(records, memoryview) and not records.readonly and records.c_contiguous:
-            return records.cast("B"), converted
-        return bytearray(records), converted
+        return _writable(records), converted
 
     def roll(self, now_ms: int | None = None) -> LogSegment:
         """Start a new active segment at the log end (no-op while the active one is empty)."""
