@@ -172,16 +172,15 @@ async def produce_partition(
 async def handle_produce(
     context: RequestContext, request: ProduceRequest
 ) -> ProduceResponse | None:
+    acks, transactional_id = request.acks, request.transactional_id
     responses = []
     for topic_data in request.topic_data:
-        partitions = [
-            await produce_partition(
-                context, topic_data.name, data, request.acks, request.transactional_id
-            )
-            for data in topic_data.partition_data
-        ]
-        responses.append(TopicProduceResponse(name=topic_data.name, partition_responses=partitions))
-    if request.acks == 0:
+        name = topic_data.name
+        partitions = []
+        for data in topic_data.partition_data:
+            partitions.append(await produce_partition(context, name, data, acks, transactional_id))
+        responses.append(TopicProduceResponse(name=name, partition_responses=partitions))
+    if acks == 0:
         failed = [
             f"{t.name}-{p.index}: {ErrorCode(p.error_code).name}"
             for t in responses

@@ -210,7 +210,9 @@ class ReplicaManager:
             # is this request's checkpoint).
             lock.acquire_nowait()
         try:
-            producers = await self._producer_state(topic, partition, log)
+            producers = self.producer_states.current(topic, partition, log)
+            if producers is None:
+                producers = await self._producer_state(topic, partition, log)
             if verify is not None:
                 verify()
             # Only batches with a producer id have sequences to check and state to record;

@@ -41,6 +41,7 @@ _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 _I16 = struct.Struct(">h")
+_LAST_CODEC = int(Codec.ZSTD)  # the highest codec id
 #: batchLength and producerId of a batch header, read from its offset 8.
 _LENGTH_AND_PRODUCER_ID = struct.Struct(">i31xq")
 
@@ -207,7 +208,7 @@ def assign_offsets(
             raise corrupt("record batch CRC mismatch")
         if count <= 0 or lod != count - 1:
             raise invalid(f"{count} records but last offset delta {lod}")
-        if attrs & COMPRESSION_MASK > Codec.ZSTD:
+        if attrs & COMPRESSION_MASK > _LAST_CODEC:
             raise corrupt(f"unknown compression codec {attrs & COMPRESSION_MASK}")
         if attrs & CONTROL_BIT and not allow_control:
             raise invalid("clients may not write control batches")

@@ -176,21 +176,22 @@ class PartitionLog:
             buf, converted = _writable(records), False  # the common case, made quick
         else:
             buf, converted = self._to_writable_v2(records)
-        if len(buf) > config.segment_bytes:
-            raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{len(buf)} bytes")
+        size = len(buf)
+        if size > config.segment_bytes:
+            raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{size} bytes")
         append_time = now_ms if config.log_append_time else None
+        segment = self._segments[-1]
         prepared = assign_offsets(
             buf,
-            base_offset=self._segments[-1].next_offset,
+            base_offset=segment.next_offset,
             leader_epoch=leader_epoch,
             log_append_time_ms=append_time,
             # A converted legacy set was size-checked per original message.
-            max_batch_size=len(buf) if converted else config.max_message_bytes,
+            max_batch_size=size if converted else config.max_message_bytes,
             allow_control=allow_control,
         )
-        segment = self._segments[-1]
         if segment.size and (
-            segment.size + len(buf) > config.segment_bytes
+            segment.size + size > config.segment_bytes
             or self._must_roll(segment, prepared.max_timestamp, prepared.last_offset, now_ms)
         ):
             segment = self.roll(now_ms)
