@@ -119,7 +119,9 @@ class LogSegment:
         """Write validated, offset-patched batches with one write and index them."""
         start = self.size
         try:
-            write_all(self.fd, data)
+            written = os.write(self.fd, data)
+            if written < len(data):  # a regular file may accept a short write
+                write_all(self.fd, memoryview(data)[written:])
         except OSError as exc:
             os.ftruncate(self.fd, start)
             raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"append failed: {exc}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -37,6 +38,17 @@ def patched(data: bytes, base_offset: int, epoch: int) -> bytes:
         offset += header.last_offset_delta + 1
         pos += header.size
     return bytes(out)
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = open_log(tmp_path)
+    data = batch(3, ts=FIXTURE_TS)
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, buf: real_write(fd, bytes(buf)[:50]))
+    log.append(data, leader_epoch=0, now_ms=1)
+    monkeypatch.undo()
+    assert log.read(0, 1 << 20).read_bytes() == patched(data, 0, 0)
+    log.close()
 
 
 @pytest.mark.parametrize("name", V2_FIXTURES)
