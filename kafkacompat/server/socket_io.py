@@ -78,7 +78,15 @@ class ClientSocket:
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         sock = self.sock
-        view = memoryview(data)
+        try:
+            sent = sock.send(data)  # a small response almost always goes out whole
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise ConnectionLost(str(exc)) from exc
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
         while view:
             try:
                 sent = sock.send(view)
