@@ -6,6 +6,7 @@ stall it); the bound port is read from its start line.
 
 from __future__ import annotations
 
+import compileall
 import re
 import subprocess
 import sys
@@ -13,6 +14,14 @@ import time
 from pathlib import Path
 
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+
+
+def compile_package() -> None:
+    """Write the package's bytecode, as `pip install` does: a checkout run with
+    PYTHONDONTWRITEBYTECODE would otherwise compile every module at each broker start."""
+    import kafkacompat
+
+    compileall.compile_dir(Path(kafkacompat.__file__).parent, quiet=1)
 
 
 class BrokerProcess:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from broker_process import compile_package
+
 from kafkacompat.protocol.messages import (
     metadata_request,
     produce_request,
@@ -124,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
+    compile_package()
     print(
         f"{'mode':<11} {'client':<13} {'listening ms':>13} {'first ack ms':>13} (median of {args.runs})"
     )
