@@ -4,6 +4,11 @@ Trio's own socket methods yield to the scheduler after every call that succeeds,
 task can hog the loop. A request/response connection would pay that twice per request (the
 receive and the send), which is most of the cost of a small request. Here a call that succeeds
 returns at once; the connection loop yields explicitly instead (see `serve_connection`).
+
+Before a receive goes to sleep in the kernel it polls the socket for a few passes of the
+scheduler: a client sending its next request right after a response finds the broker still
+awake. Waking a sleeping process costs tens of microseconds on a virtual machine, more than
+the polling, which is why this lowers both latency and CPU per request.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import os
 import socket
 
 import trio
+
+#: Scheduler passes a receive polls for data before it sleeps until the socket is readable.
+POLL_PASSES = 5
 
 
 class ConnectionLost(Exception):
@@ -47,9 +55,10 @@ class ClientSocket:
     async def recv(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes``; b"" when the peer closed its side."""
         sock = self.sock
+        polls = POLL_PASSES
         while True:
             if self._drained:
-                await self._wait_readable()
+                polls = await self._poll_or_wait(polls)
             try:
                 data = sock.recv(max_bytes)
             except BlockingIOError:
@@ -63,9 +72,10 @@ class ClientSocket:
     async def recv_into(self, buffer: memoryview) -> int:
         """Receive into ``buffer``; 0 when the peer closed its side."""
         sock = self.sock
+        polls = POLL_PASSES
         while True:
             if self._drained:
-                await self._wait_readable()
+                polls = await self._poll_or_wait(polls)
             try:
                 count = sock.recv_into(buffer)
             except BlockingIOError:
@@ -106,6 +116,16 @@ class ClientSocket:
                 await self._wait_writable()
             except (BrokenPipeError, ConnectionError) as exc:
                 raise ConnectionLost(str(exc)) from exc
+
+    async def _poll_or_wait(self, polls: int) -> int:
+        """Let other tasks run once and then try again (while ``polls`` last), or sleep until
+        the socket is readable; returns the polls left."""
+        if polls:
+            self.waits += 1
+            await trio.lowlevel.checkpoint()
+            return polls - 1
+        await self._wait_readable()
+        return 0
 
     async def _wait_readable(self) -> None:
         self.waits += 1
