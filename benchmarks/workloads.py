@@ -33,6 +33,16 @@ def _producer(bootstrap: str, **conf: Any) -> Any:
     return Producer({"bootstrap.servers": bootstrap, **conf})
 
 
+def delete_topic(bootstrap: str, topic: str) -> None:
+    """Delete a topic a workload is done with, so that what earlier workloads wrote (a peer's
+    memory, our page cache and disk writeback) weighs on later ones as little as possible."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics([topic]).values():
+        future.result(30)
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     """Create a topic and wait until the broker reports all its partitions."""
     from confluent_kafka.admin import AdminClient, NewTopic
