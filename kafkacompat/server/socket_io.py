@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
 import trio
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 #: Scheduler passes a receive polls for data before it sleeps until the socket is readable.
 POLL_PASSES = 5
@@ -54,37 +59,30 @@ class ClientSocket:
 
     async def recv(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes``; b"" when the peer closed its side."""
-        sock = self.sock
-        polls = POLL_PASSES
-        while True:
-            if self._drained:
-                polls = await self._poll_or_wait(polls)
-            try:
-                data = sock.recv(max_bytes)
-            except BlockingIOError:
-                self._drained = True
-                continue
-            except OSError as exc:
-                raise ConnectionLost(str(exc)) from exc
-            self._drained = len(data) < max_bytes
-            return data
+        return await self._receive(self.sock.recv, max_bytes, max_bytes, len)
 
     async def recv_into(self, buffer: memoryview) -> int:
         """Receive into ``buffer``; 0 when the peer closed its side."""
-        sock = self.sock
+        return await self._receive(self.sock.recv_into, buffer, len(buffer), int)
+
+    async def _receive(
+        self, call: Callable[[A], R], argument: A, room: int, size_of: Callable[[R], int]
+    ) -> R:
+        """``call(argument)`` once the socket has data: polled for a few passes if the last
+        receive emptied it, then slept for."""
         polls = POLL_PASSES
         while True:
             if self._drained:
                 polls = await self._poll_or_wait(polls)
             try:
-                count = sock.recv_into(buffer)
+                result = call(argument)
             except BlockingIOError:
                 self._drained = True
                 continue
             except OSError as exc:
                 raise ConnectionLost(str(exc)) from exc
-            self._drained = count < len(buffer)
-            return count
+            self._drained = size_of(result) < room
+            return result
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         sock = self.sock
