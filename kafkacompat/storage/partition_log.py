@@ -11,29 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.compression import codec_from_name
-from kafkacompat.protocol.legacy_records import legacy_to_v2
-from kafkacompat.protocol.records import (
-    MAGIC_OFFSET,
-    Record,
-    assign_offsets,
-    decode_batch,
-    recompress_batches,
-)
-from kafkacompat.storage.file_slice import FileSlice
+from kafkacompat.protocol.records import MAGIC_OFFSET, Record, assign_offsets
+from kafkacompat.storage import log_reads
+from kafkacompat.storage.append_input import to_writable_v2, writable
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
 from kafkacompat.storage.log_loader import load_segments
 from kafkacompat.storage.recovery import PartitionCheckpoint, read_checkpoint, write_checkpoint
-from kafkacompat.storage.results import (
-    EARLIEST_LOCAL_TIMESTAMP,
-    EARLIEST_TIMESTAMP,
-    LATEST_TIMESTAMP,
-    MAX_TIMESTAMP,
-    AppendResult,
-    ReadResult,
-    TimestampOffset,
-)
-from kafkacompat.storage.retention import SegmentStats, deletable_prefix
+from kafkacompat.storage.results import AppendResult, ReadResult, TimestampOffset
+from kafkacompat.storage.retention import segments_to_delete
 from kafkacompat.storage.segment import LogSegment
 from kafkacompat.storage.txn_index import AbortedTxn, TransactionIndex
 
@@ -44,16 +29,6 @@ _MAX_RELATIVE_OFFSET = 2**31 - 1
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _writable(records: bytes | bytearray | memoryview) -> bytearray | memoryview:
-    """``records`` as a buffer that offsets can be patched into: itself when writable, else
-    a copy."""
-    if isinstance(records, bytearray):
-        return records
-    if isinstance(records, memoryview) and not records.readonly and records.c_contiguous:
-        return records.cast("B")
-    return bytearray(records)
 
 
 #: Directories of deleted partitions awaiting removal end with this.
@@ -173,9 +148,9 @@ class PartitionLog:
         """
         config = self.config
         if self._as_sent and len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] == 2:
-            buf, converted = _writable(records), False  # the common case, made quick
+            buf, converted = writable(records), False  # the common case, made quick
         else:
-            buf, converted = self._to_writable_v2(records)
+            buf, converted = to_writable_v2(records, config)
         size = len(buf)
         if size > config.segment_bytes:
             raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{size} bytes")
@@ -222,18 +197,6 @@ class PartitionLog:
             or last_offset - segment.base_offset > _MAX_RELATIVE_OFFSET
         )
 
-    def _to_writable_v2(
-        self, records: bytes | bytearray | memoryview
-    ) -> tuple[bytearray | memoryview, bool]:
-        converted = len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] in (0, 1)
-        if converted:
-            max_bytes = self.config.max_message_bytes
-            records = bytearray(legacy_to_v2(records, max_message_bytes=max_bytes))
-        if self.config.compression_type != "producer":
-            codec = codec_from_name(self.config.compression_type)
-            records = bytearray(recompress_batches(records, codec))
-        return _writable(records), converted
-
     def roll(self, now_ms: int | None = None) -> LogSegment:
         """Start a new active segment at the log end (no-op while the active one is empty)."""
         active = self._segments[-1]
@@ -245,7 +208,7 @@ class PartitionLog:
         self._bases.append(segment.base_offset)
         return segment
 
-    # --- read --------------------------------------------------------------------------------
+    # --- read (the segment walks live in `log_reads`) -----------------------------------------
 
     def read(
         self,
@@ -265,79 +228,25 @@ class PartitionLog:
         if offset < lso or offset > hw:
             raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} not in [{lso}, {hw}]")
         stop = hw if max_offset is None else min(max_offset, hw)
-        slices: list[FileSlice] = []
-        remaining = max_bytes
-        i = max(bisect_right(self._bases, offset) - 1, 0)
-        while offset < stop and i < len(self._segments):
-            segment = self._segments[i]
-            part = segment.read(
-                offset,
-                remaining,
-                min_one=min_one and not slices,
-                end_position=self._end_position(segment, stop),
-            )
-            if part is None:
-                if slices or stop <= segment.next_offset:
-                    break
-                i += 1  # ``offset`` lies past this segment's data
-                continue
-            slices.append(part)
-            remaining -= part.size
-            if remaining <= 0 or part.position + part.size < segment.size:
-                break
-            i += 1
-        return ReadResult(tuple(slices), hw, lso)
-
-    @staticmethod
-    def _end_position(segment: LogSegment, stop: int) -> int:
-        """File position before the first batch of ``segment`` that starts at or past ``stop``."""
-        if stop >= segment.next_offset:
-            return segment.size
-        found = segment.find_batch(stop)
-        if found is None:
-            return segment.size
-        pos, header = found
-        return pos if header.base_offset >= stop else pos + header.size
+        slices = log_reads.read_slices(
+            self._segments, self._bases, offset, stop, max_bytes, min_one=min_one
+        )
+        return ReadResult(slices, hw, lso)
 
     def iter_records(self, start_offset: int | None = None) -> Iterator[Record]:
         """Decode records from ``start_offset`` (default: log start) to the end; slow path."""
         offset = self._log_start_offset if start_offset is None else start_offset
-        for segment in self._segments[max(bisect_right(self._bases, offset) - 1, 0) :]:
-            found = segment.find_batch(offset)
-            if found is None:
-                continue
-            for pos, header in segment.iter_headers(found[0]):
-                _, records = decode_batch(segment.read_batch_bytes(pos, header.size))
-                for record in records:
-                    if record.offset >= offset:
-                        yield record
+        yield from log_reads.iter_records(self._segments, self._bases, offset)
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
-        """ListOffsets: first offset whose timestamp is >= ``timestamp``, or None.
-
-        ``-1`` latest (high watermark), ``-2``/``-4`` earliest (log start offset), ``-3`` the
-        record with the largest timestamp.
-        """
-        lso = self._log_start_offset
-        if timestamp == LATEST_TIMESTAMP:
-            return TimestampOffset(-1, self.high_watermark)
-        if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
-            return TimestampOffset(-1, lso)
-        live = [s for s in self._segments if s.next_offset > lso and s.max_timestamp >= 0]
-        if timestamp == MAX_TIMESTAMP:
-            if not live:
-                return None
-            best = max(live, key=lambda s: s.max_timestamp)  # first segment among equals
-            found = best.find_timestamp(best.max_timestamp, lso)
-            return TimestampOffset(*found) if found else None
-        if timestamp < 0:
-            raise KafkaError(ErrorCode.INVALID_REQUEST, f"unsupported timestamp {timestamp}")
-        for segment in live:
-            if segment.max_timestamp >= timestamp:
-                found = segment.find_timestamp(timestamp, lso)
-                if found is not None:
-                    return TimestampOffset(*found)
-        return None
+        """ListOffsets: first offset whose timestamp is >= ``timestamp``, or None (see
+        `log_reads.offset_for_timestamp` for the special negative timestamps)."""
+        return log_reads.offset_for_timestamp(
+            self._segments,
+            timestamp,
+            log_start=self._log_start_offset,
+            high_watermark=self.high_watermark,
+        )
 
     # --- deleting data -----------------------------------------------------------------------
 
@@ -372,14 +281,12 @@ class PartitionLog:
         return self._detach_oldest(count)
 
     def _retention_count(self, *, delete_enabled: bool, now_ms: int) -> int:
-        stats = [SegmentStats(s.base_offset, s.size, s.largest_timestamp) for s in self._segments]
-        return deletable_prefix(
-            stats,
-            now_ms=now_ms,
-            retention_ms=self.config.retention_ms,
-            retention_bytes=self.config.retention_bytes,
+        return segments_to_delete(
+            self._segments,
+            self.config,
             log_start_offset=self._log_start_offset,
             delete_enabled=delete_enabled,
+            now_ms=now_ms,
         )
 
     def _delete_oldest(self, count: int) -> None:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["SegmentStats", "deletable_prefix"]
+if TYPE_CHECKING:
+    from kafkacompat.storage.log_config import LogConfig
+    from kafkacompat.storage.segment import LogSegment
+
+__all__ = ["SegmentStats", "deletable_prefix", "segments_to_delete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +56,22 @@ def deletable_prefix(
             by_size += 1
         count = max(count, by_size)
     return count
+
+
+def segments_to_delete(
+    segments: Sequence[LogSegment],
+    config: LogConfig,
+    *,
+    log_start_offset: int,
+    delete_enabled: bool,
+    now_ms: int,
+) -> int:
+    """`deletable_prefix` of a partition's segments under ``config``'s retention limits."""
+    return deletable_prefix(
+        [SegmentStats(s.base_offset, s.size, s.largest_timestamp) for s in segments],
+        now_ms=now_ms,
+        retention_ms=config.retention_ms,
+        retention_bytes=config.retention_bytes,
+        log_start_offset=log_start_offset,
+        delete_enabled=delete_enabled,
+    )
