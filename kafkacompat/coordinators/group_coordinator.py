@@ -4,11 +4,14 @@ Synchronous and clock-driven: every call takes the time from ``clock`` (ms), ans
 wait for a rebalance are `Completion`s the caller awaits, and time-based work (initial delay,
 rebalance and session timeouts, offset expiry) runs from `poll`, which the Trio shell calls when
 `next_deadline` is reached. ``on_deadline`` is told whenever an earlier deadline appears.
+
+This module holds the request entry points and member bookkeeping; the timers and the rebalance
+state machine are `RebalanceMixin` (``group_rebalance.py``), offsets and group administration
+`OffsetsAndAdminMixin` (``group_offsets_admin.py``).
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import uuid
@@ -20,17 +23,14 @@ from kafkacompat.coordinators.group import (
     Group,
     GroupConfig,
     GroupState,
-    JoinMemberInfo,
     JoinResult,
     Member,
     SyncResult,
 )
-from kafkacompat.coordinators.group_offsets import (
-    GroupOffsetStore,
-    StoredGroup,
-    StoredMember,
-)
+from kafkacompat.coordinators.group_offsets import GroupOffsetStore
 from kafkacompat.coordinators.group_offsets_admin import OffsetsAndAdminMixin
+from kafkacompat.coordinators.group_persistence import restored_group
+from kafkacompat.coordinators.group_rebalance import RebalanceMixin
 from kafkacompat.coordinators.offset_manager import OffsetManager
 from kafkacompat.errors import ErrorCode, KafkaError
 
@@ -40,7 +40,7 @@ E = ErrorCode
 State = GroupState
 
 
-class GroupCoordinator(OffsetsAndAdminMixin):
+class GroupCoordinator(RebalanceMixin, OffsetsAndAdminMixin):
     def __init__(
         self,
         store: GroupOffsetStore,
@@ -65,206 +65,15 @@ class GroupCoordinator(OffsetsAndAdminMixin):
         self.offsets.load(loaded.offsets)
         now = self.clock()
         for group_id, stored in loaded.groups.items():
-            group = Group(group_id, state_timestamp=stored.state_timestamp)
-            group.protocol_type = stored.protocol_type
-            group.generation_id = stored.generation_id
-            for sm in stored.members:
-                member = Member(
-                    sm.member_id,
-                    sm.group_instance_id,
-                    sm.client_id,
-                    sm.client_host,
-                    sm.rebalance_timeout_ms,
-                    sm.session_timeout_ms,
-                    stored.protocol_type or "",
-                    sm.protocols,
-                    sm.assignment,
-                )
-                group.add(member)
+            group = restored_group(group_id, stored)
+            for member in group.members.values():
                 self._schedule_session(group, member, now)
-            if group.members:
-                group.protocol_name = stored.protocol_name
-                group.leader_id = stored.leader_id if stored.leader_id in group.members else None
-                group.leader_id = group.leader_id or next(iter(group.members))
-                group.state = State.STABLE
             self.groups[group_id] = group
         for group_id in self.offsets.groups():
             self.groups.setdefault(group_id, Group(group_id))
         self._schedule_expiry(now)
 
-    # -- timers ----------------------------------------------------------------------------------
-
-    def _schedule(self, deadline: int, kind: str, group_id: str, member_id: str = "") -> None:
-        earliest = self._timers[0][0] if self._timers else None
-        heapq.heappush(self._timers, (deadline, next(self._seq), kind, group_id, member_id))
-        if earliest is None or deadline < earliest:
-            self.on_deadline()
-
-    def _schedule_session(self, group: Group, member: Member, now: int) -> None:
-        member.session_deadline = now + member.session_timeout_ms
-        self._schedule(member.session_deadline, "session", group.group_id, member.member_id)
-
-    def _schedule_expiry(self, now: int) -> None:
-        self._next_expiry = now + self.config.offsets_retention_check_interval_ms
-        self._schedule(self._next_expiry, "expiry", "")
-
-    def next_deadline(self) -> int | None:
-        """When `poll` next has work (possibly a stale timer, which is then dropped)."""
-        return self._timers[0][0] if self._timers else None
-
-    def poll(self) -> None:
-        """Run every timer that is due."""
-        now = self.clock()
-        while self._timers and self._timers[0][0] <= now:
-            deadline, _, kind, group_id, member_id = heapq.heappop(self._timers)
-            if kind == "expiry":
-                if deadline == self._next_expiry:
-                    self.expire_offsets()
-                    self._schedule_expiry(now)
-                continue
-            group = self.groups.get(group_id)
-            if group is None:
-                continue
-            if kind == "session":
-                member = group.members.get(member_id)
-                if member is not None and member.session_deadline == deadline:
-                    self._on_session_expired(group, member, now)
-            elif kind == "pending":
-                if group.pending_members.get(member_id) == deadline:
-                    del group.pending_members[member_id]
-                    self._try_complete_join(group, now)
-            elif kind == "join":
-                if group.join_deadline == deadline and group.is_(State.PREPARING_REBALANCE):
-                    self._on_join_deadline(group, now)
-            elif kind == "sync" and group.sync_deadline == deadline:
-                self._on_sync_deadline(group, now)
-
-    def _on_session_expired(self, group: Group, member: Member, now: int) -> None:
-        if member.awaiting_join or member.awaiting_sync:
-            self._schedule_session(group, member, now)
-            return
-        log.info("group %s: member %s session timed out", group.group_id, member.member_id)
-        self._remove_member_and_update_group(group, member, now)
-
-    def _on_join_deadline(self, group: Group, now: int) -> None:
-        remaining = group.initial_delay_remaining
-        if remaining > 0 and group.new_member_added:
-            # Kafka's InitialDelayedJoin: keep waiting while members keep arriving.
-            group.new_member_added = False
-            delay = min(self.config.initial_rebalance_delay_ms, remaining)
-            group.initial_delay_remaining = max(remaining - delay, 0)
-            group.join_deadline = now + delay
-            self._schedule(group.join_deadline, "join", group.group_id)
-            return
-        self._complete_join(group, now)
-
-    def _on_sync_deadline(self, group: Group, now: int) -> None:
-        group.sync_deadline = -1
-        if not group.is_(State.COMPLETING_REBALANCE, State.STABLE) or not group.pending_sync:
-            return
-        for member_id in sorted(group.pending_sync):
-            member = group.members.get(member_id)
-            if member is not None:
-                log.info("group %s: member %s did not sync in time", group.group_id, member_id)
-                self._drop_member(group, member)
-        self._maybe_prepare_rebalance(group, now)
-
-    # -- rebalancing -----------------------------------------------------------------------------
-
-    def _maybe_prepare_rebalance(self, group: Group, now: int) -> None:
-        if group.is_(State.STABLE, State.COMPLETING_REBALANCE, State.EMPTY):
-            self._prepare_rebalance(group, now)
-        self._try_complete_join(group, now)
-
-    def _prepare_rebalance(self, group: Group, now: int) -> None:
-        if group.is_(State.COMPLETING_REBALANCE):
-            for member in group.members.values():
-                member.finish_sync(SyncResult(E.REBALANCE_IN_PROGRESS))
-        group.pending_sync.clear()
-        group.sync_deadline = -1
-        rebalance_timeout = group.rebalance_timeout_ms()
-        if group.is_(State.EMPTY):
-            delay = min(self.config.initial_rebalance_delay_ms, rebalance_timeout)
-            group.initial_delay_remaining = max(rebalance_timeout - delay, 0)
-            group.new_member_added = False
-            group.join_deadline = now + delay
-        else:
-            group.initial_delay_remaining = -1
-            group.join_deadline = now + rebalance_timeout
-        group.transition(State.PREPARING_REBALANCE, now)
-        self._schedule(group.join_deadline, "join", group.group_id)
-
-    def _try_complete_join(self, group: Group, now: int) -> None:
-        if (
-            group.is_(State.PREPARING_REBALANCE)
-            and group.initial_delay_remaining < 0
-            and group.has_all_members_joined()
-        ):
-            self._complete_join(group, now)
-
-    def _complete_join(self, group: Group, now: int) -> None:
-        group.join_deadline = -1
-        group.initial_delay_remaining = -1
-        group.new_member_added = False
-        for member in group.not_yet_rejoined():
-            if member.group_instance_id is None:
-                group.remove(member.member_id)
-        group.generation_id += 1
-        if not group.members:
-            group.protocol_name = None
-            group.leader_id = None
-            group.transition(State.EMPTY, now)
-            self._store_group(group)
-            return
-        leader = group.members.get(group.leader_id or "")
-        if leader is None or not leader.awaiting_join:
-            joined = [m.member_id for m in group.members.values() if m.awaiting_join]
-            if joined:
-                group.leader_id = joined[0]
-        group.protocol_name = group.select_protocol()
-        group.transition(State.COMPLETING_REBALANCE, now)
-        metadata = group.members_metadata()
-        for member in group.members.values():
-            if member.awaiting_join:
-                member.is_new = False
-                member.finish_join(self._generation_result(group, member, metadata))
-                self._schedule_session(group, member, now)
-        group.pending_sync = set(group.members)
-        group.sync_deadline = now + group.rebalance_timeout_ms()
-        self._schedule(group.sync_deadline, "sync", group.group_id)
-
-    def _generation_result(
-        self,
-        group: Group,
-        member: Member,
-        metadata: list[JoinMemberInfo] | None = None,
-        skip: bool = False,
-    ) -> JoinResult:
-        is_leader = member.member_id == group.leader_id
-        return JoinResult(
-            E.NONE,
-            member.member_id,
-            group.generation_id,
-            group.protocol_type,
-            group.protocol_name,
-            group.leader_id or "",
-            skip_assignment=skip and is_leader,
-            members=(metadata if metadata is not None else group.members_metadata())
-            if is_leader
-            else [],
-        )
-
     # -- membership changes ----------------------------------------------------------------------
-
-    def _drop_member(self, group: Group, member: Member) -> None:
-        member.finish_join(JoinResult(E.UNKNOWN_MEMBER_ID, member.member_id))
-        member.finish_sync(SyncResult(E.UNKNOWN_MEMBER_ID))
-        group.remove(member.member_id)
-
-    def _remove_member_and_update_group(self, group: Group, member: Member, now: int) -> None:
-        self._drop_member(group, member)
-        if group.is_(State.STABLE, State.COMPLETING_REBALANCE, State.PREPARING_REBALANCE):
-            self._maybe_prepare_rebalance(group, now)
 
     def _add_member_and_rebalance(
         self, group: Group, member: Member, now: int
@@ -521,33 +330,6 @@ class GroupCoordinator(OffsetsAndAdminMixin):
             else:
                 errors.append(E.UNKNOWN_MEMBER_ID)
         return E.NONE, errors
-
-    # -- persistence -----------------------------------------------------------------------------
-
-    def _stored(self, group: Group) -> StoredGroup:
-        return StoredGroup(
-            protocol_type=group.protocol_type,
-            generation_id=group.generation_id,
-            protocol_name=group.protocol_name,
-            leader_id=group.leader_id,
-            state_timestamp=group.state_timestamp,
-            members=[
-                StoredMember(
-                    m.member_id,
-                    m.group_instance_id,
-                    m.client_id,
-                    m.client_host,
-                    m.rebalance_timeout_ms,
-                    m.session_timeout_ms,
-                    m.protocols,
-                    m.assignment,
-                )
-                for m in group.members.values()
-            ],
-        )
-
-    def _store_group(self, group: Group) -> None:
-        self.offsets.store.write(group.group_id, None, self._stored(group))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,14 @@
 """Committed offsets and group administration: the group coordinator's non-rebalance calls.
 
-A mixin of `GroupCoordinator`, which owns the groups, the offsets, the clock and the timers.
+A mixin of `GroupCoordinator`, which owns the groups, the offsets and the clock; the timers are
+`RebalanceMixin`'s.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from kafkacompat.coordinators.group import (
     Group,
@@ -34,8 +36,10 @@ class OffsetsAndAdminMixin:
     groups: dict[str, Group]
     offsets: OffsetManager
 
-    def _schedule_session(self, group: Group, member: Member, now: int) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # from RebalanceMixin; declared only for type checking, so never shadows it
+
+        def _schedule_session(self, group: Group, member: Member, now: int) -> None:
+            raise NotImplementedError
 
     # -- offsets ---------------------------------------------------------------------------------
 
