@@ -26,12 +26,15 @@ MAX_REQUESTS_WITHOUT_YIELD = 16
 async def receive_frame(
     client: ClientSocket, reader: FrameReader, timer: IdleTimer
 ) -> memoryview | None:
-    """The next request frame, or None when the client closed the connection."""
+    """The next request frame, or None when the client closed the connection.
+
+    The connection counts as idle while it waits for bytes: from the last bytes received.
+    """
     frame = reader.next_frame()
     if frame is not None:
         return frame
-    timer.waiting_since = trio.current_time()
     while frame is None:
+        timer.waiting_since = trio.current_time()
         room = reader.receive_buffer()
         if room is not None:
             # A large frame goes straight into its own buffer, not through chunk copies.

@@ -91,3 +91,16 @@ def test_a_flooding_client_does_not_starve_another(tmp_path: Path) -> None:
             thread.join(timeout=10)
         assert answered >= 200
         assert max(latencies) < 1.0
+
+
+def test_a_request_arriving_slowly_is_not_idle(tmp_path: Path) -> None:
+    """Idle time counts from the last bytes received, not from the start of the request."""
+    config = local_config(tmp_path / "data", settings={"connections.max.idle.ms": 400})
+    frame = _api_versions_frame(9)
+    with running_broker(config) as broker, RawClient(broker.port) as slow:
+        started = time.monotonic()
+        for byte in frame:
+            slow.send_raw(bytes([byte]))
+            time.sleep(0.1)
+        assert time.monotonic() - started > 1.0  # well past the idle limit in total
+        assert _correlation_id(slow.read_frame()) == 9
