@@ -451,7 +451,8 @@ def render(suite: Suite, elapsed: float) -> str:
         f"Linux {platform.release()}.",
         "Brokers: " + "; ".join(t.describe for t in suite.targets) + ".",
         "Clients: confluent-kafka (librdkafka) in separate processes; producers linger.ms=5, "
-        "batch.size=64 KiB, idempotence off; the latency producer uses linger.ms=0, acks=1.",
+        "batch.size=64 KiB, idempotence off, delivery reports for failures only; the latency "
+        "producer uses linger.ms=0, acks=1.",
         "",
     ]
     notes = [f"- {n}" for n in suite.notes]
