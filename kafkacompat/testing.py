@@ -207,6 +207,17 @@ class BrokerProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def __enter__(self) -> BrokerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.kill()
+
 
 BrokerMode = Literal["inprocess", "subprocess"]
 BROKER_MODES: tuple[BrokerMode, ...] = ("inprocess", "subprocess")

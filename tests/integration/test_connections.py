@@ -22,8 +22,7 @@ from kafkacompat.protocol.messages.produce_request import (
 )
 from kafkacompat.protocol.messages.request_header import RequestHeader
 from kafkacompat.protocol.records import Record, encode_batch
-from kafkacompat.testing import local_config, running_broker
-from tests.integration.broker_process import BrokerProcess
+from kafkacompat.testing import BrokerProcess, local_config, running_broker
 from tests.integration.raw import RawClient
 
 pytestmark = pytest.mark.integration
@@ -90,7 +89,7 @@ def test_a_flooding_client_does_not_starve_another(tmp_path: Path) -> None:
     """A connection whose socket is never empty (acks=0 produce requests, which get no answer,
     sent without pause) must still let another connection be answered. The broker runs as a
     subprocess, so the flooding thread does not share its interpreter lock."""
-    with BrokerProcess(tmp_path / "data") as broker:
+    with BrokerProcess(tmp_path / "data", dev=False) as broker:
         with RawClient(broker.port) as admin:
             created = admin.call(
                 19, 5, CreateTopicsRequest(topics=[CreatableTopic("flood", 1, 1)], timeout_ms=5000)

@@ -17,7 +17,7 @@ import pytest
 from kafkacompat.coordinators.producer_state import snapshot_files
 from kafkacompat.errors import ErrorCode
 from kafkacompat.storage.log_manager import LogManager
-from tests.integration.broker_process import BrokerProcess
+from kafkacompat.testing import BrokerProcess
 from tests.integration.raw import RawClient
 from tests.integration.test_produce import init_producer_id, produce, v2_batch
 
@@ -57,7 +57,7 @@ def produce_kafka_python(bootstrap: str, topic: str, values: list[bytes]) -> lis
 
 def test_clean_restart_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    broker = BrokerProcess(data_dir, "num.partitions=3")
+    broker = BrokerProcess(data_dir, {"num.partitions": 3}, dev=False)
     first = [b"first-%03d" % i for i in range(150)]
     second = [b"second-%03d" % i for i in range(150)]
     try:
@@ -85,7 +85,9 @@ def test_kill_9_keeps_every_acknowledged_message(tmp_path: Path) -> None:
     from confluent_kafka import Producer
 
     data_dir = tmp_path / "data"
-    broker = BrokerProcess(data_dir, "log.flush.interval.messages=1", "num.partitions=2")
+    broker = BrokerProcess(
+        data_dir, {"log.flush.interval.messages": 1, "num.partitions": 2}, dev=False
+    )
     acked: dict[bytes, tuple[int, int]] = {}
     failed: list[bytes] = []
     lock = threading.Lock()
@@ -141,7 +143,9 @@ def test_kill_9_keeps_every_acknowledged_message(tmp_path: Path) -> None:
 def test_duplicate_detected_after_kill_9(tmp_path: Path) -> None:
     """With no snapshot written, producer state is rebuilt from the log's batch headers."""
     data_dir = tmp_path / "data"
-    broker = BrokerProcess(data_dir, "log.flush.interval.messages=1", "num.partitions=1")
+    broker = BrokerProcess(
+        data_dir, {"log.flush.interval.messages": 1, "num.partitions": 1}, dev=False
+    )
     batches = [v2_batch([b"v%d" % s, b"w%d" % s], pid=0, epoch=0, seq=2 * s) for s in range(4)]
     try:
         broker.start()

@@ -13,8 +13,7 @@ from kafkacompat.coordinators.transaction_state import (
     TxnState,
 )
 from kafkacompat.storage.log_manager import LogManager
-from kafkacompat.testing import local_config, running_broker
-from tests.integration.broker_process import BrokerProcess
+from kafkacompat.testing import BrokerProcess, local_config, running_broker
 from tests.integration.txn_clients import TIMEOUT, consume_confluent
 
 pytestmark = pytest.mark.integration
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_kill_9_mid_transaction_loses_no_commit_and_shows_no_abort(tmp_path: Path) -> None:
     from confluent_kafka import Producer
 
-    broker = BrokerProcess(tmp_path / "data", "num.partitions=1")
+    broker = BrokerProcess(tmp_path / "data", {"num.partitions": 1}, dev=False)
     try:
         broker.start()
         config = {"bootstrap.servers": broker.bootstrap, "transactional.id": "t-crash"}
