@@ -1,7 +1,7 @@
 """CreateTopics, DeleteTopics and CreatePartitions, with Kafka's checks and error codes.
 
-One broker holds every replica, so a replication factor above 1 cannot be met and a manual
-assignment may name only this broker.
+Changes go through the controller. A replication factor above the number of live brokers cannot
+be met, and a manual assignment may name only live brokers.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from kafkacompat.broker.config_catalog import topic_config_entries
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.broker.topics import validate_topic_name
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.create_partitions_request import API_KEY as CREATE_PARTITIONS
 from kafkacompat.protocol.messages.create_partitions_request import (
     CreatePartitionsRequest,
     CreatePartitionsTopic,
@@ -22,12 +22,14 @@ from kafkacompat.protocol.messages.create_partitions_response import (
     CreatePartitionsResponse,
     CreatePartitionsTopicResult,
 )
+from kafkacompat.protocol.messages.create_topics_request import API_KEY as CREATE_TOPICS
 from kafkacompat.protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 from kafkacompat.protocol.messages.create_topics_response import (
     CreatableTopicConfigs,
     CreatableTopicResult,
     CreateTopicsResponse,
 )
+from kafkacompat.protocol.messages.delete_topics_request import API_KEY as DELETE_TOPICS
 from kafkacompat.protocol.messages.delete_topics_request import (
     DeleteTopicsRequest,
     DeleteTopicState,
@@ -38,10 +40,8 @@ from kafkacompat.protocol.messages.delete_topics_response import (
 )
 from kafkacompat.protocol.primitives import ZERO_UUID
 from kafkacompat.storage.log_config import LogConfig, validate_topic_configs
+from kafkacompat.storage.topic_names import validate_topic_name
 
-CREATE_TOPICS = 19
-DELETE_TOPICS = 20
-CREATE_PARTITIONS = 37
 DUPLICATE_TOPIC = "Duplicate topic name."
 
 
@@ -50,7 +50,7 @@ def _fail(code: ErrorCode, message: str) -> KafkaError:
 
 
 def _live_brokers(context: RequestContext) -> list[int]:
-    return [context.broker.node_id]
+    return context.services.controller.live_brokers()
 
 
 def check_replicas(context: RequestContext, replicas: Sequence[int], expected: int | None) -> int:
@@ -83,7 +83,7 @@ def check_replicas(context: RequestContext, replicas: Sequence[int], expected: i
 
 
 def _partitions_and_replication(context: RequestContext, topic: CreatableTopic) -> tuple[int, int]:
-    config = context.broker.config
+    config = context.services.config
     if topic.assignments:
         if topic.num_partitions != -1 or topic.replication_factor != -1:
             raise _fail(
@@ -133,7 +133,7 @@ def _check_collision(context: RequestContext, name: str) -> None:
     if "." not in name and "_" not in name:
         return
     folded = name.replace(".", "_")
-    for existing in context.broker.replicas.list_topics():
+    for existing in context.image.list_topics():
         if existing.name.replace(".", "_") == folded:
             raise _fail(
                 ErrorCode.INVALID_TOPIC_EXCEPTION,
@@ -141,13 +141,12 @@ def _check_collision(context: RequestContext, name: str) -> None:
             )
 
 
-def _create(
+async def _create(
     context: RequestContext, topic: CreatableTopic, validate_only: bool
 ) -> CreatableTopicResult:
-    replicas = context.broker.replicas
     name = topic.name
     validate_topic_name(name)
-    if replicas.find_topic(name) is not None:
+    if context.image.topic(name) is not None:
         raise _fail(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
     _check_collision(context, name)
     partitions, factor = _partitions_and_replication(context, topic)
@@ -161,11 +160,13 @@ def _create(
     if len(set(names)) != len(names):
         raise _fail(ErrorCode.INVALID_REQUEST, "Duplicate config name in the request.")
     overrides = validate_topic_configs({c.name: c.value for c in topic.configs})
-    info = replicas.create_topic(name, partitions, overrides, validate_only=validate_only)
-    effective = LogConfig.from_overrides(overrides, replicas.logs.defaults)
+    info = await context.services.controller.create_topic(
+        name, partitions, overrides, validate_only=validate_only
+    )
+    effective = LogConfig.from_overrides(overrides, context.services.partitions.defaults)
     configs = [
         CreatableTopicConfigs(e.name, e.value, e.read_only, e.source, e.sensitive)
-        for e in topic_config_entries(context.broker, overrides, effective)
+        for e in topic_config_entries(context.services.config, overrides, effective)
     ]
     return CreatableTopicResult(
         name=name,
@@ -192,7 +193,7 @@ async def handle_create_topics(
             if counts[topic.name] > 1:
                 reported.add(topic.name)
                 raise _fail(ErrorCode.INVALID_REQUEST, DUPLICATE_TOPIC)
-            result = _create(context, topic, request.validate_only)
+            result = await _create(context, topic, request.validate_only)
         except KafkaError as error:
             result = CreatableTopicResult(
                 name=topic.name, error_code=error.code, error_message=error.message, configs=[]
@@ -205,23 +206,23 @@ async def handle_create_topics(
 
 
 async def _delete(context: RequestContext, state: DeleteTopicState) -> DeletableTopicResult:
-    replicas = context.broker.replicas
+    image = context.image
     if state.name is not None:
         if state.topic_id != ZERO_UUID:
             raise _fail(
                 ErrorCode.INVALID_REQUEST, "You may not specify both topic name and topic id."
             )
-        topic = replicas.find_topic(state.name)
+        topic = image.topic(state.name)
         if topic is None:
             raise _fail(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                 "This server does not host this topic-partition.",
             )
     else:
-        topic = replicas.find_topic_by_id(state.topic_id)
+        topic = image.topic_by_id(state.topic_id)
         if topic is None:
             raise _fail(ErrorCode.UNKNOWN_TOPIC_ID, "This server does not host this topic ID.")
-    await replicas.delete_topic(topic.name)
+    await context.services.controller.delete_topic(topic.name)
     return DeletableTopicResult(topic.name, topic.topic_id, ErrorCode.NONE, None)
 
 
@@ -235,7 +236,7 @@ async def handle_delete_topics(
         if version >= 6
         else [DeleteTopicState(name=name) for name in request.topic_names]
     )
-    disabled = not context.broker.config.get_bool("delete.topic.enable")
+    disabled = not context.services.config.get_bool("delete.topic.enable")
     names = Counter(s.name for s in states if s.name is not None)
     ids = Counter(s.topic_id for s in states if s.name is None)
     results = []
@@ -259,11 +260,10 @@ async def handle_delete_topics(
 # -- CreatePartitions ---------------------------------------------------------------------------
 
 
-def _add_partitions(
+async def _add_partitions(
     context: RequestContext, topic: CreatePartitionsTopic, validate_only: bool
 ) -> None:
-    logs = context.broker.replicas.logs
-    meta = logs.topic(topic.name)
+    meta = context.image.topic(topic.name)
     if meta is None:
         raise _fail(
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{topic.name}' does not exist."
@@ -287,7 +287,9 @@ def _add_partitions(
             )
         for assignment in topic.assignments:
             check_replicas(context, assignment.broker_ids, 1)
-    logs.add_partitions(topic.name, topic.count, validate_only=validate_only)
+    await context.services.controller.create_partitions(
+        topic.name, topic.count, validate_only=validate_only
+    )
 
 
 @handles(CREATE_PARTITIONS)
@@ -304,7 +306,7 @@ async def handle_create_partitions(
             if counts[topic.name] > 1:
                 reported.add(topic.name)
                 raise _fail(ErrorCode.INVALID_REQUEST, DUPLICATE_TOPIC)
-            _add_partitions(context, topic, request.validate_only)
+            await _add_partitions(context, topic, request.validate_only)
         except KafkaError as error:
             results.append(CreatePartitionsTopicResult(topic.name, error.code, error.message))
         else:

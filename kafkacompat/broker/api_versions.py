@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
+from kafkacompat.broker.services import BrokerServices
 from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.api_versions_request import API_KEY as API_VERSIONS
 from kafkacompat.protocol.messages.api_versions_request import ApiVersionsRequest
 from kafkacompat.protocol.messages.api_versions_response import ApiVersion, ApiVersionsResponse
-
-if TYPE_CHECKING:
-    from kafkacompat.broker.broker import Broker
-
-API_VERSIONS = 18
 
 # Kafka accepts client software names and versions of this shape only.
 _SOFTWARE_FIELD = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?\Z")
 
 
-def api_versions_response(broker: Broker, error: ErrorCode = ErrorCode.NONE) -> ApiVersionsResponse:
-    keys = [
-        ApiVersion(h.api_key, h.min_version, h.max_version)
-        for h in sorted(broker.handlers.values(), key=lambda h: h.api_key)
-    ]
+def api_versions_response(
+    services: BrokerServices, error: ErrorCode = ErrorCode.NONE
+) -> ApiVersionsResponse:
+    keys = [ApiVersion(key, low, high) for key, low, high in services.api_ranges]
     return ApiVersionsResponse(error_code=error, api_keys=keys)
 
 
@@ -32,9 +27,10 @@ def api_versions_response(broker: Broker, error: ErrorCode = ErrorCode.NONE) -> 
 async def handle_api_versions(
     context: RequestContext, request: ApiVersionsRequest
 ) -> ApiVersionsResponse:
-    if context.api_version >= 3 and not (
-        _SOFTWARE_FIELD.match(request.client_software_name)
-        and _SOFTWARE_FIELD.match(request.client_software_version)
-    ):
-        return ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST)
-    return api_versions_response(context.broker)
+    if context.api_version >= 3:
+        name, version = request.client_software_name, request.client_software_version
+        if not (_SOFTWARE_FIELD.match(name) and _SOFTWARE_FIELD.match(version)):
+            return ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST)
+        context.session.client_software_name = name
+        context.session.client_software_version = version
+    return api_versions_response(context.services)

@@ -1,33 +1,32 @@
-"""The broker: turns one request frame into one response frame by dispatching to a handler."""
+"""A broker: its state (partitions, metadata, coordinators) wired to the request pipeline.
+
+This is the root that builds the services; handlers never see it, only the `BrokerServices`
+given to them through their `RequestContext`.
+"""
 
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
-from types import ModuleType
-from typing import Any
 
 import trio
 
-from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.dispatch import RequestPipeline
+from kafkacompat.broker.fetch_sessions import FetchSessionCache
 from kafkacompat.broker.identity import load_or_create_identity
-from kafkacompat.broker.replica_manager import ReplicaManager, now_ms
 from kafkacompat.broker.router import Handler, registered_handlers
+from kafkacompat.broker.services import BrokerServices
+from kafkacompat.clock import now_ms
+from kafkacompat.cluster.controller import LocalController
+from kafkacompat.cluster.metadata_image import BrokerInfo
+from kafkacompat.cluster.topic_configs import topic_defaults
 from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
-from kafkacompat.coordinators.txn_markers import TransactionService
-from kafkacompat.errors import ErrorCode, ProtocolError
-from kafkacompat.protocol.headers import (
-    ANSWER_UNSUPPORTED_AT_V0_APIS,
-    RequestFrame,
-    finish_response_frame,
-    parse_request,
-    start_response_frame,
-)
-from kafkacompat.protocol.primitives import DECODE_ERRORS
+from kafkacompat.coordinators.producer_ids import producer_id_manager
+from kafkacompat.coordinators.transaction_service import TransactionService
+from kafkacompat.partitions.manager import PartitionManager
 
-log = logging.getLogger("kafkacompat.broker")
+__all__ = ["Broker"]
 
 
 def _load_handlers() -> dict[int, Handler]:
@@ -40,25 +39,56 @@ def _load_handlers() -> dict[int, Handler]:
 
 
 class Broker:
-    """One broker's state and request dispatch; the server feeds it frames."""
+    """One broker's state and its request pipeline; the server feeds the pipeline frames."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.node_id = config.node_id
         identity = load_or_create_identity(config.data_dir, config.node_id, config.cluster_id)
         self.cluster_id = identity.cluster_id
-        self.handlers = _load_handlers()
         self.advertised = config.advertised_for(config.listen.port)
-        self.replicas = ReplicaManager(config, config.data_dir)
-        self.groups = GroupService(config, self.replicas.logs.state)
-        self.transactions = TransactionService(
-            config, self.replicas.logs.state, self.replicas, self.groups.coordinator
+        # Internal state (offsets, producer ids) is fsynced only when every message is, as the
+        # logs are: Kafka's own __consumer_offsets relies on the page cache by default too.
+        fsync_everything = config.get_int("log.flush.interval.messages") == 1
+        self.partitions = PartitionManager(
+            config.data_dir,
+            topic_defaults(config),
+            producer_expiration_ms=config.get_int("producer.id.expiration.ms"),
+            fsync_state=fsync_everything,
         )
+        self.controller = LocalController(self.partitions, self.cluster_id, self._broker_info())
+        self.groups = GroupService(config, self.partitions.state)
+        self.transactions = TransactionService(
+            config, self.partitions.state, self.partitions, self.groups.coordinator
+        )
+        handlers = _load_handlers()
+        self.services = BrokerServices(
+            node_id=self.node_id,
+            config=config,
+            partitions=self.partitions,
+            metadata=self.controller.view,
+            controller=self.controller,
+            groups=self.groups,
+            transactions=self.transactions,
+            producer_ids=producer_id_manager(self.partitions.state),
+            fetch_sessions=FetchSessionCache(
+                config.get_int("max.incremental.fetch.session.cache.slots")
+            ),
+            api_ranges=tuple(
+                (h.api_key, h.min_version, h.max_version)
+                for h in sorted(handlers.values(), key=lambda h: h.api_key)
+            ),
+        )
+        self.pipeline = RequestPipeline(handlers, self.services)
         self._last_retention_ms = now_ms()
+
+    def _broker_info(self) -> BrokerInfo:
+        return BrokerInfo(self.node_id, self.advertised.host, self.advertised.port)
 
     def bind(self, bound_port: int) -> None:
         """Record the port actually bound (it differs from the configured one for port 0)."""
         self.advertised = self.config.advertised_for(bound_port)
+        self.controller.set_endpoint(self._broker_info())
 
     @property
     def endpoint(self) -> HostPort:
@@ -66,7 +96,7 @@ class Broker:
 
     def close(self) -> None:
         """Flush and close storage; the next start needs no recovery."""
-        self.replicas.close()
+        self.partitions.close()
 
     async def run_background_tasks(self) -> None:
         """Group timers, retention and time-based flushes, forever (storage work on worker threads)."""
@@ -83,55 +113,4 @@ class Broker:
             retention = now - self._last_retention_ms >= interval * 1000
             if retention:
                 self._last_retention_ms = now
-            await self.replicas.maintain(now, retention=retention)
-
-    async def handle_frame(
-        self, data: bytes | bytearray | memoryview, client_address: str
-    ) -> bytearray | None:
-        """Answer one request frame; None means no response is due (acks=0).
-
-        Raises ProtocolError when the connection must be closed, as Kafka does for requests it
-        cannot parse, unknown API keys and unsupported versions of APIs other than ApiVersions.
-        """
-        request_frame = parse_request(memoryview(data))
-        handler = self.handlers.get(request_frame.api_key)
-        if handler is None:
-            raise ProtocolError(f"API key {request_frame.api_key} is not served by this broker")
-        version = request_frame.api_version
-        if not handler.min_version <= version <= handler.max_version:
-            if request_frame.api_key in ANSWER_UNSUPPORTED_AT_V0_APIS:
-                return self._unsupported_version_response(handler, request_frame)
-            raise ProtocolError(
-                f"{handler.name} version {version} is not supported "
-                f"({handler.min_version}-{handler.max_version})"
-            )
-        request = self._decode(handler.request_module, request_frame)
-        context = RequestContext(self, request_frame.header, client_address)
-        response = await handler.func(context, request)
-        if response is None:
-            return None
-        return self.encode_response(handler, version, request_frame.correlation_id, response)
-
-    @staticmethod
-    def _decode(module: ModuleType, request_frame: RequestFrame) -> Any:
-        try:
-            request, _end = module.DECODERS[request_frame.api_version](request_frame.body, 0)
-        except DECODE_ERRORS as exc:
-            raise ProtocolError(f"malformed {module.__name__} body: {exc}") from exc
-        return request
-
-    @staticmethod
-    def encode_response(
-        handler: Handler, version: int, correlation_id: int, response: Any
-    ) -> bytearray:
-        out = start_response_frame(handler.api_key, version, correlation_id)
-        handler.response_module.ENCODERS[version](response, out)
-        return finish_response_frame(out)
-
-    def _unsupported_version_response(
-        self, handler: Handler, request_frame: RequestFrame
-    ) -> bytearray:
-        from kafkacompat.broker.api_versions import api_versions_response
-
-        response = api_versions_response(self, ErrorCode.UNSUPPORTED_VERSION)
-        return self.encode_response(handler, 0, request_frame.correlation_id, response)
+            await self.partitions.maintain(now, retention=retention)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.metadata import CLUSTER_OPERATIONS, TOPIC_OPERATIONS
 from kafkacompat.broker.router import handles
-from kafkacompat.broker.topics import TopicInfo, validate_topic_name
+from kafkacompat.cluster.metadata_image import TopicImage
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.describe_cluster_request import API_KEY as DESCRIBE_CLUSTER
 from kafkacompat.protocol.messages.describe_cluster_request import DescribeClusterRequest
 from kafkacompat.protocol.messages.describe_cluster_response import (
     DescribeClusterBroker,
     DescribeClusterResponse,
+)
+from kafkacompat.protocol.messages.describe_topic_partitions_request import (
+    API_KEY as DESCRIBE_TOPIC_PARTITIONS,
 )
 from kafkacompat.protocol.messages.describe_topic_partitions_request import (
     DescribeTopicPartitionsRequest,
@@ -21,9 +25,8 @@ from kafkacompat.protocol.messages.describe_topic_partitions_response import (
     DescribeTopicPartitionsResponsePartition,
     DescribeTopicPartitionsResponseTopic,
 )
+from kafkacompat.storage.topic_names import validate_topic_name
 
-DESCRIBE_CLUSTER = 60
-DESCRIBE_TOPIC_PARTITIONS = 75
 ENDPOINT_TYPE_BROKER = 1
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 #: Kafka's max.request.partition.size.limit: the most partitions one response describes.
@@ -34,7 +37,7 @@ MAX_RESPONSE_PARTITIONS = 2000
 async def handle_describe_cluster(
     context: RequestContext, request: DescribeClusterRequest
 ) -> DescribeClusterResponse:
-    broker = context.broker
+    image = context.image
     if request.endpoint_type != ENDPOINT_TYPE_BROKER:
         return DescribeClusterResponse(
             error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
@@ -42,7 +45,6 @@ async def handle_describe_cluster(
             f"an endpoint of type {request.endpoint_type}",
             endpoint_type=ENDPOINT_TYPE_BROKER,
         )
-    endpoint = broker.endpoint
     operations = (
         CLUSTER_OPERATIONS
         if request.include_cluster_authorized_operations
@@ -52,10 +54,10 @@ async def handle_describe_cluster(
         error_code=ErrorCode.NONE,
         error_message=None,
         endpoint_type=ENDPOINT_TYPE_BROKER,
-        cluster_id=broker.cluster_id,
+        cluster_id=image.cluster_id,
         # Brokers name a live broker as the controller; clients send controller requests there.
-        controller_id=broker.node_id,
-        brokers=[DescribeClusterBroker(broker.node_id, endpoint.host, endpoint.port, None)],
+        controller_id=image.controller_id,
+        brokers=[DescribeClusterBroker(b.node_id, b.host, b.port, b.rack) for b in image.brokers],
         cluster_authorized_operations=operations,
     )
 
@@ -64,24 +66,20 @@ def _error_topic(name: str, code: ErrorCode) -> DescribeTopicPartitionsResponseT
     return DescribeTopicPartitionsResponseTopic(error_code=code, name=name, partitions=[])
 
 
-def _described(
-    context: RequestContext, topic: TopicInfo, start: int, limit: int
-) -> DescribeTopicPartitionsResponseTopic:
-    node = context.broker.node_id
-    replicas = context.broker.replicas
+def _described(topic: TopicImage, start: int, limit: int) -> DescribeTopicPartitionsResponseTopic:
     partitions = [
         DescribeTopicPartitionsResponsePartition(
             error_code=ErrorCode.NONE,
-            partition_index=index,
-            leader_id=node,
-            leader_epoch=replicas.leader_epoch(topic.name, index),
-            replica_nodes=[node],
-            isr_nodes=[node],
+            partition_index=p.index,
+            leader_id=p.leader,
+            leader_epoch=p.leader_epoch,
+            replica_nodes=list(p.replicas),
+            isr_nodes=list(p.isr),
             eligible_leader_replicas=[],
             last_known_elr=[],
-            offline_replicas=[],
+            offline_replicas=list(p.offline_replicas),
         )
-        for index in range(start, min(topic.partitions, start + limit))
+        for p in topic.assignment[start : start + limit]
     ]
     return DescribeTopicPartitionsResponseTopic(
         error_code=ErrorCode.NONE,
@@ -96,7 +94,7 @@ def _described(
 def describe_topic_partitions(
     context: RequestContext, request: DescribeTopicPartitionsRequest
 ) -> DescribeTopicPartitionsResponse:
-    replicas = context.broker.replicas
+    image = context.image
     cursor = request.cursor
     if request.topics:
         names = sorted({t.name for t in request.topics})
@@ -105,7 +103,7 @@ def describe_topic_partitions(
                 ErrorCode.INVALID_REQUEST, "The cursor topic must be one of the requested topics."
             )
     else:
-        names = [t.name for t in replicas.list_topics()]
+        names = [t.name for t in image.list_topics()]
     if cursor is not None:
         if cursor.partition_index < 0:
             raise KafkaError(
@@ -121,12 +119,12 @@ def describe_topic_partitions(
         except KafkaError as error:
             topics.append(_error_topic(name, error.code))
             continue
-        topic = replicas.find_topic(name)
+        topic = image.topic(name)
         if topic is None:
             topics.append(_error_topic(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             continue
         start = cursor.partition_index if cursor is not None and name == cursor.topic_name else 0
-        described = _described(context, topic, start, remaining)
+        described = _described(topic, start, remaining)
         topics.append(described)
         remaining -= len(described.partitions)
         end = start + len(described.partitions)

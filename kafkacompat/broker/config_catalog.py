@@ -10,13 +10,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
-from kafkacompat.config import BROKER_DEFAULTS
+from kafkacompat.cluster.topic_configs import TOPIC_CONFIGS, ConfigDef, ConfigType
+from kafkacompat.config import BROKER_DEFAULTS, Config
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
-
-if TYPE_CHECKING:
-    from kafkacompat.broker.broker import Broker
 
 
 class ResourceType(IntEnum):
@@ -40,29 +37,6 @@ class ConfigSource(IntEnum):
     DYNAMIC_BROKER_LOGGER_CONFIG = 6
 
 
-class ConfigType(IntEnum):
-    UNKNOWN = 0
-    BOOLEAN = 1
-    STRING = 2
-    INT = 3
-    SHORT = 4
-    LONG = 5
-    DOUBLE = 6
-    LIST = 7
-    CLASS = 8
-    PASSWORD = 9
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigDef:
-    type: ConfigType
-    doc: str
-    #: The broker setting that supplies the default of a topic config.
-    broker_synonym: str | None = None
-    #: For broker settings: whether Kafka lets it change while running.
-    dynamic: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class Synonym:
     name: str
@@ -82,93 +56,13 @@ class ConfigEntry:
     synonyms: list[Synonym] = field(default_factory=list)
 
 
-B, S, INT, L, D, LIST = (
+B, S, INT, L, LIST = (
     ConfigType.BOOLEAN,
     ConfigType.STRING,
     ConfigType.INT,
     ConfigType.LONG,
-    ConfigType.DOUBLE,
     ConfigType.LIST,
 )
-
-TOPIC_CONFIGS: Mapping[str, ConfigDef] = {
-    "cleanup.policy": ConfigDef(
-        LIST, "How old segments are discarded: delete, compact, or both.", "log.cleanup.policy"
-    ),
-    "compression.type": ConfigDef(
-        S,
-        "Codec the log is stored with; producer keeps what the producer sent.",
-        "compression.type",
-    ),
-    "delete.retention.ms": ConfigDef(
-        L,
-        "How long tombstones stay readable in a compacted log.",
-        "log.cleaner.delete.retention.ms",
-    ),
-    "file.delete.delay.ms": ConfigDef(
-        L, "Wait before a deleted segment's files are removed.", "log.segment.delete.delay.ms"
-    ),
-    "flush.messages": ConfigDef(
-        L, "Force an fsync after this many messages.", "log.flush.interval.messages"
-    ),
-    "flush.ms": ConfigDef(L, "Force an fsync after this much time.", "log.flush.interval.ms"),
-    "index.interval.bytes": ConfigDef(
-        INT, "Bytes of log between two offset index entries.", "log.index.interval.bytes"
-    ),
-    "max.compaction.lag.ms": ConfigDef(
-        L, "Longest a message stays ineligible for compaction.", "log.cleaner.max.compaction.lag.ms"
-    ),
-    "max.message.bytes": ConfigDef(
-        INT, "Largest record batch the topic accepts.", "message.max.bytes"
-    ),
-    "message.downconversion.enable": ConfigDef(
-        B, "Whether fetches by old clients are down-converted.", "log.message.downconversion.enable"
-    ),
-    "message.timestamp.after.max.ms": ConfigDef(
-        L,
-        "How far in the future a record timestamp may be.",
-        "log.message.timestamp.after.max.ms",
-    ),
-    "message.timestamp.before.max.ms": ConfigDef(
-        L,
-        "How far in the past a record timestamp may be.",
-        "log.message.timestamp.before.max.ms",
-    ),
-    "message.timestamp.type": ConfigDef(
-        S, "CreateTime or LogAppendTime.", "log.message.timestamp.type"
-    ),
-    "min.cleanable.dirty.ratio": ConfigDef(
-        D, "Dirty share of the log that triggers compaction.", "log.cleaner.min.cleanable.ratio"
-    ),
-    "min.compaction.lag.ms": ConfigDef(
-        L, "Shortest a message stays uncompacted.", "log.cleaner.min.compaction.lag.ms"
-    ),
-    "min.insync.replicas": ConfigDef(
-        INT, "Replicas that must acknowledge an acks=all write.", "min.insync.replicas"
-    ),
-    "preallocate": ConfigDef(B, "Preallocate segment files.", "log.preallocate"),
-    "retention.bytes": ConfigDef(
-        L,
-        "Size a partition may reach before old segments go; -1 is unlimited.",
-        "log.retention.bytes",
-    ),
-    "retention.ms": ConfigDef(
-        L, "Age after which old segments go; -1 is forever.", "log.retention.ms"
-    ),
-    "segment.bytes": ConfigDef(INT, "Size at which a segment is rolled.", "log.segment.bytes"),
-    "segment.index.bytes": ConfigDef(
-        INT, "Size of each segment's offset index.", "log.index.size.max.bytes"
-    ),
-    "segment.jitter.ms": ConfigDef(
-        L, "Random jitter subtracted from segment.ms.", "log.roll.jitter.ms"
-    ),
-    "segment.ms": ConfigDef(L, "Age at which a segment is rolled.", "log.roll.ms"),
-    "unclean.leader.election.enable": ConfigDef(
-        B,
-        "Whether an out-of-sync replica may become leader.",
-        "unclean.leader.election.enable",
-    ),
-}
 
 #: Broker settings: type, description and whether Kafka can change them while running.
 BROKER_CONFIGS: Mapping[str, ConfigDef] = {
@@ -229,10 +123,10 @@ def _type_of(value: object) -> ConfigType:
 
 
 def topic_config_entries(
-    broker: Broker, overrides: Mapping[str, str], effective: LogConfig
+    config: Config, overrides: Mapping[str, str], effective: LogConfig
 ) -> list[ConfigEntry]:
     """Every topic config of a topic with these overrides, in name order."""
-    settings = broker.config.settings
+    settings = config.settings
     values = effective.to_kafka()
     builtin = DEFAULT_LOG_CONFIG.to_kafka()
     entries = []
@@ -262,17 +156,16 @@ def topic_config_entries(
     return entries
 
 
-def broker_config_entries(broker: Broker) -> list[ConfigEntry]:
+def broker_config_entries(config: Config, node_id: int, advertised: str) -> list[ConfigEntry]:
     """The broker's settings: identity and listeners first, then every tunable setting."""
-    config = broker.config
     static = ConfigSource.STATIC_BROKER_CONFIG
     identity = {
-        "node.id": (str(broker.node_id), ConfigType.INT, "This broker's id."),
-        "broker.id": (str(broker.node_id), ConfigType.INT, "This broker's id."),
+        "node.id": (str(node_id), ConfigType.INT, "This broker's id."),
+        "broker.id": (str(node_id), ConfigType.INT, "This broker's id."),
         "log.dirs": (str(config.data_dir.resolve()), LIST, "Where the logs are kept."),
         "listeners": (f"PLAINTEXT://{config.listen}", LIST, "Addresses listened on."),
         "advertised.listeners": (
-            f"PLAINTEXT://{broker.endpoint}",
+            f"PLAINTEXT://{advertised}",
             LIST,
             "Addresses given to clients.",
         ),

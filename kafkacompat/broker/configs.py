@@ -14,10 +14,8 @@ from typing import Protocol
 
 from kafkacompat.broker.config_catalog import (
     BROKER_CONFIGS,
-    TOPIC_CONFIGS,
     ConfigEntry,
     ConfigSource,
-    ConfigType,
     ResourceType,
     broker_config_entries,
     logger_entries,
@@ -25,13 +23,15 @@ from kafkacompat.broker.config_catalog import (
 )
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.broker.topics import validate_topic_name
+from kafkacompat.cluster.topic_configs import TOPIC_CONFIGS, ConfigType
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.alter_configs_request import API_KEY as ALTER_CONFIGS
 from kafkacompat.protocol.messages.alter_configs_request import AlterConfigsRequest
 from kafkacompat.protocol.messages.alter_configs_response import (
     AlterConfigsResourceResponse,
     AlterConfigsResponse,
 )
+from kafkacompat.protocol.messages.describe_configs_request import API_KEY as DESCRIBE_CONFIGS
 from kafkacompat.protocol.messages.describe_configs_request import (
     DescribeConfigsRequest,
     DescribeConfigsResource,
@@ -41,6 +41,9 @@ from kafkacompat.protocol.messages.describe_configs_response import (
     DescribeConfigsResponse,
     DescribeConfigsResult,
     DescribeConfigsSynonym,
+)
+from kafkacompat.protocol.messages.incremental_alter_configs_request import (
+    API_KEY as INCREMENTAL_ALTER_CONFIGS,
 )
 from kafkacompat.protocol.messages.incremental_alter_configs_request import (
     AlterableConfig as IncrementalConfig,
@@ -54,11 +57,8 @@ from kafkacompat.protocol.messages.incremental_alter_configs_response import (
 from kafkacompat.protocol.messages.incremental_alter_configs_response import (
     IncrementalAlterConfigsResponse,
 )
-from kafkacompat.storage.log_config import validate_topic_configs
-
-DESCRIBE_CONFIGS = 32
-ALTER_CONFIGS = 33
-INCREMENTAL_ALTER_CONFIGS = 44
+from kafkacompat.storage.log_config import LogConfig, validate_topic_configs
+from kafkacompat.storage.topic_names import validate_topic_name
 
 
 class OpType(IntEnum):
@@ -86,17 +86,17 @@ def check_broker_id(context: RequestContext, name: str, *, allow_empty: bool) ->
         raise KafkaError(
             ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}"
         ) from None
-    if node != context.broker.node_id:
+    if node != context.node_id:
         raise KafkaError(
             ErrorCode.INVALID_REQUEST,
-            f"Unexpected broker id, expected {context.broker.node_id} or empty string, "
+            f"Unexpected broker id, expected {context.node_id} or empty string, "
             f"but received {name}",
         )
 
 
 def _require_topic_overrides(context: RequestContext, name: str) -> dict[str, str]:
     validate_topic_name(name)
-    meta = context.broker.replicas.logs.topic(name)
+    meta = context.image.topic(name)
     if meta is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist.")
     return dict(meta.configs)
@@ -112,16 +112,20 @@ def duplicates(resources: Iterable[_Resource]) -> set[tuple[int, str]]:
 
 def _entries(context: RequestContext, resource: DescribeConfigsResource) -> list[ConfigEntry]:
     kind, name = resource.resource_type, resource.resource_name
-    broker = context.broker
+    services = context.services
     if kind == ResourceType.TOPIC:
-        _require_topic_overrides(context, name)
-        meta = broker.replicas.logs.require_topic(name)
-        effective = meta.log_config(broker.replicas.logs.defaults)
-        return topic_config_entries(broker, meta.configs, effective)
+        overrides = _require_topic_overrides(context, name)
+        effective = LogConfig.from_overrides(overrides, services.partitions.defaults)
+        return topic_config_entries(services.config, overrides, effective)
     if kind == ResourceType.BROKER:
         check_broker_id(context, name, allow_empty=True)
         # The cluster-wide dynamic defaults ('') are empty: nothing is set dynamically.
-        return [] if name == "" else broker_config_entries(broker)
+        if name == "":
+            return []
+        endpoint = context.this_broker
+        return broker_config_entries(
+            services.config, services.node_id, f"{endpoint.host}:{endpoint.port}"
+        )
     if kind == ResourceType.BROKER_LOGGER:
         check_broker_id(context, name, allow_empty=False)
         return logger_entries()
@@ -198,15 +202,15 @@ def _check_config_names(names: Sequence[str]) -> None:
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
 
 
-def _apply_topic_overrides(
+async def _apply_topic_overrides(
     context: RequestContext, name: str, overrides: dict[str, str], validate_only: bool
 ) -> None:
     validate_topic_configs(overrides)
     if not validate_only:
-        context.broker.replicas.logs.set_topic_configs(name, overrides)
+        await context.services.controller.alter_topic_configs(name, overrides)
 
 
-def _alter(
+async def _alter(
     context: RequestContext,
     kind: int,
     name: str,
@@ -221,7 +225,7 @@ def _alter(
     if kind == ResourceType.TOPIC:
         _require_topic_overrides(context, name)
         overrides = {k: v for k, v in configs.items() if v is not None}
-        _apply_topic_overrides(context, name, overrides, validate_only)
+        await _apply_topic_overrides(context, name, overrides, validate_only)
     elif kind == ResourceType.BROKER:
         check_broker_id(context, name, allow_empty=True)
         if configs:
@@ -245,7 +249,7 @@ async def handle_alter_configs(
                 )
             _check_config_names([c.name for c in resource.configs])
             configs = {c.name: c.value for c in resource.configs}
-            _alter(context, kind, name, configs, request.validate_only)
+            await _alter(context, kind, name, configs, request.validate_only)
         except KafkaError as error:
             responses.append(AlterConfigsResourceResponse(error.code, error.message, kind, name))
         else:
@@ -296,7 +300,7 @@ def incremental_overrides(
     return result
 
 
-def _incremental(
+async def _incremental(
     context: RequestContext,
     kind: int,
     name: str,
@@ -306,9 +310,9 @@ def _incremental(
     _check_config_names([op.name for op in ops])
     if kind == ResourceType.TOPIC:
         current = _require_topic_overrides(context, name)
-        defaults = context.broker.replicas.logs.defaults.to_kafka()
+        defaults = context.services.partitions.defaults.to_kafka()
         overrides = incremental_overrides(current, defaults, ops)
-        _apply_topic_overrides(context, name, overrides, validate_only)
+        await _apply_topic_overrides(context, name, overrides, validate_only)
     elif kind == ResourceType.BROKER:
         check_broker_id(context, name, allow_empty=True)
         if ops:
@@ -333,7 +337,7 @@ async def handle_incremental_alter_configs(
                 raise KafkaError(
                     ErrorCode.INVALID_REQUEST, "Each resource must appear at most once."
                 )
-            _incremental(context, kind, name, resource.configs, request.validate_only)
+            await _incremental(context, kind, name, resource.configs, request.validate_only)
         except KafkaError as error:
             responses.append(IncrementalResourceResponse(error.code, error.message, kind, name))
         else:

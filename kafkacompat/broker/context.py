@@ -1,21 +1,22 @@
-"""What a handler knows about the request it is answering."""
+"""What a handler knows about the request it is answering, and the services it may use."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from kafkacompat.broker.services import BrokerServices
+from kafkacompat.broker.session import Session
+from kafkacompat.cluster.metadata_image import BrokerInfo, MetadataImage
 from kafkacompat.protocol.messages.request_header import RequestHeader
 
-if TYPE_CHECKING:
-    from kafkacompat.broker.broker import Broker
+__all__ = ["RequestContext"]
 
 
 @dataclass(slots=True)
 class RequestContext:
-    broker: Broker
+    services: BrokerServices
+    session: Session
     header: RequestHeader
-    client_address: str
 
     @property
     def api_version(self) -> int:
@@ -24,3 +25,24 @@ class RequestContext:
     @property
     def client_id(self) -> str | None:
         return self.header.client_id
+
+    @property
+    def client_address(self) -> str:
+        return self.session.peer
+
+    @property
+    def image(self) -> MetadataImage:
+        """The cluster metadata image current when this is read."""
+        return self.services.metadata.image
+
+    @property
+    def node_id(self) -> int:
+        return self.services.node_id
+
+    @property
+    def this_broker(self) -> BrokerInfo:
+        """This broker as clients reach it."""
+        image = self.services.metadata.image
+        found = image.broker(self.services.node_id)
+        assert found is not None, "a broker is always in its own image"
+        return found

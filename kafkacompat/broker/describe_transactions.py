@@ -6,12 +6,16 @@ from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.coordinators.transaction_state import TxnState
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.describe_producers_request import API_KEY as DESCRIBE_PRODUCERS
 from kafkacompat.protocol.messages.describe_producers_request import DescribeProducersRequest
 from kafkacompat.protocol.messages.describe_producers_response import (
     DescribeProducersResponse,
     PartitionResponse,
     ProducerState,
     TopicResponse,
+)
+from kafkacompat.protocol.messages.describe_transactions_request import (
+    API_KEY as DESCRIBE_TRANSACTIONS,
 )
 from kafkacompat.protocol.messages.describe_transactions_request import (
     DescribeTransactionsRequest,
@@ -21,6 +25,7 @@ from kafkacompat.protocol.messages.describe_transactions_response import (
     TopicData,
     TransactionState,
 )
+from kafkacompat.protocol.messages.list_transactions_request import API_KEY as LIST_TRANSACTIONS
 from kafkacompat.protocol.messages.list_transactions_request import ListTransactionsRequest
 from kafkacompat.protocol.messages.list_transactions_response import (
     ListTransactionsResponse,
@@ -29,9 +34,6 @@ from kafkacompat.protocol.messages.list_transactions_response import (
     TransactionState as ListedTransaction,
 )
 
-DESCRIBE_PRODUCERS = 61
-DESCRIBE_TRANSACTIONS = 65
-LIST_TRANSACTIONS = 66
 KNOWN_STATES = {state.value for state in TxnState}
 
 
@@ -39,7 +41,7 @@ KNOWN_STATES = {state.value for state in TxnState}
 async def handle_describe_transactions(
     context: RequestContext, request: DescribeTransactionsRequest
 ) -> DescribeTransactionsResponse:
-    coordinator = context.broker.transactions.coordinator
+    coordinator = context.services.transactions.coordinator
     states = []
     for txn_id in request.transactional_ids:
         txn = coordinator.describe(txn_id) if txn_id else None
@@ -72,7 +74,7 @@ async def handle_list_transactions(
     wanted = set(request.state_filters)
     unknown = sorted(wanted - KNOWN_STATES)
     duration = request.duration_filter if context.api_version >= 1 else -1
-    found = context.broker.transactions.coordinator.list(
+    found = context.services.transactions.coordinator.list(
         wanted & KNOWN_STATES if wanted else set(), set(request.producer_id_filters), duration
     )
     if wanted and not wanted & KNOWN_STATES:
@@ -88,12 +90,11 @@ async def handle_list_transactions(
 
 
 def _producers(context: RequestContext, topic: str, partition: int) -> PartitionResponse:
-    replicas = context.broker.replicas
-    info = replicas.find_topic(topic)
-    if info is None or not 0 <= partition < info.partitions:
+    hosted = context.services.partitions.partition_or_none(topic, partition)
+    if hosted is None:
         return PartitionResponse(partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     try:
-        state = replicas.producer_state_now(topic, partition)
+        state = hosted.producer_state_now()
     except KafkaError as exc:
         return PartitionResponse(partition, exc.code, exc.message)
     active = [

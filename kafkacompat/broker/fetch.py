@@ -24,12 +24,15 @@ from kafkacompat.broker.fetch_sessions import (
     PartitionKey,
     PartitionParams,
     new_context,
-    session_cache,
 )
-from kafkacompat.broker.replica_manager import ReplicaManager, now_ms
 from kafkacompat.broker.router import handles
+from kafkacompat.clock import now_ms
+from kafkacompat.cluster.metadata_image import MetadataImage
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.partitions.partition import Partition
 from kafkacompat.protocol.down_conversion import down_convert
+from kafkacompat.protocol.messages.fetch_request import API_KEY as FETCH
 from kafkacompat.protocol.messages.fetch_request import FetchRequest
 from kafkacompat.protocol.messages.fetch_response import (
     AbortedTransaction,
@@ -38,9 +41,8 @@ from kafkacompat.protocol.messages.fetch_response import (
     NodeEndpoint,
     PartitionData,
 )
-from kafkacompat.storage.partition_log import PartitionLog, ReadResult
+from kafkacompat.storage.results import ReadResult
 
-FETCH = 1
 READ_COMMITTED = 1
 #: From this version topics are named by id.
 FIRST_TOPIC_ID_VERSION = 13
@@ -77,6 +79,7 @@ class PartitionRead:
     key: PartitionKey
     topic: str | None
     data: PartitionData
+    partition: Partition | None = None
     result: ReadResult | None = None
     #: v0-v2: the first batch exceeded the partition limit; send this many bytes of it.
     cut_to: int | None = None
@@ -89,8 +92,15 @@ class PartitionRead:
 class FetchReader:
     """Reads every partition of one fetch in order, sharing the response byte budget."""
 
-    def __init__(self, replicas: ReplicaManager, request: FetchRequest, version: int) -> None:
-        self.replicas = replicas
+    def __init__(
+        self,
+        partitions: PartitionManager,
+        image: MetadataImage,
+        request: FetchRequest,
+        version: int,
+    ) -> None:
+        self.partitions = partitions
+        self.image = image
         self.version = version
         self.read_committed = version >= 4 and request.isolation_level == READ_COMMITTED
         self.hard_limit = version <= LAST_HARD_LIMIT_VERSION
@@ -105,7 +115,7 @@ class FetchReader:
         for key, params in partitions:
             topic_key, partition = key
             if isinstance(topic_key, uuid.UUID):
-                info = self.replicas.find_topic_by_id(topic_key)
+                info = self.image.topic_by_id(topic_key)
                 if info is None:
                     reads.append(
                         PartitionRead(
@@ -127,74 +137,75 @@ class FetchReader:
         self, key: PartitionKey, topic: str, params: PartitionParams, remaining: int, min_one: bool
     ) -> PartitionRead:
         partition = key[1]
-        try:
-            log = self.replicas.log(topic, partition)
-        except KafkaError as exc:
-            return PartitionRead(key, topic, error_partition(partition, exc.code))
-        epoch = self.replicas.leader_epoch(topic, partition)
+        hosted = self.partitions.partition_or_none(topic, partition)
+        if hosted is None:
+            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            return PartitionRead(key, topic, error_partition(partition, code))
+        epoch = hosted.leader_epoch
         code = leader_epoch_error(params.current_leader_epoch, epoch)
         if code != ErrorCode.NONE:
-            return PartitionRead(key, topic, error_partition(partition, code))
-        data = self._partition_data(partition, log)
+            return PartitionRead(key, topic, error_partition(partition, code), hosted)
+        data = self._partition_data(hosted)
         if self.version >= 12 and params.last_fetched_epoch >= 0:
             # Diverging-epoch check: this log has one epoch, ending at the log end offset.
-            if params.last_fetched_epoch != epoch or params.fetch_offset < log.log_start_offset:
-                return self._out_of_range(key, topic, log)
-            if params.fetch_offset > log.log_end_offset:
+            if params.last_fetched_epoch != epoch or params.fetch_offset < hosted.log_start_offset:
+                return self._out_of_range(key, topic, hosted)
+            if params.fetch_offset > hosted.log_end_offset:
                 data.diverging_epoch.epoch = epoch
-                data.diverging_epoch.end_offset = log.log_end_offset
-                return PartitionRead(key, topic, data)
+                data.diverging_epoch.end_offset = hosted.log_end_offset
+                return PartitionRead(key, topic, data, hosted)
         limit = max(0, params.partition_max_bytes)
         if not self.hard_limit:
             limit = min(limit, remaining)
-        stable = self.replicas.last_stable_offset(topic, partition)
+        stable = hosted.last_stable_offset()
         bound = stable if self.read_committed else None
         try:
-            result = log.read(params.fetch_offset, limit, min_one=min_one, max_offset=bound)
+            result = hosted.read(params.fetch_offset, limit, min_one=min_one, max_offset=bound)
         except KafkaError as exc:
             if exc.code != ErrorCode.OFFSET_OUT_OF_RANGE:
                 raise
-            return self._out_of_range(key, topic, log)
+            return self._out_of_range(key, topic, hosted)
         cut_to = None
         if self.hard_limit and not result.slices and limit > 0:
-            whole = log.read(params.fetch_offset, limit, min_one=True)
+            whole = hosted.read(params.fetch_offset, limit, min_one=True)
             if whole.slices:
                 result, cut_to = whole, limit
-        data.high_watermark = result.high_watermark
         data.last_stable_offset = stable
         data.log_start_offset = result.log_start_offset
         if self.read_committed and result.slices:
-            aborted = self.replicas.aborted_transactions(
-                topic, partition, params.fetch_offset, stable
-            )
+            aborted = hosted.aborted_transactions(params.fetch_offset, stable)
             data.aborted_transactions = [
                 AbortedTransaction(a.producer_id, a.first_offset) for a in aborted
             ]
-        return PartitionRead(key, topic, data, result, cut_to)
+        return PartitionRead(key, topic, data, hosted, result, cut_to)
 
-    def _partition_data(self, partition: int, log: PartitionLog) -> PartitionData:
-        high_watermark = log.high_watermark
+    def _partition_data(self, hosted: Partition) -> PartitionData:
+        high_watermark = hosted.high_watermark
         return PartitionData(
-            partition_index=partition,
+            partition_index=hosted.index,
             high_watermark=high_watermark,
             last_stable_offset=high_watermark,
-            log_start_offset=log.log_start_offset,
+            log_start_offset=hosted.log_start_offset,
             aborted_transactions=[] if self.read_committed else None,
             records=b"",
         )
 
-    def _out_of_range(self, key: PartitionKey, topic: str, log: PartitionLog) -> PartitionRead:
-        data = self._partition_data(key[1], log)
+    def _out_of_range(self, key: PartitionKey, topic: str, hosted: Partition) -> PartitionRead:
+        data = self._partition_data(hosted)
         data.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
         data.aborted_transactions = None
-        return PartitionRead(key, topic, data)
+        return PartitionRead(key, topic, data, hosted)
 
     def finish(self, read: PartitionRead, fetch_offset: int) -> PartitionData:
         """The partition's answer with its records (down-converted for v0-v3)."""
         data = read.data
         if read.result is None or read.topic is None:
             return data
-        if self.version <= LAST_NO_ZSTD_VERSION and self._topic_is_zstd(read.topic, data):
+        if (
+            self.version <= LAST_NO_ZSTD_VERSION
+            and read.partition is not None
+            and read.partition.config.compression_type == "zstd"
+        ):
             return error_partition(data.partition_index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
         if self.version >= 4:
             # Stored batches go out as file slices (os.sendfile); b"" keeps emptiness falsy.
@@ -210,12 +221,16 @@ class FetchReader:
         data.records = converted if read.cut_to is None else converted[: read.cut_to]
         return data
 
-    def _topic_is_zstd(self, topic: str, data: PartitionData) -> bool:
-        try:
-            log = self.replicas.log(topic, data.partition_index)
-        except KafkaError:
-            return False
-        return log.config.compression_type == "zstd"
+
+def _hosted(
+    partitions: PartitionManager, image: MetadataImage, topic_key: str | uuid.UUID, index: int
+) -> Partition | None:
+    if isinstance(topic_key, uuid.UUID):
+        info = image.topic_by_id(topic_key)
+        if info is None:
+            return None
+        topic_key = info.name
+    return partitions.partition_or_none(topic_key, index)
 
 
 def _records(result: ReadResult) -> bytes:
@@ -265,8 +280,9 @@ def _response(
     version = context.api_version
     topics: list[FetchableTopicResponse] = []
     last: str | uuid.UUID | None = None
-    leader_shown = False
-    for (topic_key, _), data in partitions:
+    image = context.image
+    leaders: set[int] = set()
+    for (topic_key, index), data in partitions:
         if not topics or topic_key != last:
             if isinstance(topic_key, uuid.UUID):
                 topics.append(FetchableTopicResponse(topic_id=topic_key))
@@ -274,14 +290,22 @@ def _response(
                 topics.append(FetchableTopicResponse(topic=topic_key))
             last = topic_key
         if version >= 16 and data.error_code == ErrorCode.FENCED_LEADER_EPOCH:
-            data.current_leader.leader_id = context.broker.node_id
-            data.current_leader.leader_epoch = 0
-            leader_shown = True
+            topic = (
+                image.topic_by_id(topic_key)
+                if isinstance(topic_key, uuid.UUID)
+                else image.topic(topic_key)
+            )
+            state = None if topic is None else topic.partition(index)
+            if state is not None:
+                data.current_leader.leader_id = state.leader
+                data.current_leader.leader_epoch = state.leader_epoch
+                leaders.add(state.leader)
         topics[-1].partitions.append(data)
-    endpoints = []
-    if leader_shown:
-        endpoint = context.broker.endpoint
-        endpoints.append(NodeEndpoint(context.broker.node_id, endpoint.host, endpoint.port))
+    endpoints = [
+        NodeEndpoint(b.node_id, b.host, b.port, b.rack)
+        for b in image.brokers
+        if b.node_id in leaders
+    ]
     return FetchResponse(
         error_code=error, session_id=session_id, responses=topics, node_endpoints=endpoints
     )
@@ -290,8 +314,8 @@ def _response(
 @handles(FETCH)
 async def handle_fetch(context: RequestContext, request: FetchRequest) -> FetchResponse:
     version = context.api_version
-    replicas = context.broker.replicas
-    cache = session_cache(context.broker)
+    partitions = context.services.partitions
+    cache = context.services.fetch_sessions
     fetch, forget = _requested(request, version >= FIRST_TOPIC_ID_VERSION)
     replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
     session: FetchContext = new_context(
@@ -306,16 +330,19 @@ async def handle_fetch(context: RequestContext, request: FetchRequest) -> FetchR
     )
     if session.kind == "error":
         return FetchResponse(error_code=session.error, session_id=0)
-    reader = FetchReader(replicas, request, version)
-    for (topic_key, partition), _ in session.partitions:
-        await replicas.load_producer_state(topic_key, partition)
+    image = context.image
+    reader = FetchReader(partitions, image, request, version)
+    for (topic_key, index), _ in session.partitions:
+        hosted = _hosted(partitions, image, topic_key, index)
+        if hosted is not None:
+            await hosted.load_producer_state()
     deadline = trio.current_time() + max(request.max_wait_ms, 0) / 1000
     reads = reader.read_all(session.partitions)
     while not _respond_now(request, reads):
-        with trio.move_on_at(deadline) as wait:
-            await replicas.wait_for_data()
-        if wait.cancelled_caught:
-            break  # max_wait_ms passed without an append: the last read still stands
+        waited_on = [r.partition for r in reads if r.partition is not None]
+        await partitions.wait_for_data(waited_on, deadline)
+        if trio.current_time() >= deadline:
+            break  # max_wait_ms passed: the last read still stands unless data came meanwhile
         reads = reader.read_all(session.partitions)
     offsets = {key: params.fetch_offset for key, params in session.partitions}
     results = [(r.key, reader.finish(r, offsets[r.key])) for r in reads]

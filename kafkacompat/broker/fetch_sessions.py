@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import random
 import uuid
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages.fetch_response import PartitionData
-
-if TYPE_CHECKING:
-    from kafkacompat.broker.broker import Broker
 
 __all__ = [
     "DEFAULT_CACHE_SLOTS",
@@ -38,7 +33,6 @@ __all__ = [
     "PartitionKey",
     "PartitionParams",
     "next_epoch",
-    "session_cache",
 ]
 
 INVALID_SESSION_ID = 0
@@ -325,15 +319,3 @@ def new_context(
         uses_topic_ids=uses_topic_ids,
         removed=removed,
     )
-
-
-_CACHES: weakref.WeakKeyDictionary[Broker, FetchSessionCache] = weakref.WeakKeyDictionary()
-_SLOTS_SETTING = "max.incremental.fetch.session.cache.slots"
-
-
-def session_cache(broker: Broker) -> FetchSessionCache:
-    """The broker's fetch session cache (created on first use)."""
-    cache = _CACHES.get(broker)
-    if cache is None:
-        cache = _CACHES[broker] = FetchSessionCache(broker.config.get_int(_SLOTS_SETTING))
-    return cache

@@ -6,21 +6,23 @@ from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.groups import coordinator
 from kafkacompat.broker.router import handles
 from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.delete_groups_request import API_KEY as DELETE_GROUPS
 from kafkacompat.protocol.messages.delete_groups_request import DeleteGroupsRequest
 from kafkacompat.protocol.messages.delete_groups_response import (
     DeletableGroupResult,
     DeleteGroupsResponse,
 )
+from kafkacompat.protocol.messages.describe_groups_request import API_KEY as DESCRIBE_GROUPS
 from kafkacompat.protocol.messages.describe_groups_request import DescribeGroupsRequest
 from kafkacompat.protocol.messages.describe_groups_response import (
     DescribedGroup,
     DescribedGroupMember,
     DescribeGroupsResponse,
 )
+from kafkacompat.protocol.messages.list_groups_request import API_KEY as LIST_GROUPS
 from kafkacompat.protocol.messages.list_groups_request import ListGroupsRequest
 from kafkacompat.protocol.messages.list_groups_response import ListedGroup, ListGroupsResponse
 
-DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 15, 16, 42
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 # With no authorizer every group operation is allowed: READ (3), DELETE (6), DESCRIBE (8).
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)

@@ -8,30 +8,34 @@ from kafkacompat.broker.router import handles
 from kafkacompat.coordinators.group_coordinator import GroupCoordinator, JoinRequest
 from kafkacompat.coordinators.group_service import wait_for
 from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.find_coordinator_request import API_KEY as FIND_COORDINATOR
 from kafkacompat.protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from kafkacompat.protocol.messages.find_coordinator_response import (
     Coordinator,
     FindCoordinatorResponse,
 )
+from kafkacompat.protocol.messages.heartbeat_request import API_KEY as HEARTBEAT
 from kafkacompat.protocol.messages.heartbeat_request import HeartbeatRequest
 from kafkacompat.protocol.messages.heartbeat_response import HeartbeatResponse
+from kafkacompat.protocol.messages.join_group_request import API_KEY as JOIN_GROUP
 from kafkacompat.protocol.messages.join_group_request import JoinGroupRequest
 from kafkacompat.protocol.messages.join_group_response import (
     JoinGroupResponse,
     JoinGroupResponseMember,
 )
+from kafkacompat.protocol.messages.leave_group_request import API_KEY as LEAVE_GROUP
 from kafkacompat.protocol.messages.leave_group_request import LeaveGroupRequest
 from kafkacompat.protocol.messages.leave_group_response import LeaveGroupResponse, MemberResponse
+from kafkacompat.protocol.messages.sync_group_request import API_KEY as SYNC_GROUP
 from kafkacompat.protocol.messages.sync_group_request import SyncGroupRequest
 from kafkacompat.protocol.messages.sync_group_response import SyncGroupResponse
 
-FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
 #: FindCoordinator key types: consumer groups and transactional ids.
 COORDINATOR_KEY_TYPES = (0, 1)
 
 
 def coordinator(context: RequestContext) -> GroupCoordinator:
-    return context.broker.groups.coordinator
+    return context.services.groups.coordinator
 
 
 def client_host(context: RequestContext) -> str:
@@ -44,8 +48,8 @@ async def find_coordinator(
     context: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse:
     """This single broker coordinates every group and every transactional id."""
-    endpoint = context.broker.endpoint
-    node = context.broker.node_id
+    endpoint = context.this_broker
+    node = context.node_id
     valid = request.key_type in COORDINATOR_KEY_TYPES
     if context.api_version >= 4:
         if not valid:

@@ -8,12 +8,11 @@ from __future__ import annotations
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.broker.transactions import init_transactional_producer
-from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.init_producer_id_request import API_KEY as INIT_PRODUCER_ID
 from kafkacompat.protocol.messages.init_producer_id_request import InitProducerIdRequest
 from kafkacompat.protocol.messages.init_producer_id_response import InitProducerIdResponse
 
-INIT_PRODUCER_ID = 22
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 
@@ -46,7 +45,7 @@ async def handle_init_producer_id(
         )
     # Without a transactional id Kafka always grants a fresh id at epoch 0, even to a producer
     # naming its current id and epoch.
-    granted = producer_id_manager(context.broker.replicas.logs.state).allocate()
+    granted = context.services.producer_ids.allocate()
     return InitProducerIdResponse(
         error_code=ErrorCode.NONE, producer_id=granted.producer_id, producer_epoch=granted.epoch
     )

@@ -7,12 +7,14 @@ import shutil
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.delete_records_request import API_KEY as DELETE_RECORDS
 from kafkacompat.protocol.messages.delete_records_request import DeleteRecordsRequest
 from kafkacompat.protocol.messages.delete_records_response import (
     DeleteRecordsPartitionResult,
     DeleteRecordsResponse,
     DeleteRecordsTopicResult,
 )
+from kafkacompat.protocol.messages.describe_log_dirs_request import API_KEY as DESCRIBE_LOG_DIRS
 from kafkacompat.protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
 from kafkacompat.protocol.messages.describe_log_dirs_response import (
     DescribeLogDirsPartition,
@@ -21,20 +23,17 @@ from kafkacompat.protocol.messages.describe_log_dirs_response import (
     DescribeLogDirsTopic,
 )
 
-DELETE_RECORDS = 21
-DESCRIBE_LOG_DIRS = 35
-
 
 async def delete_records(context: RequestContext, topic: str, partition: int, offset: int) -> int:
     """Move the log start offset to ``offset`` (-1: the high watermark); the new low watermark."""
-    log = context.broker.replicas.log(topic, partition)
-    if not log.config.delete_enabled:
+    hosted = context.services.partitions.partition(topic, partition)
+    if not hosted.config.delete_enabled:
         raise KafkaError(
             ErrorCode.POLICY_VIOLATION,
             f"Records of partition {topic}-{partition} can not be deleted due to the configured "
             "policy",
         )
-    return await context.broker.replicas.delete_records(topic, partition, offset)
+    return await hosted.delete_records(offset)
 
 
 @handles(DELETE_RECORDS)
@@ -59,10 +58,11 @@ async def handle_delete_records(
 async def handle_describe_log_dirs(
     context: RequestContext, request: DescribeLogDirsRequest
 ) -> DescribeLogDirsResponse:
-    replicas = context.broker.replicas
+    hosted = context.services.partitions
+    image = context.image
     wanted: dict[str, set[int] | None]
     if request.topics is None:
-        wanted = {t.name: None for t in replicas.list_topics()}
+        wanted = {t.name: None for t in image.list_topics()}
     else:
         wanted = {}
         for item in request.topics:
@@ -70,20 +70,23 @@ async def handle_describe_log_dirs(
             wanted[item.topic] = known | set(item.partitions)
     topics = []
     for name, partitions in wanted.items():
-        info = replicas.find_topic(name)
+        info = image.topic(name)
         if info is None:
             continue
         indexes = range(info.partitions) if partitions is None else sorted(partitions)
         described = [
             DescribeLogDirsPartition(
-                index, replicas.log(name, index).size_in_bytes, offset_lag=0, is_future_key=False
+                index,
+                hosted.partition(name, index).size_in_bytes,
+                offset_lag=0,
+                is_future_key=False,
             )
             for index in indexes
             if 0 <= index < info.partitions
         ]
         if described:
             topics.append(DescribeLogDirsTopic(name, described))
-    directory = replicas.logs.data_dir.resolve()
+    directory = hosted.data_dir.resolve()
     usage = shutil.disk_usage(directory)
     result = DescribeLogDirsResult(
         error_code=ErrorCode.NONE,

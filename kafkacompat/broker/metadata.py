@@ -6,8 +6,9 @@ import uuid
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.broker.topics import TopicInfo, validate_topic_name
+from kafkacompat.cluster.metadata_image import MetadataImage, TopicImage
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.messages.metadata_request import API_KEY as METADATA
 from kafkacompat.protocol.messages.metadata_request import MetadataRequest
 from kafkacompat.protocol.messages.metadata_response import (
     MetadataResponse,
@@ -16,29 +17,26 @@ from kafkacompat.protocol.messages.metadata_response import (
     MetadataResponseTopic,
 )
 from kafkacompat.protocol.primitives import ZERO_UUID
+from kafkacompat.storage.topic_names import validate_topic_name
 
-METADATA = 3
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 # With no authorizer every operation is allowed: bits of Kafka's AclOperation codes.
 TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 CLUSTER_OPERATIONS = sum(1 << op for op in (4, 5, 7, 8, 9, 10, 11, 12))
 
 
-def topic_metadata(
-    context: RequestContext, topic: TopicInfo, operations: int
-) -> MetadataResponseTopic:
-    node = context.broker.node_id
+def topic_metadata(topic: TopicImage, operations: int) -> MetadataResponseTopic:
     partitions = [
         MetadataResponsePartition(
             error_code=ErrorCode.NONE,
-            partition_index=index,
-            leader_id=node,
-            leader_epoch=context.broker.replicas.leader_epoch(topic.name, index),
-            replica_nodes=[node],
-            isr_nodes=[node],
-            offline_replicas=[],
+            partition_index=p.index,
+            leader_id=p.leader,
+            leader_epoch=p.leader_epoch,
+            replica_nodes=list(p.replicas),
+            isr_nodes=list(p.isr),
+            offline_replicas=list(p.offline_replicas),
         )
-        for index in range(topic.partitions)
+        for p in topic.assignment
     ]
     return MetadataResponseTopic(
         error_code=ErrorCode.NONE,
@@ -58,35 +56,40 @@ def _error_topic(
 
 async def _requested_topic(
     context: RequestContext,
+    image: MetadataImage,
     name: str | None,
     topic_id: uuid.UUID,
     auto_create: bool,
     operations: int,
 ) -> MetadataResponseTopic:
-    replicas = context.broker.replicas
     if name is None:
-        topic = replicas.find_topic_by_id(topic_id)
+        topic = image.topic_by_id(topic_id)
         if topic is None:
             return _error_topic(ErrorCode.UNKNOWN_TOPIC_ID, None, topic_id)
-        return topic_metadata(context, topic, operations)
+        return topic_metadata(topic, operations)
     try:
         validate_topic_name(name)
     except KafkaError as error:
         return _error_topic(error.code, name)
-    topic = replicas.find_topic(name)
+    topic = image.topic(name)
     if topic is None and auto_create:
         try:
-            topic = await replicas.auto_create_topic(name)
+            topic = await context.services.controller.create_topic(
+                name, context.services.config.get_int("num.partitions")
+            )
         except KafkaError as error:
-            return _error_topic(error.code, name)
+            if error.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+                return _error_topic(error.code, name)
+            topic = context.image.topic(name)
     if topic is None:
         return _error_topic(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name)
-    return topic_metadata(context, topic, operations)
+    return topic_metadata(topic, operations)
 
 
 @handles(METADATA)
 async def handle_metadata(context: RequestContext, request: MetadataRequest) -> MetadataResponse:
-    broker = context.broker
+    config = context.services.config
+    image = context.image
     version = context.api_version
     topic_ops = (
         TOPIC_OPERATIONS
@@ -101,20 +104,19 @@ async def handle_metadata(context: RequestContext, request: MetadataRequest) -> 
     # Version 0 asks for every topic with an empty list; later versions use null for that.
     all_topics = request.topics is None or (version == 0 and not request.topics)
     if all_topics:
-        topics = [topic_metadata(context, t, topic_ops) for t in broker.replicas.list_topics()]
+        topics = [topic_metadata(t, topic_ops) for t in image.list_topics()]
     else:
-        auto_create = request.allow_auto_topic_creation and broker.config.get_bool(
+        auto_create = request.allow_auto_topic_creation and config.get_bool(
             "auto.create.topics.enable"
         )
         topics = [
-            await _requested_topic(context, t.name, t.topic_id, auto_create, topic_ops)
+            await _requested_topic(context, image, t.name, t.topic_id, auto_create, topic_ops)
             for t in request.topics or []
         ]
-    endpoint = broker.endpoint
     return MetadataResponse(
-        brokers=[MetadataResponseBroker(broker.node_id, endpoint.host, endpoint.port, None)],
-        cluster_id=broker.cluster_id,
-        controller_id=broker.node_id,
+        brokers=[MetadataResponseBroker(b.node_id, b.host, b.port, b.rack) for b in image.brokers],
+        cluster_id=image.cluster_id,
+        controller_id=image.controller_id,
         topics=topics,
         cluster_authorized_operations=cluster_ops,
     )

@@ -9,18 +9,21 @@ from kafkacompat.broker.groups import coordinator
 from kafkacompat.broker.router import handles
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata, TopicPartition
 from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.offset_commit_request import API_KEY as OFFSET_COMMIT
 from kafkacompat.protocol.messages.offset_commit_request import OffsetCommitRequest
 from kafkacompat.protocol.messages.offset_commit_response import (
     OffsetCommitResponse,
     OffsetCommitResponsePartition,
     OffsetCommitResponseTopic,
 )
+from kafkacompat.protocol.messages.offset_delete_request import API_KEY as OFFSET_DELETE
 from kafkacompat.protocol.messages.offset_delete_request import OffsetDeleteRequest
 from kafkacompat.protocol.messages.offset_delete_response import (
     OffsetDeleteResponse,
     OffsetDeleteResponsePartition,
     OffsetDeleteResponseTopic,
 )
+from kafkacompat.protocol.messages.offset_fetch_request import API_KEY as OFFSET_FETCH
 from kafkacompat.protocol.messages.offset_fetch_request import OffsetFetchRequest
 from kafkacompat.protocol.messages.offset_fetch_response import (
     OffsetFetchResponse,
@@ -31,12 +34,11 @@ from kafkacompat.protocol.messages.offset_fetch_response import (
     OffsetFetchResponseTopics,
 )
 
-OFFSET_COMMIT, OFFSET_FETCH, OFFSET_DELETE = 8, 9, 47
 NO_OFFSET = OffsetAndMetadata(-1, -1, "")
 
 
 def partition_exists(context: RequestContext, topic: str, partition: int) -> bool:
-    info = context.broker.replicas.find_topic(topic)
+    info = context.image.topic(topic)
     return info is not None and 0 <= partition < info.partitions
 
 
@@ -123,7 +125,7 @@ def checked(
 ) -> tuple[int, int, str | None, ErrorCode]:
     """Offset, leader epoch, metadata and error of one partition: with ``require_stable``,
     offsets pending in an open transaction are UNSTABLE_OFFSET_COMMIT."""
-    if require_stable and context.broker.transactions.offsets.is_pending(
+    if require_stable and context.services.transactions.offsets.is_pending(
         group_id, (topic, partition)
     ):
         return -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT

@@ -17,6 +17,7 @@ from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError
 from kafkacompat.protocol.compression import Codec
+from kafkacompat.protocol.messages.produce_request import API_KEY as PRODUCE
 from kafkacompat.protocol.messages.produce_request import PartitionProduceData, ProduceRequest
 from kafkacompat.protocol.messages.produce_response import (
     PartitionProduceResponse,
@@ -37,7 +38,6 @@ log = logging.getLogger("kafkacompat.produce")
 _I32 = struct.Struct(">i")
 _I16 = struct.Struct(">h")
 
-PRODUCE = 0
 VALID_ACKS = (0, 1, -1)
 #: From this version a partition's records must be exactly one magic-2 batch.
 FIRST_V2_ONLY_VERSION = 3
@@ -113,7 +113,7 @@ def verify_transactional(
     if not is_transactional(records):
         return
     header = read_header(records)
-    code = context.broker.transactions.coordinator.check_produce(
+    code = context.services.transactions.coordinator.check_produce(
         transactional_id, header.producer_id, header.producer_epoch, (topic, partition)
     )
     if code != ErrorCode.NONE:
@@ -128,11 +128,11 @@ async def produce_partition(
     transactional_id: str | None = None,
 ) -> PartitionProduceResponse:
     version = context.api_version
-    replicas = context.broker.replicas
     index, records = data.index, data.records
     try:
         # As Kafka: a name that is not a topic here, legal or not, is an unknown topic.
-        if not replicas.hosts(topic, index):
+        partition = context.services.partitions.partition_or_none(topic, index)
+        if partition is None:
             raise KafkaError(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                 f"this broker does not host {topic}-{index}",
@@ -143,7 +143,7 @@ async def produce_partition(
                 ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {acks}"
             )
         if acks == -1:
-            min_isr = replicas.log(topic, index).config.min_insync_replicas
+            min_isr = partition.config.min_insync_replicas
             if min_isr > 1:
                 raise KafkaError(
                     ErrorCode.NOT_ENOUGH_REPLICAS,
@@ -153,7 +153,7 @@ async def produce_partition(
         verify: Callable[[], None] | None = None
         if is_transactional(records):
             verify = partial(verify_transactional, context, transactional_id, topic, index, records)
-        result = await replicas.append(topic, index, records, verify=verify)
+        result = await partition.append(records, verify=verify)
     except KafkaError as error:
         return _error(index, error, version)
     except OSError as exc:

@@ -9,10 +9,14 @@ from __future__ import annotations
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata, TopicPartition
-from kafkacompat.coordinators.txn_markers import TransactionService
+from kafkacompat.coordinators.transaction_service import TransactionService
 from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.add_offsets_to_txn_request import API_KEY as ADD_OFFSETS_TO_TXN
 from kafkacompat.protocol.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
 from kafkacompat.protocol.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
+from kafkacompat.protocol.messages.add_partitions_to_txn_request import (
+    API_KEY as ADD_PARTITIONS_TO_TXN,
+)
 from kafkacompat.protocol.messages.add_partitions_to_txn_request import (
     AddPartitionsToTxnRequest,
     AddPartitionsToTxnTopic,
@@ -24,8 +28,10 @@ from kafkacompat.protocol.messages.add_partitions_to_txn_response import (
     AddPartitionsToTxnResult,
     AddPartitionsToTxnTopicResult,
 )
+from kafkacompat.protocol.messages.end_txn_request import API_KEY as END_TXN
 from kafkacompat.protocol.messages.end_txn_request import EndTxnRequest
 from kafkacompat.protocol.messages.end_txn_response import EndTxnResponse
+from kafkacompat.protocol.messages.txn_offset_commit_request import API_KEY as TXN_OFFSET_COMMIT
 from kafkacompat.protocol.messages.txn_offset_commit_request import TxnOffsetCommitRequest
 from kafkacompat.protocol.messages.txn_offset_commit_response import (
     TxnOffsetCommitResponse,
@@ -34,10 +40,6 @@ from kafkacompat.protocol.messages.txn_offset_commit_response import (
 )
 
 E = ErrorCode
-ADD_PARTITIONS_TO_TXN = 24
-ADD_OFFSETS_TO_TXN = 25
-END_TXN = 26
-TXN_OFFSET_COMMIT = 28
 #: From these versions PRODUCER_FENCED is sent as such (KIP-588).
 FIRST_FENCED_VERSION = {22: 4, ADD_PARTITIONS_TO_TXN: 2, ADD_OFFSETS_TO_TXN: 2, END_TXN: 2,
                         TXN_OFFSET_COMMIT: 3}  # fmt: skip
@@ -47,7 +49,7 @@ MAX_INIT_ATTEMPTS = 3
 
 
 def service(context: RequestContext) -> TransactionService:
-    return context.broker.transactions
+    return context.services.transactions
 
 
 def for_version(code: ErrorCode, api_key: int, version: int) -> ErrorCode:
@@ -77,11 +79,11 @@ async def init_transactional_producer(
 def _partition_errors(
     context: RequestContext, topics: list[AddPartitionsToTxnTopic]
 ) -> tuple[list[TopicPartition], dict[TopicPartition, ErrorCode]]:
-    replicas = context.broker.replicas
+    image = context.image
     wanted: list[TopicPartition] = []
     unknown: dict[TopicPartition, ErrorCode] = {}
     for topic in topics:
-        info = replicas.find_topic(topic.name)
+        info = image.topic(topic.name)
         for p in topic.partitions:
             if info is None or not 0 <= p < info.partitions:
                 unknown[(topic.name, p)] = E.UNKNOWN_TOPIC_OR_PARTITION
@@ -177,7 +179,7 @@ def _member_error(context: RequestContext, request: TxnOffsetCommitRequest) -> E
     """The group membership checks of TxnOffsetCommit v3+ (skipped without a generation)."""
     if request.generation_id < 0 and not request.member_id:
         return E.NONE
-    group = context.broker.groups.coordinator.groups.get(request.group_id)
+    group = context.services.groups.coordinator.groups.get(request.group_id)
     if group is None:
         return E.NONE if request.generation_id < 0 else E.ILLEGAL_GENERATION
     if group.static_member_fenced(request.member_id, request.group_instance_id):
@@ -203,12 +205,12 @@ async def handle_txn_offset_commit(
     if code == E.NONE:
         code = _member_error(context, request)
     code = for_version(code, TXN_OFFSET_COMMIT, version)
-    replicas = context.broker.replicas
-    limit = context.broker.config.get_int("offset.metadata.max.bytes")
+    image = context.image
+    limit = context.services.config.get_int("offset.metadata.max.bytes")
     accepted: dict[TopicPartition, OffsetAndMetadata] = {}
     topics = []
     for topic in request.topics:
-        info = replicas.find_topic(topic.name)
+        info = image.topic(topic.name)
         partitions = []
         for p in topic.partitions:
             error = code

@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 
 from kafkacompat.broker.context import RequestContext
-from kafkacompat.broker.replica_manager import ReplicaManager, now_ms
 from kafkacompat.broker.router import handles
-from kafkacompat.coordinators.control_records import control_batch
+from kafkacompat.clock import now_ms
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.protocol.control_records import control_batch
+from kafkacompat.protocol.messages.write_txn_markers_request import API_KEY as WRITE_TXN_MARKERS
 from kafkacompat.protocol.messages.write_txn_markers_request import (
     WritableTxnMarker,
     WriteTxnMarkersRequest,
@@ -22,20 +24,21 @@ from kafkacompat.protocol.messages.write_txn_markers_response import (
     WriteTxnMarkersResponse,
 )
 
-WRITE_TXN_MARKERS = 27
 log = logging.getLogger("kafkacompat.transactions")
 
 
 async def _write(
-    replicas: ReplicaManager, topic: str, partition: int, marker: WritableTxnMarker, batch: bytes
+    partitions: PartitionManager,
+    topic: str,
+    partition: int,
+    marker: WritableTxnMarker,
+    batch: bytes,
 ) -> ErrorCode:
-    info = replicas.find_topic(topic)
-    if info is None or not 0 <= partition < info.partitions:
+    hosted = partitions.partition_or_none(topic, partition)
+    if hosted is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     try:
-        await replicas.write_marker(
-            topic, partition, batch, commit=marker.transaction_result, check_epoch=True
-        )
+        await hosted.write_marker(batch, commit=marker.transaction_result, check_epoch=True)
     except KafkaError as exc:
         return exc.code
     except OSError:
@@ -48,7 +51,7 @@ async def _write(
 async def handle_write_txn_markers(
     context: RequestContext, request: WriteTxnMarkersRequest
 ) -> WriteTxnMarkersResponse:
-    replicas = context.broker.replicas
+    hosted = context.services.partitions
     results = []
     for marker in request.markers:
         batch = control_batch(
@@ -61,7 +64,7 @@ async def handle_write_txn_markers(
         for topic in marker.topics:
             partitions = [
                 WritableTxnMarkerPartitionResult(
-                    p, await _write(replicas, topic.name, p, marker, batch)
+                    p, await _write(hosted, topic.name, p, marker, batch)
                 )
                 for p in topic.partition_indexes
             ]

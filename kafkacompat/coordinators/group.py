@@ -2,7 +2,7 @@
 
 Plain data plus the invariants of Kafka's classic group: which states may follow which, which
 protocol the members agree on, who leads. The state machine that drives it lives in
-`group_coordinator.py`.
+`classic_groups.py` (requests) and `classic_rebalance.py` (rebalances and their deadlines).
 """
 
 from __future__ import annotations
@@ -77,6 +77,20 @@ class Completion(Generic[T]):
             callback(self._value)  # type: ignore[arg-type]
         else:
             self._callbacks.append(callback)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    group_id: str
+    member_id: str
+    group_instance_id: str | None
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    client_id: str = ""
+    client_host: str = ""
+    require_known_member_id: bool = True
 
 
 @dataclass(slots=True)

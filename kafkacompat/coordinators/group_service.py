@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import TypeVar
 
 import trio
 
+from kafkacompat.clock import now_ms
 from kafkacompat.config import Config
 from kafkacompat.coordinators.group import Completion, GroupConfig
 from kafkacompat.coordinators.group_coordinator import GroupCoordinator
@@ -15,10 +15,6 @@ from kafkacompat.coordinators.group_offsets import NAMESPACE, GroupOffsetStore
 from kafkacompat.storage.state_store import StateStore
 
 T = TypeVar("T")
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def group_config(config: Config) -> GroupConfig:
@@ -48,7 +44,7 @@ class GroupService:
         self._wake = trio.Event()
         store = GroupOffsetStore(state.namespace(NAMESPACE))
         self.coordinator = GroupCoordinator(
-            store, group_config(config), wall_clock_ms, on_deadline=self._wake_up
+            store, group_config(config), now_ms, on_deadline=self._wake_up
         )
 
     def _wake_up(self) -> None:
@@ -60,6 +56,6 @@ class GroupService:
             self.coordinator.poll()
             deadline = self.coordinator.next_deadline()
             # One ms past the deadline: the coordinator's clock has ms resolution.
-            timeout = math.inf if deadline is None else (deadline - wall_clock_ms() + 1) / 1000
+            timeout = math.inf if deadline is None else (deadline - now_ms() + 1) / 1000
             with trio.move_on_after(max(timeout, 0)):
                 await self._wake.wait()

@@ -8,10 +8,9 @@ from types import ModuleType
 
 from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol.messages import APIS, request_header
+from kafkacompat.protocol.messages.api_versions_request import API_KEY as API_VERSIONS_KEY
 from kafkacompat.protocol.messages.request_header import RequestHeader
 from kafkacompat.protocol.primitives import DECODE_ERRORS, INT16, INT32, SplicedBuffer
-
-API_VERSIONS_KEY = 18
 
 #: Protocol quirks, in one place:
 #: - ApiVersions responses always use header v0: a client reads the response before it knows

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Protocol
 
 from kafkacompat.errors import ProtocolError
@@ -215,13 +217,32 @@ def read_compact_records(buf: Buffer, pos: int) -> tuple[Buffer | None, int]:
     return _take(buf, pos, size - 1)
 
 
+class FileRegion(Protocol):
+    """``size`` bytes of the file at ``path`` from ``position``: what a zero-copy send sends."""
+
+    @property
+    def path(self) -> str | PurePath: ...
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+
 class RecordSource(Protocol):
-    """Record data that is not in memory yet, such as stored batches the server may sendfile."""
+    """Record data that is not in memory yet, such as stored batches the server may sendfile.
+
+    ``file_regions`` names where its bytes lie (empty when they are not in files): a transport
+    that can send from a file does so; any other reads them with ``read_bytes``.
+    """
 
     @property
     def size(self) -> int: ...
 
     def read_bytes(self) -> bytes: ...
+
+    def file_regions(self) -> Sequence[FileRegion]: ...
 
 
 class SplicedBuffer(bytearray):

@@ -7,12 +7,14 @@ import math
 
 import trio
 
-from kafkacompat.broker.broker import Broker
+from kafkacompat.broker.dispatch import RequestPipeline
+from kafkacompat.broker.session import Session
 from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol.framing import FrameReader
 from kafkacompat.server.idle import IdleConnections, IdleTimer
 from kafkacompat.server.sending import ResponseTruncated, send_response
 from kafkacompat.server.socket_io import ClientSocket, ConnectionLost
+from kafkacompat.server.transport import Transport
 
 log = logging.getLogger("kafkacompat.server")
 
@@ -24,7 +26,7 @@ MAX_REQUESTS_WITHOUT_YIELD = 16
 
 
 async def receive_frame(
-    client: ClientSocket, reader: FrameReader, timer: IdleTimer
+    client: Transport, reader: FrameReader, timer: IdleTimer
 ) -> memoryview | None:
     """The next request frame, or None when the client closed the connection.
 
@@ -53,7 +55,11 @@ async def receive_frame(
 
 
 async def serve_connection(
-    stream: trio.SocketStream, broker: Broker, idle: IdleConnections
+    stream: trio.SocketStream,
+    pipeline: RequestPipeline,
+    idle: IdleConnections,
+    max_request_bytes: int,
+    listener_name: str = "PLAINTEXT",
 ) -> None:
     """Serve one connection until the client leaves, idles too long or sends something
     unanswerable.
@@ -61,14 +67,15 @@ async def serve_connection(
     Like Kafka, a connection is muted while its request is handled, so responses go out in the
     order requests came in and a client cannot queue unbounded work.
     """
-    client = ClientSocket.from_stream(stream)
+    client: Transport = ClientSocket.from_stream(stream)
     peer = client.peer_name()
-    reader = FrameReader(broker.config.get_int("socket.request.max.bytes"))
+    session = Session(peer, listener_name=listener_name)
+    reader = FrameReader(max_request_bytes)
     try:
         with trio.CancelScope() as scope:
             timer = idle.add(scope)
             try:
-                await _serve_requests(client, reader, broker, peer, timer)
+                await _serve_requests(client, reader, pipeline, session, timer)
             finally:
                 idle.remove(timer)
         if scope.cancelled_caught:
@@ -84,7 +91,11 @@ async def serve_connection(
 
 
 async def _serve_requests(
-    client: ClientSocket, reader: FrameReader, broker: Broker, peer: str, timer: IdleTimer
+    client: Transport,
+    reader: FrameReader,
+    pipeline: RequestPipeline,
+    session: Session,
+    timer: IdleTimer,
 ) -> None:
     unyielded = 0
     while True:
@@ -92,7 +103,7 @@ async def _serve_requests(
         frame = await receive_frame(client, reader, timer)
         if frame is None:
             return
-        response = await broker.handle_frame(frame, peer)
+        response = await pipeline.handle_frame(frame, session)
         if response is not None:
             await send_response(client, response)
         if client.waits != waits:

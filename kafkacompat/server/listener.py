@@ -68,7 +68,12 @@ async def _serve_listeners(
 ) -> None:
     config = broker.config
     idle = IdleConnections(config.get_int("connections.max.idle.ms") / 1000)
-    handler = partial(serve_connection, broker=broker, idle=idle)
+    handler = partial(
+        serve_connection,
+        pipeline=broker.pipeline,
+        idle=idle,
+        max_request_bytes=config.get_int("socket.request.max.bytes"),
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(broker.run_background_tasks)
         nursery.start_soon(idle.run)

@@ -2,33 +2,22 @@
 
 A response whose records were given as a `RecordSource` (see `SplicedBuffer`) is sent in
 pieces: the encoded bytes around each hole with ``send_all``, and each hole's data with
-``os.sendfile`` straight from the segment file when the source is made of file slices
-(anything with ``path``, ``position`` and ``size``), so stored batches are never copied
-through Python. Other sources are read into memory and sent.
+``os.sendfile`` straight from the segment file when the source names its `FileRegion`s and the
+transport can send from files, so stored batches are never copied through Python. Otherwise
+the source's bytes are read into memory and sent.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Protocol
 
-from kafkacompat.protocol.primitives import RecordSource, SplicedBuffer
-from kafkacompat.server.socket_io import ClientSocket
+from kafkacompat.protocol.primitives import FileRegion, RecordSource, SplicedBuffer
+from kafkacompat.server.transport import Transport
+
+__all__ = ["SENDFILE_CHUNK", "ResponseTruncated", "send_response", "sendfile"]
 
 #: Bytes per sendfile call: large enough to amortise the call, small enough to interleave.
 SENDFILE_CHUNK = 1024 * 1024
-
-
-class FileRange(Protocol):
-    @property
-    def path(self) -> str | os.PathLike[str]: ...
-
-    @property
-    def position(self) -> int: ...
-
-    @property
-    def size(self) -> int: ...
 
 
 class ResponseTruncated(Exception):
@@ -36,45 +25,45 @@ class ResponseTruncated(Exception):
     already announced its size, so the connection has to be closed."""
 
 
-async def send_response(client: ClientSocket, response: bytes | bytearray) -> None:
+async def send_response(transport: Transport, response: bytes | bytearray) -> None:
     if not isinstance(response, SplicedBuffer) or not response.holes:
-        await client.send_all(response)
+        await transport.send_all(response)
         return
     view = memoryview(response)
     pos = 0
     for at, source in response.holes:
         if at > pos:
-            await client.send_all(view[pos:at])
+            await transport.send_all(view[pos:at])
             pos = at
-        await _send_source(client, source)
+        await _send_source(transport, source)
     if pos < len(view):
-        await client.send_all(view[pos:])
+        await transport.send_all(view[pos:])
 
 
-async def _send_source(client: ClientSocket, source: RecordSource) -> None:
-    slices: Sequence[FileRange] | None = getattr(source, "slices", None)
-    if slices is None:
+async def _send_source(transport: Transport, source: RecordSource) -> None:
+    regions = source.file_regions() if transport.supports_sendfile else ()
+    if not regions:
         raw = source.read_bytes()
         if len(raw) != source.size:
             raise ResponseTruncated(f"record source gave {len(raw)} of {source.size} bytes")
-        await client.send_all(raw)
+        await transport.send_all(raw)
         return
-    for file_range in slices:
-        await sendfile(client, file_range)
+    for region in regions:
+        await sendfile(transport, region)
 
 
-async def sendfile(client: ClientSocket, file_range: FileRange) -> None:
-    """Send ``size`` bytes of the file from ``position``."""
+async def sendfile(transport: Transport, region: FileRegion) -> None:
+    """Send the region's ``size`` bytes of its file from ``position``."""
     try:
-        fd = os.open(file_range.path, os.O_RDONLY)
+        fd = os.open(region.path, os.O_RDONLY)
     except FileNotFoundError as exc:
-        raise ResponseTruncated(f"{file_range.path} is gone") from exc
+        raise ResponseTruncated(f"{region.path} is gone") from exc
     try:
-        offset, remaining = file_range.position, file_range.size
+        offset, remaining = region.position, region.size
         while remaining:
-            sent = await client.sendfile(fd, offset, min(remaining, SENDFILE_CHUNK))
+            sent = await transport.sendfile(fd, offset, min(remaining, SENDFILE_CHUNK))
             if sent == 0:
-                raise ResponseTruncated(f"{file_range.path} ends before {offset + remaining}")
+                raise ResponseTruncated(f"{region.path} ends before {offset + remaining}")
             offset += sent
             remaining -= sent
     finally:

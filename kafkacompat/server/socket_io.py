@@ -36,6 +36,8 @@ class ClientSocket:
 
     __slots__ = ("_drained", "sock", "waits")
 
+    supports_sendfile = True
+
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock

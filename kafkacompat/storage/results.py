@@ -48,6 +48,10 @@ class ReadResult:
     def read_bytes(self) -> bytes:
         return b"".join(s.read() for s in self.slices)
 
+    def file_regions(self) -> tuple[FileSlice, ...]:
+        """Where the batches lie, for a zero-copy send."""
+        return self.slices
+
 
 @dataclass(frozen=True, slots=True)
 class TimestampOffset:

@@ -49,6 +49,7 @@ from kafkacompat.protocol.messages.describe_topic_partitions_request import (
     TopicRequest,
 )
 from kafkacompat.testing import BrokerThread, local_config, running_broker
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +109,7 @@ def test_kafka_python_creates_topic_with_configs(broker: BrokerThread, kadmin: A
     (created,) = result["topics"]
     assert (created["name"], created["error_code"], created["num_partitions"]) == ("events", 0, 3)
     assert created["replication_factor"] == 1
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     assert created["topic_id"] == str(replicas.find_topic("events").topic_id)
     assert created["configs"]["retention.ms"]["value"] == "5000"
     assert created["configs"]["retention.ms"]["config_source"] == "DYNAMIC_TOPIC_CONFIG"
@@ -124,14 +125,14 @@ def test_create_topics_defaults_and_validate_only(broker: BrokerThread, ours: Ad
     assert (result.error_code, result.num_partitions, result.replication_factor) == (0, 1, 1)
     assert result.topic_id == uuid.UUID(int=0)
     assert {c.name for c in result.configs} >= {"retention.ms", "cleanup.policy"}
-    assert broker.running.broker.replicas.find_topic("dry") is None
+    assert internals(broker).find_topic("dry") is None
     (result,) = _create(ours, 7, CreatableTopic("real", -1, -1))
     assert (result.error_code, result.num_partitions) == (0, 1)
-    assert result.topic_id == broker.running.broker.replicas.find_topic("real").topic_id
+    assert result.topic_id == internals(broker).find_topic("real").topic_id
     assignment = [CreatableReplicaAssignment(0, [1]), CreatableReplicaAssignment(1, [1])]
     (result,) = _create(ours, 4, CreatableTopic("assigned", -1, -1, assignment))
     assert result.error_code == 0
-    assert broker.running.broker.replicas.find_topic("assigned").partitions == 2
+    assert internals(broker).find_topic("assigned").partitions == 2
 
 
 @pytest.mark.parametrize(
@@ -174,7 +175,7 @@ def test_create_topic_errors(
         assert result.error_code == code
         if version >= 1:
             assert result.error_message
-    assert broker.running.broker.replicas.list_topics() == []
+    assert internals(broker).list_topics() == []
 
 
 def test_create_topics_duplicates_and_existing(broker: BrokerThread, ours: AdminClient) -> None:
@@ -196,7 +197,7 @@ def test_create_topics_duplicates_and_existing(broker: BrokerThread, ours: Admin
     assert collides.error_code == 0
     (collides,) = _create(ours, 7, CreatableTopic("a_b", 1, 1))
     assert collides.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
-    assert [t.name for t in broker.running.broker.replicas.list_topics()] == ["a.b", "ok"]
+    assert [t.name for t in internals(broker).list_topics()] == ["a.b", "ok"]
 
 
 def test_aiokafka_and_confluent_create_and_delete(broker: BrokerThread) -> None:
@@ -218,7 +219,7 @@ def test_aiokafka_and_confluent_create_and_delete(broker: BrokerThread) -> None:
             await admin.close()
 
     asyncio.run(aio())
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     assert replicas.find_topic("aio") is None
     admin = ConfluentAdmin({"bootstrap.servers": broker.bootstrap})
     futures = admin.create_topics(
@@ -239,8 +240,8 @@ def test_aiokafka_and_confluent_create_and_delete(broker: BrokerThread) -> None:
 
 
 def test_delete_topics_by_name_and_id(broker: BrokerThread, kadmin: Any, ours: AdminClient) -> None:
-    replicas = broker.running.broker.replicas
-    data_dir = replicas.logs.data_dir
+    replicas = internals(broker)
+    data_dir = replicas.data_dir
     replicas.create_topic("gone", 2)
     replicas.create_topic("by-id", 1)
     _produce(broker.bootstrap, "gone", 3)
@@ -274,7 +275,7 @@ def test_delete_topics_by_name_and_id(broker: BrokerThread, kadmin: Any, ours: A
 def test_delete_topic_disabled(tmp_path: Path) -> None:
     config = local_config(tmp_path / "data", settings={"delete.topic.enable": False})
     with running_broker(config) as broker, AdminClient(broker.bootstrap) as client:
-        broker.running.broker.replicas.create_topic("kept", 1)
+        internals(broker).create_topic("kept", 1)
         request = DeleteTopicsRequest(
             topics=[DeleteTopicState("kept")], topic_names=["kept"], timeout_ms=5000
         )
@@ -284,18 +285,18 @@ def test_delete_topic_disabled(tmp_path: Path) -> None:
         ):
             (response,) = _exchange(client, 20, version, request).responses
             assert response.error_code == code
-        assert broker.running.broker.replicas.find_topic("kept") is not None
+        assert internals(broker).find_topic("kept") is not None
 
 
 def test_create_partitions(broker: BrokerThread, kadmin: Any, ours: AdminClient) -> None:
     from kafka.admin import NewPartitions
 
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("grow", 2)
     result = kadmin.create_partitions({"grow": NewPartitions(4)})
     assert [(r.name, r.error_code) for r in result.results] == [("grow", 0)]
     assert replicas.find_topic("grow").partitions == 4
-    assert (replicas.logs.data_dir / "grow-3").is_dir()
+    assert (replicas.data_dir / "grow-3").is_dir()
 
     def create(topic: CreatePartitionsTopic, validate: bool = False) -> tuple[int, str | None]:
         request = CreatePartitionsRequest([topic], 5000, validate)
@@ -323,7 +324,7 @@ def test_create_partitions(broker: BrokerThread, kadmin: Any, ours: AdminClient)
 def test_describe_topic_configs_exact(broker: BrokerThread, kadmin: Any) -> None:
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    broker.running.broker.replicas.create_topic("cfg", 1, {"retention.ms": "1234"})
+    internals(broker).create_topic("cfg", 1, {"retention.ms": "1234"})
     described = kadmin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, "cfg")],
         include_synonyms=True,
@@ -362,7 +363,7 @@ def test_describe_topic_configs_exact(broker: BrokerThread, kadmin: Any) -> None
 def test_describe_configs_sources_filters_and_errors(tmp_path: Path) -> None:
     config = local_config(tmp_path / "data", settings={"log.segment.bytes": 1048576})
     with running_broker(config) as broker, AdminClient(broker.bootstrap) as client:
-        broker.running.broker.replicas.create_topic("t", 1)
+        internals(broker).create_topic("t", 1)
         request = DescribeConfigsRequest(
             resources=[
                 DescribeConfigsResource(TOPIC, "t", ["segment.bytes", "retention.ms", "nope"]),
@@ -407,7 +408,7 @@ def test_alter_configs_live_and_after_restart(tmp_path: Path) -> None:
 
     config = local_config(tmp_path / "data")
     with running_broker(config) as broker:
-        replicas = broker.running.broker.replicas
+        replicas = internals(broker)
         replicas.create_topic("t", 2, {"retention.ms": "1000", "segment.bytes": "2000000"})
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
         try:
@@ -446,7 +447,7 @@ def test_alter_configs_live_and_after_restart(tmp_path: Path) -> None:
         finally:
             admin.close()
     with running_broker(config) as broker:
-        log = broker.running.broker.replicas.log("t", 0)
+        log = internals(broker).log("t", 0)
         assert (log.config.retention_ms, log.config.segment_bytes) == (60000, 3000000)
         assert log.config.cleanup_policy == "delete,compact"
         with AdminClient(broker.bootstrap) as client:
@@ -466,7 +467,7 @@ def test_alter_configs_errors(broker: BrokerThread, ours: AdminClient) -> None:
         IncrementalAlterConfigsRequest,
     )
 
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("t", 1, {"retention.ms": "1000"})
 
     def legacy(*resources: AlterConfigsResource) -> list[int]:
@@ -492,9 +493,9 @@ def test_alter_configs_errors(broker: BrokerThread, ours: AdminClient) -> None:
     replace = AlterConfigsResource(TOPIC, "t", [AlterableConfig("segment.bytes", "4000000")])
     response = _exchange(ours, 33, 0, AlterConfigsRequest([replace], validate_only=True))
     assert [r.error_code for r in response.responses] == [0]
-    assert dict(replicas.logs.topic("t").configs) == {"retention.ms": "1000"}
+    assert dict(replicas.find_topic("t").configs) == {"retention.ms": "1000"}
     assert legacy(replace) == [0]
-    assert dict(replicas.logs.topic("t").configs) == {"segment.bytes": "4000000"}
+    assert dict(replicas.find_topic("t").configs) == {"segment.bytes": "4000000"}
     log = replicas.log("t", 0)
     assert (log.config.retention_ms, log.config.segment_bytes) == (604800000, 4000000)
     assert legacy(AlterConfigsResource(TOPIC, "t", [AlterableConfig("retention.ms", "1000")])) == [
@@ -531,7 +532,7 @@ def test_aiokafka_and_confluent_configs(broker: BrokerThread) -> None:
         ResourceType,
     )
 
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("t", 1, {"retention.ms": "1000"})
 
     async def aio() -> Any:
@@ -582,7 +583,7 @@ def test_aiokafka_and_confluent_configs(broker: BrokerThread) -> None:
 def test_delete_records(broker: BrokerThread, kadmin: Any, ours: AdminClient) -> None:
     from kafka import TopicPartition
 
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("recs", 2)
     _produce(broker.bootstrap, "recs", 10)
     log = replicas.log("recs", 0)
@@ -610,7 +611,7 @@ def test_aiokafka_delete_records(broker: BrokerThread) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
     from aiokafka.structs import TopicPartition
 
-    broker.running.broker.replicas.create_topic("recs", 1)
+    internals(broker).create_topic("recs", 1)
     _produce(broker.bootstrap, "recs", 5)
 
     async def aio() -> dict[Any, int]:
@@ -622,7 +623,7 @@ def test_aiokafka_delete_records(broker: BrokerThread) -> None:
             await admin.close()
 
     assert asyncio.run(aio()) == {TopicPartition("recs", 0): 3}
-    assert broker.running.broker.replicas.log("recs", 0).log_start_offset == 3
+    assert internals(broker).log("recs", 0).log_start_offset == 3
 
 
 def test_describe_log_dirs(broker: BrokerThread, kadmin: Any, ours: AdminClient) -> None:
@@ -631,14 +632,14 @@ def test_describe_log_dirs(broker: BrokerThread, kadmin: Any, ours: AdminClient)
         DescribeLogDirsRequest,
     )
 
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("a", 2)
     replicas.create_topic("b", 1)
     _produce(broker.bootstrap, "a", 3, partition=1)
     (entry,) = kadmin.describe_log_dirs()
     (log_dir,) = entry["log_dirs"]
     assert log_dir["error_code"] == 0
-    assert log_dir["log_dir"] == str(replicas.logs.data_dir.resolve())
+    assert log_dir["log_dir"] == str(replicas.data_dir.resolve())
     sizes = {
         (t["name"], p["partition_index"]): (p["partition_size"], p["offset_lag"])
         for t in log_dir["topics"]
@@ -691,7 +692,7 @@ def test_describe_cluster(broker: BrokerThread, ours: AdminClient) -> None:
 
 
 def test_describe_topic_partitions_pages(broker: BrokerThread, ours: AdminClient) -> None:
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("a", 3)
     replicas.create_topic("b", 2)
     replicas.create_topic("c", 1)

@@ -13,6 +13,7 @@ from kafkacompat.protocol.messages import api_versions_response, metadata_reques
 from kafkacompat.protocol.messages.metadata_request import MetadataRequest
 from kafkacompat.testing import BrokerThread, local_config, running_broker
 from tests.integration.raw import RawClient
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +112,7 @@ def test_api_versions_unsupported_version_answers_v0(broker: BrokerThread) -> No
         assert response.error_code == ErrorCode.UNSUPPORTED_VERSION
         served = {
             h.api_key: (h.min_version, h.max_version)
-            for h in broker.running.broker.handlers.values()
+            for h in broker.running.broker.pipeline.handlers.values()
         }
         assert {k.api_key: (k.min_version, k.max_version) for k in response.api_keys} == served
         # The connection stays usable: the client retries at a version it now knows.
@@ -153,4 +154,4 @@ def test_metadata_for_unknown_and_invalid_topics(broker: BrokerThread) -> None:
         ("no-such-topic", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
         ("bad/name", ErrorCode.INVALID_TOPIC_EXCEPTION),
     ]
-    assert broker.running.broker.replicas.find_topic("no-such-topic") is None
+    assert internals(broker).find_topic("no-such-topic") is None

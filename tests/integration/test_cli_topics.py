@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from kafkacompat.testing import BrokerThread
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +20,7 @@ def topics(broker: BrokerThread, *args: str) -> subprocess.CompletedProcess[str]
 
 
 def test_create_list_describe_alter_delete(broker: BrokerThread) -> None:
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     created = topics(
         broker, "create", "orders", "--partitions", "3", "--config", "retention.ms=5000"
     )
@@ -56,16 +57,16 @@ def test_create_list_describe_alter_delete(broker: BrokerThread) -> None:
     )  # fmt: skip
     assert (altered.returncode, altered.stdout) == (0, "Altered topic orders.\n")
     assert replicas.find_topic("orders").partitions == 4
-    assert dict(replicas.logs.topic("orders").configs) == {"cleanup.policy": "compact"}
+    assert dict(replicas.find_topic("orders").configs) == {"cleanup.policy": "compact"}
 
     deleted = topics(broker, "delete", "orders")
     assert (deleted.returncode, deleted.stdout) == (0, "Deleted topic orders.\n")
     assert replicas.find_topic("orders") is None
-    assert not (replicas.logs.data_dir / "orders-0").exists()
+    assert not (replicas.data_dir / "orders-0").exists()
 
 
 def test_errors_exit_non_zero(broker: BrokerThread) -> None:
-    broker.running.broker.replicas.create_topic("exists", 1)
+    internals(broker).create_topic("exists", 1)
     again = topics(broker, "create", "exists")
     assert again.returncode == 1
     assert (
@@ -77,7 +78,7 @@ def test_errors_exit_non_zero(broker: BrokerThread) -> None:
     assert topics(broker, "create", "rf", "--replication-factor", "2").returncode == 1
     dry = topics(broker, "create", "dry", "--validate-only")
     assert (dry.returncode, dry.stdout) == (0, "Topic creation would succeed for dry.\n")
-    assert broker.running.broker.replicas.find_topic("dry") is None
+    assert internals(broker).find_topic("dry") is None
     missing = topics(broker, "describe", "missing")
     assert missing.returncode == 1 and "UNKNOWN_TOPIC_OR_PARTITION" in missing.stderr
     assert topics(broker, "delete", "missing").returncode == 1

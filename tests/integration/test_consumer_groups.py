@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from kafkacompat.testing import BrokerThread, local_config, running_broker
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def broker_config(data_dir: Path) -> Any:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerThread]:
     with running_broker(broker_config(tmp_path / "data")) as running:
-        running.running.broker.replicas.create_topic(TOPIC, PARTITIONS)
+        internals(running).create_topic(TOPIC, PARTITIONS)
         yield running
 
 
@@ -349,7 +350,7 @@ def test_committed_offsets_survive_a_broker_restart(tmp_path: Path) -> None:
 
     config = broker_config(tmp_path / "data")
     with running_broker(config) as broker:
-        broker.running.broker.replicas.create_topic(TOPIC, PARTITIONS)
+        internals(broker).create_topic(TOPIC, PARTITIONS)
         produce(broker.bootstrap, 40)
         consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="g")
         consumer.commit(

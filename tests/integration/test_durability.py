@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from kafkacompat.coordinators.producer_state import snapshot_files
 from kafkacompat.errors import ErrorCode
+from kafkacompat.partitions.producer_snapshots import snapshot_files
 from kafkacompat.storage.log_manager import LogManager
 from kafkacompat.testing import BrokerProcess
 from tests.integration.raw import RawClient

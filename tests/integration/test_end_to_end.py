@@ -22,6 +22,7 @@ from tests.integration.clients import (
     produce_kcat,
 )
 from tests.integration.test_produce import BIG_VALUE, CODECS, MESSAGES
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_every_client_reads_what_every_client_wrote(
     broker: BrokerThread, producer: str, codec: str
 ) -> None:
     topic = f"e2e-{producer}-{codec}"
-    broker.running.broker.replicas.create_topic(topic, 1)
+    internals(broker).create_topic(topic, 1)
     PRODUCERS[producer](broker.bootstrap, topic, MESSAGES, codec)
     for name, consume in CONSUMERS.items():
         got = consume(broker.bootstrap, topic, len(MESSAGES))
@@ -57,7 +58,7 @@ def test_every_client_reads_what_every_client_wrote(
 @pytest.mark.parametrize("codec", CODECS)
 def test_kcat_round_trip(broker: BrokerThread, codec: str) -> None:
     topic = f"kcat-{codec}"
-    broker.running.broker.replicas.create_topic(topic, 1)
+    internals(broker).create_topic(topic, 1)
     # kcat -Z turns empty keys and values into nulls; its JSON output is text.
     messages: list[Message] = [
         (b"k1", b"first value", []),
@@ -75,7 +76,7 @@ def test_kcat_round_trip(broker: BrokerThread, codec: str) -> None:
 def test_nothing_is_lost_across_a_restart(tmp_path: Path) -> None:
     config = local_config(tmp_path / "data")
     with running_broker(config) as broker:
-        broker.running.broker.replicas.create_topic("durable", 1)
+        internals(broker).create_topic("durable", 1)
         produce_confluent(broker.bootstrap, "durable", MESSAGES, "lz4")
         produce_kafka_python(broker.bootstrap, "durable", MESSAGES[:2], "none")
     with running_broker(config) as broker:

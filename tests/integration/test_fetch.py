@@ -17,7 +17,6 @@ import pytest
 from kafka.record import MemoryRecords
 from kafka.record.memory_records import MemoryRecordsBuilder
 
-from kafkacompat.broker.fetch_sessions import session_cache
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages import fetch_request
 from kafkacompat.protocol.messages.fetch_request import (
@@ -29,6 +28,7 @@ from kafkacompat.protocol.messages.fetch_request import (
 from kafkacompat.protocol.messages.fetch_response import FetchResponse, PartitionData
 from kafkacompat.testing import BrokerThread
 from tests.integration.raw import RawClient
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +57,16 @@ def build_batch(messages: list[Message], first_ts: int, codec: int = 0) -> bytes
 
 def fill(broker: BrokerThread, topic: str = TOPIC) -> list[tuple[int, int, Message, int]]:
     """Create the topic and store P0/P1; return (partition, offset, message, timestamp) rows."""
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic(topic, 2)
     rows: list[tuple[int, int, Message, int]] = []
     for partition, batches in ((0, P0), (1, P1)):
-        log = replicas.log(topic, partition)
         offset = 0
         for b, messages in enumerate(batches):
             first_ts = BASE_TS + 10 * (offset + 1)
             codec = CODECS[b] if partition == 0 else 0
-            log.append(build_batch(messages, first_ts, codec), leader_epoch=0, now_ms=BASE_TS)
+            batch = build_batch(messages, first_ts, codec)
+            broker.call(partial(replicas.append, topic, partition, batch))
             for i, message in enumerate(messages):
                 rows.append((partition, offset, message, first_ts + i))
                 offset += 1
@@ -75,7 +75,7 @@ def fill(broker: BrokerThread, topic: str = TOPIC) -> list[tuple[int, int, Messa
 
 def append_on_loop(broker: BrokerThread, topic: str, partition: int, data: bytes) -> None:
     """Append through the broker's own loop, as Produce does, so waiting fetches wake up."""
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     broker.call(partial(replicas.append, topic, partition, data))
 
 
@@ -195,7 +195,7 @@ def test_kafka_python_consumes_exact_records(broker: BrokerThread) -> None:
         assert got[1] == expected(rows, 1)
         assert consumer.position(tps[0]) == 5
         # kafka-python fetches incrementally in a fetch session (KIP-227) ...
-        (session,) = session_cache(broker.running.broker).sessions.values()
+        (session,) = broker.running.broker.services.fetch_sessions.sessions.values()
         assert set(session.partitions) == {(TOPIC, 0), (TOPIC, 1)}
         epoch = session.epoch
         # ... in which data appended later arrives, and the session keeps its epochs.
@@ -206,7 +206,7 @@ def test_kafka_python_consumes_exact_records(broker: BrokerThread) -> None:
                 (m.offset, m.value) for ms in consumer.poll(timeout_ms=500).values() for m in ms
             ]
         assert late == [(5, b"data")]
-        assert session.epoch > epoch and len(session_cache(broker.running.broker)) == 1
+        assert session.epoch > epoch and len(broker.running.broker.services.fetch_sessions) == 1
     finally:
         consumer.close()
 
@@ -273,7 +273,7 @@ def test_confluent_kafka_consumes_exact_records_and_new_data(
         assert got[0] == expected(rows, 0)
         assert got[1] == expected(rows, 1)
         # librdkafka (2.x) fetches without a session: session id 0, epoch -1.
-        assert len(session_cache(broker.running.broker)) == 0
+        assert len(broker.running.broker.services.fetch_sessions) == 0
         append_on_loop(
             broker, TOPIC, 1, build_batch([(b"late", b"arrival", [("x", b"y")])], BASE_TS)
         )
@@ -312,7 +312,7 @@ def test_kcat_consumes_exact_records(broker: BrokerThread) -> None:
 
 
 def test_a_waiting_fetch_returns_soon_after_an_append(broker: BrokerThread) -> None:
-    broker.running.broker.replicas.create_topic("quiet", 1)
+    internals(broker).create_topic("quiet", 1)
     appender = threading.Timer(
         0.3, append_on_loop, (broker, "quiet", 0, build_batch([(b"k", b"woke", [])], BASE_TS))
     )
@@ -358,7 +358,7 @@ def test_kafka_python_consumer_blocked_on_an_empty_partition_gets_a_later_messag
 ) -> None:
     from kafka import KafkaConsumer, TopicPartition
 
-    broker.running.broker.replicas.create_topic("quiet", 1)
+    internals(broker).create_topic("quiet", 1)
     consumer = KafkaConsumer(
         bootstrap_servers=broker.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5_000
     )
@@ -388,7 +388,7 @@ def test_kafka_python_consumer_blocked_on_an_empty_partition_gets_a_later_messag
 
 
 def batch_sizes(broker: BrokerThread, partition: int) -> list[int]:
-    log = broker.running.broker.replicas.log(TOPIC, partition)
+    log = internals(broker).log(TOPIC, partition)
     result = log.read(0, 1 << 30)
     data = result.read_bytes()
     sizes, pos = [], 0
@@ -401,9 +401,9 @@ def batch_sizes(broker: BrokerThread, partition: int) -> list[int]:
 
 def test_v4_plus_returns_the_stored_batches_byte_for_byte(broker: BrokerThread) -> None:
     fill(broker)
-    stored = broker.running.broker.replicas.log(TOPIC, 0).read(0, 1 << 30).read_bytes()
+    stored = internals(broker).log(TOPIC, 0).read(0, 1 << 30).read_bytes()
     with RawClient(broker.port) as client:
-        topic_id = broker.running.broker.replicas.find_topic(TOPIC).topic_id
+        topic_id = internals(broker).find_topic(TOPIC).topic_id
         for version in (4, 11, 12, 13, 16, 17):
             topic: str | uuid.UUID = topic_id if version >= 13 else TOPIC
             response = fetch(client, version, [(topic, 0, 0)])
@@ -484,9 +484,10 @@ def test_old_versions_get_down_converted_message_sets(broker: BrokerThread, vers
 
 
 def test_zstd_topics_are_not_served_to_fetch_before_v10(broker: BrokerThread) -> None:
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("z", 1, {"compression.type": "zstd"})
-    replicas.log("z", 0).append(build_batch([(b"k", b"v", [])], BASE_TS, codec=4), now_ms=BASE_TS)
+    batch = build_batch([(b"k", b"v", [])], BASE_TS, codec=4)
+    broker.call(partial(replicas.append, "z", 0, batch))
     with RawClient(broker.port) as client:
         for version in (3, 9):
             response = fetch(client, version, [("z", 0, 0)])
@@ -563,7 +564,7 @@ def test_clients_reset_an_out_of_range_offset(broker: BrokerThread) -> None:
 
 def test_unknown_topics_partitions_and_topic_ids(broker: BrokerThread) -> None:
     fill(broker)
-    topic_id = broker.running.broker.replicas.find_topic(TOPIC).topic_id
+    topic_id = internals(broker).find_topic(TOPIC).topic_id
     with RawClient(broker.port) as client:
         parts = partitions_of(fetch(client, 12, [("nope", 0, 0), (TOPIC, 7, 0)], max_wait_ms=5_000))
         assert {k: (p.error_code, p.high_watermark) for k, p in parts.items()} == {
@@ -588,7 +589,7 @@ def test_current_leader_epoch_checks(broker: BrokerThread) -> None:
         ):
             parts = partitions_of(fetch(client, 11, [(TOPIC, 1, 0)], current_leader_epoch=epoch))
             assert parts[(TOPIC, 1)].error_code == code
-        topic_id = broker.running.broker.replicas.find_topic(TOPIC).topic_id
+        topic_id = internals(broker).find_topic(TOPIC).topic_id
         response = fetch(client, 16, [(topic_id, 1, 0)], current_leader_epoch=-5)
         fenced = partitions_of(response)[(topic_id, 1)]
         assert fenced.error_code == ErrorCode.FENCED_LEADER_EPOCH
@@ -652,8 +653,8 @@ def test_fetch_session_full_then_incremental(broker: BrokerThread) -> None:
         fetch(
             client, 12, [], session_id=sid, session_epoch=3, forgotten=[(TOPIC, 0)], max_wait_ms=10
         )
-        session = session_cache(broker.running.broker).get(sid)
+        session = broker.running.broker.services.fetch_sessions.get(sid)
         assert session is not None and list(session.partitions) == [(TOPIC, 1)]
         closed = fetch(client, 12, [(TOPIC, 0, 0)], session_id=sid, session_epoch=-1)
         assert closed.session_id == 0
-        assert session_cache(broker.running.broker).get(sid) is None
+        assert broker.running.broker.services.fetch_sessions.get(sid) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from kafkacompat.protocol.messages.offset_for_leader_epoch_request import (
 )
 from kafkacompat.testing import BrokerThread
 from tests.integration.raw import RawClient
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +38,14 @@ TIMESTAMPS = [T0, T0 + 10, T0 + 20, T0 + 50, T0 + 30, T0 + 40]
 
 def fill(broker: BrokerThread) -> None:
     """Partition 0: three batches of two records with TIMESTAMPS; partition 1 stays empty."""
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic(TOPIC, 2)
-    log = replicas.log(TOPIC, 0)
     for b in range(3):
         builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
         for i in (2 * b, 2 * b + 1):
             builder.append(timestamp=TIMESTAMPS[i], key=f"k{i}".encode(), value=b"v", headers=[])
         builder.close()
-        log.append(bytearray(builder.buffer()), leader_epoch=0, now_ms=T0)
+        broker.call(partial(replicas.append, TOPIC, 0, bytes(builder.buffer())))
 
 
 def list_offsets(
@@ -150,7 +151,7 @@ def test_aiokafka_offsets(broker: BrokerThread) -> None:
 
 def test_special_targets(broker: BrokerThread) -> None:
     fill(broker)
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     with RawClient(broker.port) as client:
         got = list_offsets(client, 9, [(TOPIC, 0, -1), (TOPIC, 1, -2)])
         assert answer(got[(TOPIC, 0)]) == (0, -1, 6, 0)
@@ -162,7 +163,7 @@ def test_special_targets(broker: BrokerThread) -> None:
         assert answer(list_offsets(client, 9, [(TOPIC, 0, -4)])[(TOPIC, 0)]) == (0, -1, 0, 0)
         assert answer(list_offsets(client, 10, [(TOPIC, 0, -5)])[(TOPIC, 0)]) == (0, -1, -1, -1)
         # The log start offset moves with DeleteRecords.
-        replicas.log(TOPIC, 0).delete_records_before(2)
+        broker.call(replicas.partition(TOPIC, 0).delete_records, 2)
         assert answer(list_offsets(client, 9, [(TOPIC, 0, -2)])[(TOPIC, 0)]) == (0, -1, 2, 0)
         assert answer(list_offsets(client, 9, [(TOPIC, 0, T0)])[(TOPIC, 0)]) == (0, T0 + 20, 2, 0)
 

@@ -11,6 +11,7 @@ import pytest
 
 from kafkacompat.testing import local_config, running_broker
 from tests.integration.test_fetch import build_batch
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,7 @@ HOUR_MS = 3_600_000
 def test_retention_and_time_based_flush_run_in_the_background(tmp_path: Path) -> None:
     settings = {"log.retention.check.interval.ms": 100}
     with running_broker(local_config(tmp_path / "data").with_settings(settings=settings)) as broker:
-        replicas = broker.running.broker.replicas
+        replicas = internals(broker)
         replicas.create_topic("aged", 1, {"segment.bytes": "1024", "retention.ms": "60000"})
         replicas.create_topic("synced", 1, {"flush.ms": "100"})
         old = int(time.time() * 1000) - HOUR_MS

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from kafkacompat.testing import BrokerThread
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 def topics(broker: BrokerThread) -> dict[str, int]:
     created = {"alpha": 3, "beta.events_1": 1}
     for name, partitions in created.items():
-        broker.running.broker.replicas.create_topic(name, partitions)
+        internals(broker).create_topic(name, partitions)
     return created
 
 
@@ -37,16 +38,14 @@ def test_kafka_python_reads_metadata(broker: BrokerThread, topics: dict[str, int
         described = {t["name"]: t for t in admin.describe_topics(list(topics))}
         for name, count in topics.items():
             assert described[name]["error_code"] == 0
-            assert described[name]["topic_id"] == str(
-                broker.running.broker.replicas.find_topic(name).topic_id
-            )
+            assert described[name]["topic_id"] == str(internals(broker).find_topic(name).topic_id)
             partitions = sorted(described[name]["partitions"], key=lambda p: p["partition_index"])
             assert [p["partition_index"] for p in partitions] == list(range(count))
             assert {p["leader_id"] for p in partitions} == {1}
             assert all(p["replica_nodes"] == [1] and p["isr_nodes"] == [1] for p in partitions)
         advertised = {
             h.api_key: (h.min_version, h.max_version)
-            for h in broker.running.broker.handlers.values()
+            for h in broker.running.broker.pipeline.handlers.values()
         }
         assert {int(key): tuple(v) for key, v in admin.api_versions().items()} == advertised
     finally:

@@ -12,8 +12,8 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 
-from kafkacompat.coordinators.producer_state import snapshot_files
 from kafkacompat.errors import ErrorCode
+from kafkacompat.partitions.producer_snapshots import snapshot_files
 from kafkacompat.protocol.compression import Codec
 from kafkacompat.protocol.messages import (
     produce_request,
@@ -37,6 +37,7 @@ from tests.integration.clients import (
 )
 from tests.integration.raw import RawClient
 from tests.integration.test_bad_input import api_versions_roundtrip
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +65,13 @@ MESSAGES: list[Message] = [
 
 
 def stored(broker: BrokerThread, topic: str, partition: int = 0) -> list[StoredRecord]:
-    log = broker.running.broker.replicas.log(topic, partition)
+    log = internals(broker).log(topic, partition)
     return [(r.offset, r.key, r.value, r.headers) for r in log.iter_records()]
 
 
 def stored_codecs(broker: BrokerThread, topic: str, partition: int = 0) -> dict[int, Codec]:
     """The compression of the stored batch holding each offset."""
-    data = broker.running.broker.replicas.read(topic, partition, 0, 1 << 30).read_bytes()
+    data = internals(broker).read(topic, partition, 0, 1 << 30).read_bytes()
     return {
         offset: header.compression
         for _, header in iter_batches(data)
@@ -81,7 +82,7 @@ def stored_codecs(broker: BrokerThread, topic: str, partition: int = 0) -> dict[
 def librdkafka_sends(broker: BrokerThread, codec: str) -> Codec:
     """librdkafka takes a broker without FindCoordinator for one too old for lz4 (and then
     sends lz4 batches uncompressed)."""
-    if codec == "lz4" and FIND_COORDINATOR not in broker.running.broker.handlers:
+    if codec == "lz4" and FIND_COORDINATOR not in broker.running.broker.pipeline.handlers:
         return Codec.NONE
     return CODEC_IDS[codec]
 
@@ -117,7 +118,7 @@ CLIENTS = {
 @pytest.mark.parametrize("client", list(CLIENTS))
 def test_client_produce_is_stored_exactly(broker: BrokerThread, client: str, codec: str) -> None:
     topic = f"produce-{client}-{codec}"
-    broker.running.broker.replicas.create_topic(topic, 1)
+    internals(broker).create_topic(topic, 1)
     results = CLIENTS[client](broker.bootstrap, topic, MESSAGES, codec)
     assert results == [(0, offset) for offset in range(len(MESSAGES))]
     assert stored(broker, topic) == expected(MESSAGES)
@@ -127,7 +128,7 @@ def test_client_produce_is_stored_exactly(broker: BrokerThread, client: str, cod
 @pytest.mark.parametrize("codec", CODECS)
 def test_kcat_produce_is_stored_exactly(broker: BrokerThread, codec: str) -> None:
     topic = f"produce-kcat-{codec}"
-    broker.running.broker.replicas.create_topic(topic, 1)
+    internals(broker).create_topic(topic, 1)
     messages: list[Message] = [
         (b"k0", b"v0", []),
         (None, b"no key", []),
@@ -172,7 +173,7 @@ def partitions_by_key(broker: BrokerThread, topic: str, partitions: int) -> dict
 @pytest.mark.parametrize("client", [*CLIENTS, "kcat"])
 def test_same_key_same_partition(broker: BrokerThread, client: str) -> None:
     topic = f"sticky-{client}"
-    broker.running.broker.replicas.create_topic(topic, 6)
+    internals(broker).create_topic(topic, 6)
     messages = keyed_messages()
     if client == "kcat":
         produce_kcat(broker.bootstrap, topic, messages, "none")
@@ -268,7 +269,7 @@ def raw(broker: BrokerThread) -> Iterator[RawClient]:
 
 
 def test_every_produce_version(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("versions", 1)
+    internals(broker).create_topic("versions", 1)
     offset = 0
     for version in range(12):
         if version < 3:
@@ -287,18 +288,16 @@ def test_every_produce_version(broker: BrokerThread, raw: RawClient) -> None:
 
 
 def test_log_append_time_is_reported(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic(
-        "append-time", 1, {"message.timestamp.type": "LogAppendTime"}
-    )
+    internals(broker).create_topic("append-time", 1, {"message.timestamp.type": "LogAppendTime"})
     result = produce(raw, "append-time", v2_batch([b"x"]), version=11)
     assert result.error_code == ErrorCode.NONE
     assert result.log_append_time_ms > 1_700_000_000_000
-    (record,) = broker.running.broker.replicas.log("append-time", 0).iter_records()
+    (record,) = internals(broker).log("append-time", 0).iter_records()
     assert record.timestamp == result.log_append_time_ms
 
 
 def test_acks_zero_sends_no_response(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("acks0", 1)
+    internals(broker).create_topic("acks0", 1)
     body = bytearray()
     produce_request.ENCODERS[9](produce_request_for("acks0", v2_batch([b"fire"]), acks=0), body)
     raw.request(0, 9, bytes(body), correlation_id=1, header_version=2)
@@ -319,12 +318,12 @@ def test_flush_messages_one_acks_after_fsync(tmp_path: Path) -> None:
     config = local_config(tmp_path / "data")
     config = config.with_settings(settings={"log.flush.interval.messages": 1})
     with running_broker(config) as broker, RawClient(broker.port) as client:
-        broker.running.broker.replicas.create_topic("synced", 1)
-        broker.running.broker.replicas.create_topic("lazy", 1, {"flush.messages": "1000"})
+        internals(broker).create_topic("synced", 1)
+        internals(broker).create_topic("lazy", 1, {"flush.messages": "1000"})
         for topic in ("synced", "lazy"):
             assert produce(client, topic, v2_batch([b"a", b"b"])).base_offset == 0
-        synced = broker.running.broker.replicas.log("synced", 0)
-        lazy = broker.running.broker.replicas.log("lazy", 0)
+        synced = internals(broker).log("synced", 0)
+        lazy = internals(broker).log("lazy", 0)
         assert (synced.recovery_point, synced.log_end_offset) == (2, 2)
         assert (lazy.recovery_point, lazy.log_end_offset) == (0, 2)
 
@@ -367,7 +366,7 @@ def test_transactional_init_producer_id_bumps_the_epoch(
 def test_retried_batch_gets_the_original_offset_and_is_stored_once(
     broker: BrokerThread, raw: RawClient
 ) -> None:
-    broker.running.broker.replicas.create_topic("idem", 1)
+    internals(broker).create_topic("idem", 1)
     pid = init_producer_id(raw).producer_id
     first = v2_batch([b"a", b"b"], pid=pid, epoch=0, seq=0)
     second = v2_batch([b"c"], pid=pid, epoch=0, seq=2)
@@ -380,7 +379,7 @@ def test_retried_batch_gets_the_original_offset_and_is_stored_once(
 
 
 def test_sequence_gap_is_out_of_order(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("gap", 1)
+    internals(broker).create_topic("gap", 1)
     pid = init_producer_id(raw).producer_id
     assert produce(raw, "gap", v2_batch([b"a"], pid=pid, epoch=0, seq=0)).error_code == 0
     result = produce(raw, "gap", v2_batch([b"c"], pid=pid, epoch=0, seq=2))
@@ -391,7 +390,7 @@ def test_sequence_gap_is_out_of_order(broker: BrokerThread, raw: RawClient) -> N
 
 
 def test_fenced_epoch_is_invalid_producer_epoch(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("fenced", 1)
+    internals(broker).create_topic("fenced", 1)
     pid = init_producer_id(raw).producer_id
     assert produce(raw, "fenced", v2_batch([b"a"], pid=pid, epoch=0, seq=0)).error_code == 0
     assert produce(raw, "fenced", v2_batch([b"b"], pid=pid, epoch=1, seq=0)).base_offset == 1
@@ -403,7 +402,7 @@ def test_fenced_epoch_is_invalid_producer_epoch(broker: BrokerThread, raw: RawCl
 
 
 def test_corrupt_duplicate_is_corrupt_message(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("corrupt-dup", 1)
+    internals(broker).create_topic("corrupt-dup", 1)
     batch = v2_batch([b"a"], pid=42, epoch=0, seq=0)
     assert produce(raw, "corrupt-dup", batch).base_offset == 0
     damaged = bytearray(batch)
@@ -416,7 +415,7 @@ def test_duplicate_detected_after_restart(tmp_path: Path, keep_snapshots: bool) 
     config = local_config(tmp_path / "data")
     batches = [v2_batch([b"v%d" % s], pid=0, epoch=0, seq=s) for s in range(7)]
     with running_broker(config) as broker, RawClient(broker.port) as client:
-        broker.running.broker.replicas.create_topic("restart", 1)
+        internals(broker).create_topic("restart", 1)
         assert init_producer_id(client).producer_id == 0
         for offset, batch in enumerate(batches[:6]):
             assert produce(client, "restart", batch).base_offset == offset
@@ -441,9 +440,9 @@ def test_duplicate_detected_after_restart(tmp_path: Path, keep_snapshots: bool) 
 
 def assert_still_serving(broker: BrokerThread, raw: RawClient, topic: str = "healthy") -> None:
     """The offending connection and a fresh one both still work."""
-    if broker.running.broker.replicas.find_topic(topic) is None:
-        broker.running.broker.replicas.create_topic(topic, 1)
-    before = broker.running.broker.replicas.log(topic, 0).log_end_offset
+    if internals(broker).find_topic(topic) is None:
+        internals(broker).create_topic(topic, 1)
+    before = internals(broker).log(topic, 0).log_end_offset
     assert produce(raw, topic, v2_batch([b"ok"])).base_offset == before
     assert api_versions_roundtrip(broker.port).error_code == ErrorCode.NONE
 
@@ -454,7 +453,7 @@ def test_unknown_topic_is_not_auto_created(tmp_path: Path) -> None:
     with running_broker(config) as broker, RawClient(broker.port) as client:
         result = produce(client, "nope", v2_batch([b"x"]))
         assert (result.error_code, result.base_offset) == (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1)
-        assert broker.running.broker.replicas.find_topic("nope") is None
+        assert internals(broker).find_topic("nope") is None
         assert_still_serving(broker, client)
 
 
@@ -463,11 +462,11 @@ def test_unknown_topic_with_auto_create_on_is_still_unknown(
 ) -> None:
     """Kafka creates topics through Metadata, never through Produce."""
     assert produce(raw, "nope", v2_batch([b"x"])).error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    assert broker.running.broker.replicas.find_topic("nope") is None
+    assert internals(broker).find_topic("nope") is None
 
 
 def test_unknown_partition(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("two", 2)
+    internals(broker).create_topic("two", 2)
     result = produce(raw, "two", v2_batch([b"x"]), partition=2)
     assert result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     assert_still_serving(broker, raw)
@@ -507,15 +506,15 @@ def test_bad_records_get_kafkas_error(
     acks: int,
     error: ErrorCode,
 ) -> None:
-    broker.running.broker.replicas.create_topic("target", 1)
+    internals(broker).create_topic("target", 1)
     result = produce(raw, "target", records, version=version, acks=acks)
     assert (result.error_code, result.base_offset) == (error, -1), description
-    assert broker.running.broker.replicas.log("target", 0).log_end_offset == 0
+    assert internals(broker).log("target", 0).log_end_offset == 0
     assert_still_serving(broker, raw)
 
 
 def test_batch_over_max_message_bytes(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("small", 1, {"max.message.bytes": "1000"})
+    internals(broker).create_topic("small", 1, {"max.message.bytes": "1000"})
     assert produce(raw, "small", v2_batch([b"x" * 500])).error_code == ErrorCode.NONE
     result = produce(raw, "small", v2_batch([b"x" * 2000]))
     assert (result.error_code, result.base_offset) == (ErrorCode.MESSAGE_TOO_LARGE, -1)
@@ -532,7 +531,7 @@ def test_invalid_topic_name_is_an_unknown_topic(broker: BrokerThread, raw: RawCl
 
 
 def test_not_enough_replicas_for_acks_all(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("isr2", 1, {"min.insync.replicas": "2"})
+    internals(broker).create_topic("isr2", 1, {"min.insync.replicas": "2"})
     result = produce(raw, "isr2", v2_batch([b"x"]), acks=-1)
     assert (result.error_code, result.base_offset) == (ErrorCode.NOT_ENOUGH_REPLICAS, -1)
     assert produce(raw, "isr2", v2_batch([b"x"]), acks=1).base_offset == 0
@@ -540,7 +539,7 @@ def test_not_enough_replicas_for_acks_all(broker: BrokerThread, raw: RawClient) 
 
 
 def test_one_request_many_partitions_each_answered(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("multi", 2)
+    internals(broker).create_topic("multi", 2)
     request = ProduceRequest(
         None,
         -1,
@@ -572,7 +571,7 @@ def test_one_request_many_partitions_each_answered(broker: BrokerThread, raw: Ra
 
 
 def test_legacy_compressed_set_on_v2_is_converted(broker: BrokerThread, raw: RawClient) -> None:
-    broker.running.broker.replicas.create_topic("legacy", 1)
+    internals(broker).create_topic("legacy", 1)
     result = produce(raw, "legacy", legacy_set([b"a", b"b", b"c"], 1, codec=1), version=2)
     assert (result.error_code, result.base_offset) == (ErrorCode.NONE, 0)
     assert stored_values(broker, "legacy") == [(0, b"a"), (1, b"b"), (2, b"c")]

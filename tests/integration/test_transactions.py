@@ -25,12 +25,13 @@ from tests.integration.txn_clients import (
     script_confluent,
     script_kafka_python,
 )
+from tests.internals import internals
 
 Script = Callable[[str, str, str], None]
 
 
 def control_offsets(broker: BrokerThread, topic: str, partition: int = 0) -> list[int]:
-    data = broker.running.broker.replicas.read(topic, partition, 0, 1 << 30).read_bytes()
+    data = internals(broker).read(topic, partition, 0, 1 << 30).read_bytes()
     return [h.base_offset for _, h in iter_batches(data) if h.is_control]
 
 
@@ -44,10 +45,10 @@ def txn_state(broker: BrokerThread, txn_id: str) -> Any:
     ids=["confluent", "kafka-python", "aiokafka"],
 )
 def test_commit_and_abort(broker: BrokerThread, script: Script) -> None:
-    broker.running.broker.replicas.create_topic("tx", 1)
+    internals(broker).create_topic("tx", 1)
     script(broker.bootstrap, "tx", "tx-script")
     assert control_offsets(broker, "tx") == [2, 4, 6]
-    assert broker.running.broker.replicas.last_stable_offset("tx", 0) == END_OFFSET
+    assert internals(broker).last_stable_offset("tx", 0) == END_OFFSET
     assert consume_confluent(broker.bootstrap, "tx", "read_committed") == COMMITTED
     assert consume_confluent(broker.bootstrap, "tx", "read_uncommitted") == EVERYTHING
     state = txn_state(broker, "tx-script")
@@ -59,7 +60,7 @@ def test_commit_and_abort(broker: BrokerThread, script: Script) -> None:
 
 
 def test_isolation_levels_of_kafka_python_and_aiokafka(broker: BrokerThread) -> None:
-    broker.running.broker.replicas.create_topic("tx", 1)
+    internals(broker).create_topic("tx", 1)
     script_confluent(broker.bootstrap, "tx", "tx-iso")
     assert consume_kafka_python(broker.bootstrap, "tx", "read_committed", 3) == COMMITTED
     assert consume_kafka_python(broker.bootstrap, "tx", "read_uncommitted", 4) == EVERYTHING
@@ -71,13 +72,13 @@ def test_open_transaction_holds_back_read_committed(broker: BrokerThread) -> Non
     from confluent_kafka import Consumer as CConsumer
     from confluent_kafka import Producer, TopicPartition
 
-    broker.running.broker.replicas.create_topic("open", 1)
+    internals(broker).create_topic("open", 1)
     producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "t-open"})
     producer.init_transactions(TIMEOUT)
     producer.begin_transaction()
     producer.produce("open", b"pending", partition=0)
     producer.flush(TIMEOUT)
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     assert (replicas.last_stable_offset("open", 0), replicas.log("open", 0).high_watermark) == (
         0,
         1,
@@ -100,7 +101,7 @@ def test_open_transaction_holds_back_read_committed(broker: BrokerThread) -> Non
 def test_second_producer_fences_the_first(broker: BrokerThread) -> None:
     from confluent_kafka import KafkaException, Producer
 
-    broker.running.broker.replicas.create_topic("fence", 1)
+    internals(broker).create_topic("fence", 1)
     config = {"bootstrap.servers": broker.bootstrap, "transactional.id": "t-fence"}
     zombie = Producer(config)
     zombie.init_transactions(TIMEOUT)
@@ -128,7 +129,7 @@ def test_second_producer_fences_the_first(broker: BrokerThread) -> None:
 def test_open_transaction_is_aborted_after_its_timeout(broker: BrokerThread) -> None:
     from confluent_kafka import KafkaException, Producer
 
-    broker.running.broker.replicas.create_topic("slow", 1)
+    internals(broker).create_topic("slow", 1)
     producer = Producer(
         {
             "bootstrap.servers": broker.bootstrap,
@@ -193,7 +194,7 @@ def _transform_batch(
 def test_consume_transform_produce_is_exactly_once(broker: BrokerThread) -> None:
     from confluent_kafka import Producer
 
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("in", 1)
     replicas.create_topic("out", 1)
     source = Producer({"bootstrap.servers": broker.bootstrap})
@@ -261,7 +262,7 @@ def _offsets_aiokafka(bootstrap: str, group: str, offset: int, commit: bool) -> 
 def test_send_offsets_to_transaction(
     broker: BrokerThread, send: Callable[[str, str, int, bool], None]
 ) -> None:
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     replicas.create_topic("in", 1)
     replicas.create_topic("out", 1)
     groups = broker.running.broker.groups.coordinator
@@ -281,7 +282,7 @@ def test_offsets_of_a_group_member_are_checked_and_committed(tmp_path: Path) -> 
 
     settings = {"group.initial.rebalance.delay.ms": 0}
     with running_broker(local_config(tmp_path / "data", settings=settings)) as broker:
-        replicas = broker.running.broker.replicas
+        replicas = internals(broker)
         replicas.create_topic("in", 1)
         replicas.create_topic("out", 1)
         source = Producer({"bootstrap.servers": broker.bootstrap})

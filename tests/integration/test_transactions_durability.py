@@ -15,6 +15,7 @@ from kafkacompat.coordinators.transaction_state import (
 from kafkacompat.storage.log_manager import LogManager
 from kafkacompat.testing import BrokerProcess, local_config, running_broker
 from tests.integration.txn_clients import TIMEOUT, consume_confluent
+from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +83,7 @@ def test_prepared_commit_completes_after_restart(tmp_path: Path) -> None:
 
     data_dir = tmp_path / "data"
     with running_broker(local_config(data_dir)) as broker:
-        broker.running.broker.replicas.create_topic("prep", 1)
+        internals(broker).create_topic("prep", 1)
         producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "t-prep"})
         producer.init_transactions(TIMEOUT)
         producer.begin_transaction()

@@ -46,13 +46,14 @@ from kafkacompat.protocol.records import Record, encode_batch
 from kafkacompat.testing import BrokerThread, local_config, running_broker
 from tests.integration.raw import RawClient
 from tests.integration.test_produce import init_producer_id
+from tests.internals import internals
 
 E = ErrorCode
 
 
 @pytest.fixture
 def raw(broker: BrokerThread) -> Iterator[RawClient]:
-    broker.running.broker.replicas.create_topic("t", 2)
+    internals(broker).create_topic("t", 2)
     with RawClient(broker.port) as client:
         yield client
 
@@ -297,7 +298,7 @@ def test_write_txn_markers_aborts_a_hanging_transaction(
 
     pid, epoch = begin(raw, "hang", [0])
     assert produce_txn(raw, "hang", 0, txn_batch(pid, epoch, [b"stuck"])) == E.NONE
-    replicas = broker.running.broker.replicas
+    replicas = internals(broker)
     assert replicas.last_stable_offset("t", 0) == 0
 
     def markers(epoch: int, partitions: list[int]) -> list[tuple[int, int]]:
@@ -336,4 +337,4 @@ def test_kafka_python_admin_sees_and_aborts_transactions(
         admin.abort_transaction(spec)
     finally:
         admin.close()
-    assert broker.running.broker.replicas.last_stable_offset("t", 1) == 2
+    assert internals(broker).last_stable_offset("t", 1) == 2

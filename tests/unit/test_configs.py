@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from kafkacompat.broker.config_catalog import (
-    TOPIC_CONFIGS,
-    ConfigSource,
-    ConfigType,
-    Synonym,
-    topic_config_entries,
-)
+from kafkacompat.broker.config_catalog import ConfigSource, Synonym, topic_config_entries
 from kafkacompat.broker.configs import incremental_overrides
-from kafkacompat.broker.replica_manager import topic_defaults
+from kafkacompat.cluster.topic_configs import TOPIC_CONFIGS, ConfigType, topic_defaults
 from kafkacompat.config import Config
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.messages.incremental_alter_configs_request import AlterableConfig
@@ -24,12 +17,12 @@ from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
-def fake_broker(**settings: Any) -> Any:
-    return SimpleNamespace(config=Config(settings=settings))
+def broker_config(**settings: Any) -> Config:
+    return Config(settings=settings)
 
 
 def test_every_log_config_is_described_with_kafka_types() -> None:
-    entries = topic_config_entries(fake_broker(), {}, DEFAULT_LOG_CONFIG)
+    entries = topic_config_entries(broker_config(), {}, DEFAULT_LOG_CONFIG)
     assert [e.name for e in entries] == sorted(DEFAULT_LOG_CONFIG.to_kafka())
     assert set(TOPIC_CONFIGS) == {e.name for e in entries}
     kinds = {e.name: e.type for e in entries}
@@ -43,11 +36,11 @@ def test_every_log_config_is_described_with_kafka_types() -> None:
 
 
 def test_sources_and_synonyms_follow_precedence() -> None:
-    broker = fake_broker(**{"log.retention.ms": 1000, "log.cleanup.policy": "compact"})
-    defaults = topic_defaults(broker.config)
+    config = broker_config(**{"log.retention.ms": 1000, "log.cleanup.policy": "compact"})
+    defaults = topic_defaults(config)
     overrides = {"cleanup.policy": "delete"}
     effective = LogConfig.from_overrides(overrides, defaults)
-    entries = {e.name: e for e in topic_config_entries(broker, overrides, effective)}
+    entries = {e.name: e for e in topic_config_entries(config, overrides, effective)}
     retention = entries["retention.ms"]
     assert (retention.value, retention.source) == ("1000", ConfigSource.STATIC_BROKER_CONFIG)
     assert retention.synonyms == [

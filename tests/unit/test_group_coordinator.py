@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from kafkacompat.coordinators.group import GroupConfig
+from kafkacompat.coordinators.group import GroupConfig, GroupDescription
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata
+from kafkacompat.coordinators.group_timers import TimerKey
+from kafkacompat.coordinators.group_types import CLASSIC, GroupTypeModule
+from kafkacompat.coordinators.offset_manager import ExpiryRule
 from kafkacompat.errors import ErrorCode as E
 from tests.unit.group_helpers import REBALANCE, SESSION, Harness, consumer_metadata
 
@@ -346,3 +350,93 @@ def test_a_timer_earlier_than_all_others_wakes_the_shell(h: Harness) -> None:
     h.join_new()
     assert h.wakeups > before
     assert h.coordinator.next_deadline() == h.clock.now
+
+
+@dataclass
+class FakeConsumerGroups:
+    """A sibling group type (as KIP-848 consumer groups will be): one Stable group ``c`` whose
+    member ``m`` may commit, and a record of what the coordinator asked it."""
+
+    group_type: str = "consumer"
+    states: dict[str, str] = field(default_factory=lambda: {"c": "Stable"})
+    asked: list[tuple[str, ...]] = field(default_factory=list)
+
+    def has_group(self, group_id: str) -> bool:
+        return group_id in self.states
+
+    def group_ids(self) -> list[str]:
+        return list(self.states)
+
+    def describe_group(self, group_id: str) -> GroupDescription:
+        return GroupDescription(group_id, self.states[group_id], "consumer", "uniform", [])
+
+    def list_groups(self) -> list[tuple[str, str, str]]:
+        return [(group_id, "consumer", state) for group_id, state in self.states.items()]
+
+    def delete_group(self, group_id: str) -> E:
+        self.asked.append(("delete", group_id))
+        return E.NON_EMPTY_GROUP
+
+    def on_timer(self, deadline: int, key: TimerKey, now: int) -> None:
+        self.asked.append(("timer", key.kind, key.group_id, key.member_id))
+
+    def validate_offset_commit(
+        self, group_id: str, member_id: str, instance_id: str | None, generation_id: int, now: int
+    ) -> E:
+        return E.NONE if member_id == "m" else E.STALE_MEMBER_EPOCH
+
+    def validate_offset_delete(self, group_id: str) -> tuple[E, frozenset[str]]:
+        return E.NONE, frozenset({"t"})
+
+    def offset_expiry(self, group_id: str) -> ExpiryRule | None:
+        self.asked.append(("expiry", group_id))
+        return None
+
+    def delete_if_empty(self, group_id: str) -> None:
+        self.asked.append(("delete_if_empty", group_id))
+
+
+def with_consumer_type(h: Harness) -> FakeConsumerGroups:
+    fake = FakeConsumerGroups()
+    types: dict[str, GroupTypeModule] = h.coordinator.group_types
+    types[fake.group_type] = fake  # the type table is where a new group type is registered
+    return fake
+
+
+def test_group_admin_asks_every_group_type(h: Harness) -> None:
+    assert list(h.coordinator.group_types) == [CLASSIC]
+    (a,) = h.stable_group(1)
+    fake = with_consumer_type(h)
+    assert sorted(h.coordinator.list_groups()) == [
+        ("c", "consumer", "Stable"),
+        ("g", "consumer", "Stable"),
+    ]
+    assert h.coordinator.describe_group("c").protocol_name == "uniform"  # the sibling's answer
+    assert [m.member_id for m in h.coordinator.describe_group("g").members] == [a]  # classic's
+    assert h.coordinator.describe_group("missing").state == "Dead"
+    assert h.coordinator.delete_groups(["c", "g", "missing"]) == {
+        "c": E.NON_EMPTY_GROUP,
+        "g": E.NON_EMPTY_GROUP,
+        "missing": E.GROUP_ID_NOT_FOUND,
+    }
+    assert fake.asked == [("delete", "c")]
+    assert "c" not in h.coordinator.groups  # the classic table holds classic groups only
+
+
+def test_offsets_and_timers_are_routed_to_the_group_type(h: Harness) -> None:
+    fake = with_consumer_type(h)
+    one = {("t", 0): OffsetAndMetadata(1)}
+    assert h.coordinator.commit_offsets("c", "other", None, 1, one) == {
+        ("t", 0): E.STALE_MEMBER_EPOCH
+    }
+    assert h.coordinator.commit_offsets("c", "m", None, 1, one) == {("t", 0): E.NONE}
+    assert "c" not in h.coordinator.groups  # no classic group made up for it
+    assert h.coordinator.delete_offsets("c", [("t", 0)]) == (
+        E.NONE,
+        {("t", 0): E.GROUP_SUBSCRIBED_TO_TOPIC},
+    )
+    assert h.coordinator.expire_offsets() == 0
+    assert fake.asked == [("expiry", "c")]  # it still has offsets: not asked to go
+    h.coordinator.timers.schedule(h.clock.now + 5, TimerKey("consumer", "heartbeat", "c", "m"))
+    h.advance(5)
+    assert fake.asked[-1] == ("timer", "heartbeat", "c", "m")

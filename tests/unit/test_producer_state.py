@@ -8,20 +8,23 @@ from pathlib import Path
 import pytest
 
 from kafkacompat.coordinators.producer_ids import ProducerIdAndEpoch, ProducerIdManager
-from kafkacompat.coordinators.producer_state import (
-    MAX_SEQUENCE,
-    BatchMetadata,
-    PartitionProducerState,
-    ProducerStateManager,
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.partition import Partition
+from kafkacompat.partitions.producer_snapshots import (
     decode_snapshot,
     encode_snapshot,
-    in_sequence,
-    last_sequence,
     load_state,
     snapshot_files,
     write_snapshot,
 )
-from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.producer_state import (
+    MAX_SEQUENCE,
+    PRODUCER_ID_EXPIRATION_MS,
+    BatchMetadata,
+    PartitionProducerState,
+    in_sequence,
+    last_sequence,
+)
 from kafkacompat.protocol.records import BatchHeader, Record, encode_batch, read_header
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog
@@ -265,19 +268,18 @@ def test_only_the_newest_snapshots_are_kept(tmp_path: Path) -> None:
     assert [s for s, _ in snapshot_files(tmp_path)] == [5, 7]
 
 
-def test_manager_replays_appends_made_around_it(tmp_path: Path) -> None:
+def test_partition_replays_appends_made_around_it(tmp_path: Path) -> None:
     plog = open_log(tmp_path / "t-0")
-    manager = ProducerStateManager()
-    state = manager.state_for("t", 0, plog)
-    assert manager.is_current("t", 0, plog)
-    log_append(plog, idempotent_batch(5, 0, 0))  # not through the manager
-    assert not manager.is_current("t", 0, plog)
-    state = manager.state_for("t", 0, plog)
+    partition = Partition(
+        "t", 0, plog, producer_expiration_ms=PRODUCER_ID_EXPIRATION_MS, durable=False
+    )
+    state = partition.producer_state_now()
+    assert state.next_offset == plog.log_end_offset
+    log_append(plog, idempotent_batch(5, 0, 0))  # not through the partition
+    state = partition.producer_state_now()
     assert state.entries[5].last_seq == 0
-    manager.snapshot_all([("t", 0, plog)], NOW)
+    partition.snapshot_producer_state()
     assert [s for s, _ in snapshot_files(plog.directory)] == [1]
-    manager.forget_topic("t")
-    assert manager.loaded("t", 0) is None
 
 
 # --- producer ids ---------------------------------------------------------------------------------

@@ -6,17 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kafkacompat.coordinators.control_records import (
+from kafkacompat.partitions.producer_snapshots import decode_snapshot, encode_snapshot, load_state
+from kafkacompat.partitions.producer_state import PartitionProducerState
+from kafkacompat.protocol.control_records import (
     ABORT_MARKER,
     COMMIT_MARKER,
     control_batch,
     marker_type,
-)
-from kafkacompat.coordinators.producer_state import (
-    PartitionProducerState,
-    decode_snapshot,
-    encode_snapshot,
-    load_state,
 )
 from kafkacompat.protocol.records import Record, decode_batch, encode_batch, read_header
 from kafkacompat.storage.log_config import LogConfig

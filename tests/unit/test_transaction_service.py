@@ -1,4 +1,4 @@
-"""The transaction service on a real replica manager: markers written under the partition lock,
+"""The transaction service on real partitions: markers written under the partition lock,
 offsets settled, and a failed marker write retried by the timer task."""
 
 from __future__ import annotations
@@ -11,25 +11,58 @@ import pytest
 import trio
 import trio.testing
 
-from kafkacompat.broker.replica_manager import ReplicaManager
+from kafkacompat.cluster.topic_configs import topic_defaults
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata
 from kafkacompat.coordinators.group_service import GroupService
+from kafkacompat.coordinators.transaction_service import TransactionService
 from kafkacompat.coordinators.transaction_state import TxnState
-from kafkacompat.coordinators.txn_markers import TransactionService
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.protocol.records import Record, encode_batch, iter_batches
+from kafkacompat.storage.partition_log import PartitionLog
+from kafkacompat.storage.results import AppendResult, ReadResult
 from kafkacompat.testing import local_config
+
+
+class ReplicaManager:
+    """The calls these tests make, by topic and partition index."""
+
+    def __init__(self, manager: PartitionManager) -> None:
+        self.manager = manager
+
+    async def append(self, topic: str, index: int, data: bytes, **kw: Any) -> AppendResult:
+        return await self.manager.partition(topic, index).append(data, **kw)
+
+    def read(self, topic: str, index: int, offset: int, max_bytes: int) -> ReadResult:
+        return self.manager.partition(topic, index).read(offset, max_bytes)
+
+    def last_stable_offset(self, topic: str, index: int) -> int:
+        return self.manager.partition(topic, index).last_stable_offset()
+
+    def log(self, topic: str, index: int) -> PartitionLog:
+        return self.manager.partition(topic, index).log
+
+    def partition_lock(self, topic: str, index: int) -> trio.Lock:
+        return self.manager.partition(topic, index).lock
+
+    async def delete_records(self, topic: str, index: int, offset: int) -> int:
+        return await self.manager.partition(topic, index).delete_records(offset)
 
 
 @pytest.fixture
 def parts(tmp_path: Path) -> Iterator[tuple[ReplicaManager, TransactionService]]:
     config = local_config(tmp_path / "data")
-    replicas = ReplicaManager(config, config.data_dir)
-    groups = GroupService(config, replicas.logs.state)
-    service = TransactionService(config, replicas.logs.state, replicas, groups.coordinator)
-    replicas.create_topic("t", 2)
-    yield replicas, service
-    replicas.close()
+    manager = PartitionManager(
+        config.data_dir,
+        topic_defaults(config),
+        producer_expiration_ms=config.get_int("producer.id.expiration.ms"),
+        fsync_state=False,
+    )
+    groups = GroupService(config, manager.state)
+    service = TransactionService(config, manager.state, manager, groups.coordinator)
+    manager.create_topic("t", 2)
+    yield ReplicaManager(manager), service
+    manager.close()
 
 
 def batch(pid: int, epoch: int, value: bytes, seq: int = 0) -> bytes:
@@ -78,7 +111,8 @@ async def test_failed_marker_write_is_retried(
     pid, epoch = init.producer_id, init.producer_epoch
     coordinator.add_partitions("y", pid, epoch, [("t", 0)])
     await replicas.append("t", 0, batch(pid, epoch, b"a"))
-    real = replicas.write_marker
+    partition = replicas.manager.partition("t", 0)
+    real = partition.write_marker
     failures = [KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "disk")]
 
     async def flaky(*args: Any, **kwargs: Any) -> int:
@@ -86,7 +120,7 @@ async def test_failed_marker_write_is_retried(
             raise failures.pop()
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(replicas, "write_marker", flaky)
+    monkeypatch.setattr(partition, "write_marker", flaky)
     _, completion = coordinator.end_txn("y", pid, epoch, commit=False)
     assert completion is not None
     await service.complete_or_retry(completion)

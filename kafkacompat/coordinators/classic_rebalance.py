@@ -1,17 +1,14 @@
-"""The group coordinator's rebalance state machine: timers, deadlines and generations.
+"""The classic group rebalance: preparing and completing generations, and the deadlines behind it.
 
-A mixin of `GroupCoordinator`, which owns the groups, the offsets, the clock and the timers.
-Timers live in one heap of (deadline, seq, kind, group id, member id); `poll` runs those that are
-due and drops stale ones (a deadline that no longer matches what the group or member holds).
+`ClassicRebalancer` works on the `Group` it is handed; the groups belong to `ClassicGroups`.
+Deadlines go to the shared timer queue under the classic owner, one kind each: ``session`` and
+``pending`` per member, ``join`` and ``sync`` per group. A deadline that no longer matches what the
+group or member holds is stale and ignored.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from kafkacompat.coordinators.group import (
     Group,
@@ -23,6 +20,8 @@ from kafkacompat.coordinators.group import (
     SyncResult,
 )
 from kafkacompat.coordinators.group_persistence import stored_group
+from kafkacompat.coordinators.group_timers import TimerKey, TimerQueue
+from kafkacompat.coordinators.group_types import CLASSIC
 from kafkacompat.coordinators.offset_manager import OffsetManager
 from kafkacompat.errors import ErrorCode
 
@@ -32,83 +31,57 @@ E = ErrorCode
 State = GroupState
 
 
-class RebalanceMixin:
+class ClassicRebalancer:
     """Session, join, sync and pending-member deadlines; preparing and completing rebalances."""
 
-    config: GroupConfig
-    clock: Callable[[], int]
-    on_deadline: Callable[[], None]
-    groups: dict[str, Group]
-    offsets: OffsetManager
-    _timers: list[tuple[int, int, str, str, str]]
-    _seq: itertools.count[int]
-    _next_expiry: int
+    def __init__(self, config: GroupConfig, timers: TimerQueue, offsets: OffsetManager) -> None:
+        self._config = config
+        self._timers = timers
+        self._offsets = offsets
 
-    if TYPE_CHECKING:  # from OffsetsAndAdminMixin; declared only for type checking
-
-        def expire_offsets(self) -> int:
-            raise NotImplementedError
-
-    # -- timers ----------------------------------------------------------------------------------
+    # -- deadlines -------------------------------------------------------------------------------
 
     def _schedule(self, deadline: int, kind: str, group_id: str, member_id: str = "") -> None:
-        earliest = self._timers[0][0] if self._timers else None
-        heapq.heappush(self._timers, (deadline, next(self._seq), kind, group_id, member_id))
-        if earliest is None or deadline < earliest:
-            self.on_deadline()
+        self._timers.schedule(deadline, TimerKey(CLASSIC, kind, group_id, member_id))
 
-    def _schedule_session(self, group: Group, member: Member, now: int) -> None:
+    def schedule_session(self, group: Group, member: Member, now: int) -> None:
         member.session_deadline = now + member.session_timeout_ms
         self._schedule(member.session_deadline, "session", group.group_id, member.member_id)
 
-    def _schedule_expiry(self, now: int) -> None:
-        self._next_expiry = now + self.config.offsets_retention_check_interval_ms
-        self._schedule(self._next_expiry, "expiry", "")
+    def schedule_pending(self, group: Group, member_id: str, deadline: int) -> None:
+        """A member id handed out by MEMBER_ID_REQUIRED expires unless it joins by ``deadline``."""
+        group.pending_members[member_id] = deadline
+        self._schedule(deadline, "pending", group.group_id, member_id)
 
-    def next_deadline(self) -> int | None:
-        """When `poll` next has work (possibly a stale timer, which is then dropped)."""
-        return self._timers[0][0] if self._timers else None
-
-    def poll(self) -> None:
-        """Run every timer that is due."""
-        now = self.clock()
-        while self._timers and self._timers[0][0] <= now:
-            deadline, _, kind, group_id, member_id = heapq.heappop(self._timers)
-            if kind == "expiry":
-                if deadline == self._next_expiry:
-                    self.expire_offsets()
-                    self._schedule_expiry(now)
-                continue
-            group = self.groups.get(group_id)
-            if group is None:
-                continue
-            if kind == "session":
-                member = group.members.get(member_id)
-                if member is not None and member.session_deadline == deadline:
-                    self._on_session_expired(group, member, now)
-            elif kind == "pending":
-                if group.pending_members.get(member_id) == deadline:
-                    del group.pending_members[member_id]
-                    self._try_complete_join(group, now)
-            elif kind == "join":
-                if group.join_deadline == deadline and group.is_(State.PREPARING_REBALANCE):
-                    self._on_join_deadline(group, now)
-            elif kind == "sync" and group.sync_deadline == deadline:
-                self._on_sync_deadline(group, now)
+    def on_timer(self, group: Group, deadline: int, key: TimerKey, now: int) -> None:
+        """Run one due deadline of ``group``, unless it is stale."""
+        if key.kind == "session":
+            member = group.members.get(key.member_id)
+            if member is not None and member.session_deadline == deadline:
+                self._on_session_expired(group, member, now)
+        elif key.kind == "pending":
+            if group.pending_members.get(key.member_id) == deadline:
+                del group.pending_members[key.member_id]
+                self.try_complete_join(group, now)
+        elif key.kind == "join":
+            if group.join_deadline == deadline and group.is_(State.PREPARING_REBALANCE):
+                self._on_join_deadline(group, now)
+        elif key.kind == "sync" and group.sync_deadline == deadline:
+            self._on_sync_deadline(group, now)
 
     def _on_session_expired(self, group: Group, member: Member, now: int) -> None:
         if member.awaiting_join or member.awaiting_sync:
-            self._schedule_session(group, member, now)
+            self.schedule_session(group, member, now)
             return
         log.info("group %s: member %s session timed out", group.group_id, member.member_id)
-        self._remove_member_and_update_group(group, member, now)
+        self.remove_member_and_update_group(group, member, now)
 
     def _on_join_deadline(self, group: Group, now: int) -> None:
         remaining = group.initial_delay_remaining
         if remaining > 0 and group.new_member_added:
             # Kafka's InitialDelayedJoin: keep waiting while members keep arriving.
             group.new_member_added = False
-            delay = min(self.config.initial_rebalance_delay_ms, remaining)
+            delay = min(self._config.initial_rebalance_delay_ms, remaining)
             group.initial_delay_remaining = max(remaining - delay, 0)
             group.join_deadline = now + delay
             self._schedule(group.join_deadline, "join", group.group_id)
@@ -123,17 +96,17 @@ class RebalanceMixin:
             member = group.members.get(member_id)
             if member is not None:
                 log.info("group %s: member %s did not sync in time", group.group_id, member_id)
-                self._drop_member(group, member)
-        self._maybe_prepare_rebalance(group, now)
+                self.drop_member(group, member)
+        self.maybe_prepare_rebalance(group, now)
 
     # -- rebalancing -----------------------------------------------------------------------------
 
-    def _maybe_prepare_rebalance(self, group: Group, now: int) -> None:
+    def maybe_prepare_rebalance(self, group: Group, now: int) -> None:
         if group.is_(State.STABLE, State.COMPLETING_REBALANCE, State.EMPTY):
-            self._prepare_rebalance(group, now)
-        self._try_complete_join(group, now)
+            self.prepare_rebalance(group, now)
+        self.try_complete_join(group, now)
 
-    def _prepare_rebalance(self, group: Group, now: int) -> None:
+    def prepare_rebalance(self, group: Group, now: int) -> None:
         if group.is_(State.COMPLETING_REBALANCE):
             for member in group.members.values():
                 member.finish_sync(SyncResult(E.REBALANCE_IN_PROGRESS))
@@ -141,7 +114,7 @@ class RebalanceMixin:
         group.sync_deadline = -1
         rebalance_timeout = group.rebalance_timeout_ms()
         if group.is_(State.EMPTY):
-            delay = min(self.config.initial_rebalance_delay_ms, rebalance_timeout)
+            delay = min(self._config.initial_rebalance_delay_ms, rebalance_timeout)
             group.initial_delay_remaining = max(rebalance_timeout - delay, 0)
             group.new_member_added = False
             group.join_deadline = now + delay
@@ -151,7 +124,7 @@ class RebalanceMixin:
         group.transition(State.PREPARING_REBALANCE, now)
         self._schedule(group.join_deadline, "join", group.group_id)
 
-    def _try_complete_join(self, group: Group, now: int) -> None:
+    def try_complete_join(self, group: Group, now: int) -> None:
         if (
             group.is_(State.PREPARING_REBALANCE)
             and group.initial_delay_remaining < 0
@@ -171,7 +144,7 @@ class RebalanceMixin:
             group.protocol_name = None
             group.leader_id = None
             group.transition(State.EMPTY, now)
-            self._store_group(group)
+            self.store_group(group)
             return
         leader = group.members.get(group.leader_id or "")
         if leader is None or not leader.awaiting_join:
@@ -184,19 +157,20 @@ class RebalanceMixin:
         for member in group.members.values():
             if member.awaiting_join:
                 member.is_new = False
-                member.finish_join(self._generation_result(group, member, metadata))
-                self._schedule_session(group, member, now)
+                member.finish_join(self.generation_result(group, member, metadata))
+                self.schedule_session(group, member, now)
         group.pending_sync = set(group.members)
         group.sync_deadline = now + group.rebalance_timeout_ms()
         self._schedule(group.sync_deadline, "sync", group.group_id)
 
-    def _generation_result(
-        self,
+    @staticmethod
+    def generation_result(
         group: Group,
         member: Member,
         metadata: list[JoinMemberInfo] | None = None,
         skip: bool = False,
     ) -> JoinResult:
+        """The JoinGroup answer of ``member`` in the group's current generation."""
         is_leader = member.member_id == group.leader_id
         return JoinResult(
             E.NONE,
@@ -213,16 +187,17 @@ class RebalanceMixin:
 
     # -- members leaving ---------------------------------------------------------------------------
 
-    def _drop_member(self, group: Group, member: Member) -> None:
+    @staticmethod
+    def drop_member(group: Group, member: Member) -> None:
         member.finish_join(JoinResult(E.UNKNOWN_MEMBER_ID, member.member_id))
         member.finish_sync(SyncResult(E.UNKNOWN_MEMBER_ID))
         group.remove(member.member_id)
 
-    def _remove_member_and_update_group(self, group: Group, member: Member, now: int) -> None:
-        self._drop_member(group, member)
+    def remove_member_and_update_group(self, group: Group, member: Member, now: int) -> None:
+        self.drop_member(group, member)
         if group.is_(State.STABLE, State.COMPLETING_REBALANCE, State.PREPARING_REBALANCE):
-            self._maybe_prepare_rebalance(group, now)
+            self.maybe_prepare_rebalance(group, now)
 
-    def _store_group(self, group: Group) -> None:
+    def store_group(self, group: Group) -> None:
         """Persist the group's generation, leader, protocol and members."""
-        self.offsets.store.write(group.group_id, None, stored_group(group))
+        self._offsets.write_group(group.group_id, stored_group(group))

@@ -1,7 +1,7 @@
 """The Trio shell of the transaction coordinator: writing markers, timeouts, recovery.
 
 Completing a transaction writes a control batch (commit or abort marker) to each of its
-partitions through the replica manager (under each partition's lock), settles its pending
+partitions through its `Partition` (under each partition's lock), settles its pending
 transactional offsets, then records the Complete state. Completions are shielded from
 cancellation: once a transaction is preparing it must finish. `run_timers` finishes what a crash
 left preparing, aborts transactions past their timeout and expires idle transactional ids.
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import TYPE_CHECKING
 
 import trio
 
+from kafkacompat.clock import now_ms
 from kafkacompat.config import Config
-from kafkacompat.coordinators.control_records import control_batch
 from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.coordinators.transaction_coordinator import (
     Completion,
@@ -28,10 +27,11 @@ from kafkacompat.coordinators.transaction_state import NAMESPACE, TransactionSta
 from kafkacompat.coordinators.txn_offsets import NAMESPACE as OFFSETS_NAMESPACE
 from kafkacompat.coordinators.txn_offsets import PendingTxnOffsets
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.protocol.control_records import control_batch
 from kafkacompat.storage.state_store import StateStore
 
 if TYPE_CHECKING:
-    from kafkacompat.broker.replica_manager import ReplicaManager
     from kafkacompat.coordinators.group_coordinator import GroupCoordinator
 
 __all__ = ["TransactionService"]
@@ -39,10 +39,6 @@ __all__ = ["TransactionService"]
 log = logging.getLogger("kafkacompat.transactions")
 
 _RETRY_S = 1.0
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def txn_config(config: Config) -> TxnConfig:
@@ -57,24 +53,24 @@ class TransactionService:
         self,
         config: Config,
         state: StateStore,
-        replicas: ReplicaManager,
+        partitions: PartitionManager,
         groups: GroupCoordinator,
     ) -> None:
-        self.replicas = replicas
+        self.partitions = partitions
         self.groups = groups
         self.offsets = PendingTxnOffsets(state.namespace(OFFSETS_NAMESPACE))
         ids = producer_id_manager(state)
         self.coordinator = TransactionCoordinator(
             TransactionStateStore(state.namespace(NAMESPACE)),
             txn_config(config),
-            wall_clock_ms,
+            now_ms,
             lambda: ids.allocate().producer_id,
         )
         self._wake = trio.Event()
         self._expiry_interval_ms = config.get_int(
             "transaction.remove.expired.transaction.cleanup.interval.ms"
         )
-        self._next_expiry_ms = wall_clock_ms() + self._expiry_interval_ms
+        self._next_expiry_ms = now_ms() + self._expiry_interval_ms
         self._in_flight: set[str] = set()
         self._retry = False
 
@@ -96,13 +92,12 @@ class TransactionService:
                 completion.producer_id,
                 completion.producer_epoch,
                 commit=completion.commit,
-                timestamp=wall_clock_ms(),
+                timestamp=now_ms(),
             )
             for topic, partition in sorted(completion.partitions):
                 try:
-                    await self.replicas.write_marker(
-                        topic, partition, marker, commit=completion.commit
-                    )
+                    hosted = self.partitions.partition(topic, partition)
+                    await hosted.write_marker(marker, commit=completion.commit)
                 except KafkaError as exc:
                     if exc.code != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                         raise  # the partition is gone (topic deleted): nothing to mark
@@ -142,7 +137,7 @@ class TransactionService:
                 await self.complete_or_retry(completion, wake=False)
             if self._retry:
                 await self._retry_unfinished()
-            now = wall_clock_ms()
+            now = now_ms()
             if now >= self._next_expiry_ms:
                 self.coordinator.expire_ids()
                 self._next_expiry_ms = now + self._expiry_interval_ms
@@ -150,7 +145,7 @@ class TransactionService:
             deadline = (
                 self._next_expiry_ms if deadline is None else min(deadline, self._next_expiry_ms)
             )
-            timeout = (deadline - wall_clock_ms() + 1) / 1000
+            timeout = (deadline - now_ms() + 1) / 1000
             if self._retry:
                 timeout = min(timeout, _RETRY_S)
             with trio.move_on_after(max(0.0, timeout) if math.isfinite(timeout) else math.inf):

@@ -1,0 +1,103 @@
+"""The request pipeline, in one place: frame -> header -> decode -> hooks -> handler -> encode.
+
+Authorization hooks run after decoding and before the handler (raising KafkaError refuses the
+request); observer hooks (metrics) run after the handler with the response and the time spent.
+Both lists are empty on a plain broker and then cost one truth test each.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+from kafkacompat.broker.api_versions import api_versions_response
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.router import Handler
+from kafkacompat.broker.services import BrokerServices
+from kafkacompat.broker.session import Session
+from kafkacompat.errors import ErrorCode, ProtocolError
+from kafkacompat.protocol.headers import (
+    ANSWER_UNSUPPORTED_AT_V0_APIS,
+    RequestFrame,
+    finish_response_frame,
+    parse_request,
+    start_response_frame,
+)
+from kafkacompat.protocol.primitives import DECODE_ERRORS
+
+__all__ = ["AuthorizeHook", "ObserveHook", "RequestPipeline"]
+
+#: Called with the context and the decoded request before the handler; raises to refuse.
+AuthorizeHook = Callable[[RequestContext, Any], None]
+#: Called with the context, the request, the response (None: none sent) and seconds spent.
+ObserveHook = Callable[[RequestContext, Any, Any, float], None]
+
+
+class RequestPipeline:
+    """Turns one request frame of a session into one response frame (or none, for acks=0)."""
+
+    def __init__(self, handlers: Mapping[int, Handler], services: BrokerServices) -> None:
+        self.handlers = dict(handlers)
+        self.services = services
+        self.authorize_hooks: list[AuthorizeHook] = []
+        self.observe_hooks: list[ObserveHook] = []
+
+    async def handle_frame(
+        self, data: bytes | bytearray | memoryview, session: Session
+    ) -> bytearray | None:
+        """Answer one request frame; None means no response is due (acks=0).
+
+        Raises ProtocolError when the connection must be closed, as Kafka does for requests it
+        cannot parse, unknown API keys and unsupported versions of APIs other than ApiVersions.
+        """
+        frame = parse_request(memoryview(data))
+        handler = self.handlers.get(frame.api_key)
+        if handler is None:
+            raise ProtocolError(f"API key {frame.api_key} is not served by this broker")
+        version = frame.api_version
+        if not handler.min_version <= version <= handler.max_version:
+            if frame.api_key in ANSWER_UNSUPPORTED_AT_V0_APIS:
+                return self._unsupported_version(handler, frame)
+            raise ProtocolError(
+                f"{handler.name} version {version} is not supported "
+                f"({handler.min_version}-{handler.max_version})"
+            )
+        request = _decode(handler.request_module, frame)
+        header = frame.header
+        if header.client_id != session.client_id:
+            session.client_id = header.client_id
+        context = RequestContext(self.services, session, header)
+        observing = self.observe_hooks
+        started = time.perf_counter() if observing else 0.0
+        for authorize in self.authorize_hooks:
+            authorize(context, request)
+        response = await handler.func(context, request)
+        if observing:
+            elapsed = time.perf_counter() - started
+            for observe in observing:
+                observe(context, request, response, elapsed)
+        if response is None:
+            return None
+        return encode_response(handler, version, frame.correlation_id, response)
+
+    def _unsupported_version(self, handler: Handler, frame: RequestFrame) -> bytearray:
+        response = api_versions_response(self.services, ErrorCode.UNSUPPORTED_VERSION)
+        return encode_response(handler, 0, frame.correlation_id, response)
+
+
+def _decode(module: ModuleType, frame: RequestFrame) -> Any:
+    try:
+        request, _end = module.DECODERS[frame.api_version](frame.body, 0)
+    except DECODE_ERRORS as exc:
+        raise ProtocolError(f"malformed {module.__name__} body: {exc}") from exc
+    return request
+
+
+def encode_response(
+    handler: Handler, version: int, correlation_id: int, response: Any
+) -> bytearray:
+    out = start_response_frame(handler.api_key, version, correlation_id)
+    handler.response_module.ENCODERS[version](response, out)
+    return finish_response_frame(out)

@@ -1,0 +1,1 @@
+"""Cluster metadata: the read side (an immutable image) and the write side (a controller)."""

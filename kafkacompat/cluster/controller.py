@@ -1,0 +1,133 @@
+"""The write side of cluster metadata: every admin change goes through a `Controller`.
+
+A single broker runs the `LocalController`: it applies a change to the partitions it hosts
+(creating, growing, reconfiguring or deleting their logs) and publishes the next
+`MetadataImage`. A cluster swaps in a controller that writes to the coordination store
+instead; handlers do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Protocol
+
+from kafkacompat.cluster.metadata_image import (
+    BrokerInfo,
+    MetadataImage,
+    MetadataView,
+    PartitionImage,
+    TopicImage,
+)
+from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.storage.metadata_store import TopicMetadata
+from kafkacompat.storage.topic_names import validate_topic_name
+
+__all__ = ["Controller", "LocalController"]
+
+
+class Controller(Protocol):
+    """Changes to topics; each returns once the change is in the published image."""
+
+    @property
+    def node_id(self) -> int: ...
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> TopicImage: ...
+
+    async def create_partitions(
+        self, name: str, new_total: int, *, validate_only: bool = False
+    ) -> None: ...
+
+    async def delete_topic(self, name: str) -> None: ...
+
+    async def alter_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> None: ...
+
+    def live_brokers(self) -> list[int]: ...
+
+
+class LocalController:
+    """One broker that hosts and leads every partition: the controller is itself."""
+
+    def __init__(self, partitions: PartitionManager, cluster_id: str, broker: BrokerInfo) -> None:
+        self._partitions = partitions
+        self._broker = broker
+        #: Where readers find the current image.
+        self.view = MetadataView(self._full_image(cluster_id, broker))
+
+    @property
+    def node_id(self) -> int:
+        return self._broker.node_id
+
+    @property
+    def image(self) -> MetadataImage:
+        return self.view.image
+
+    def _full_image(self, cluster_id: str, broker: BrokerInfo) -> MetadataImage:
+        topics = [self._topic_image(meta) for meta in self._partitions.topics()]
+        return MetadataImage.build(cluster_id, broker.node_id, [broker], topics)
+
+    def _topic_image(self, meta: TopicMetadata) -> TopicImage:
+        node = self._broker.node_id
+        assignment = []
+        for index in range(meta.partitions):
+            hosted = self._partitions.partition_or_none(meta.name, index)
+            epoch = 0 if hosted is None else hosted.leader_epoch
+            assignment.append(PartitionImage(index, node, epoch, (node,), (node,)))
+        return TopicImage(
+            meta.name,
+            meta.topic_id,
+            meta.partitions,
+            tuple(assignment),
+            MappingProxyType(dict(meta.configs)),
+        )
+
+    def _publish_topic(self, name: str) -> TopicImage:
+        meta = self._partitions.topic(name)
+        assert meta is not None
+        topic = self._topic_image(meta)
+        self.view.publish(self.view.image.with_topic(topic))
+        return topic
+
+    def set_endpoint(self, broker: BrokerInfo) -> None:
+        """This broker's address as clients reach it (known once the listener is bound)."""
+        self._broker = broker
+        self.view.publish(self.view.image.with_brokers([broker]))
+
+    def live_brokers(self) -> list[int]:
+        return [b.node_id for b in self.view.image.brokers]
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> TopicImage:
+        validate_topic_name(name)
+        meta = self._partitions.create_topic(name, partitions, configs, validate_only=validate_only)
+        if validate_only:
+            return self._topic_image(meta)
+        return self._publish_topic(name)
+
+    async def create_partitions(
+        self, name: str, new_total: int, *, validate_only: bool = False
+    ) -> None:
+        self._partitions.add_partitions(name, new_total, validate_only=validate_only)
+        if not validate_only:
+            self._publish_topic(name)
+
+    async def delete_topic(self, name: str) -> None:
+        await self._partitions.delete_topic(name)
+        self.view.publish(self.view.image.without_topic(name))
+
+    async def alter_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> None:
+        self._partitions.set_topic_configs(name, configs)
+        self._publish_topic(name)

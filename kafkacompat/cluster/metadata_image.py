@@ -1,0 +1,138 @@
+"""The cluster as every read of it sees it: an immutable image, swapped whole when it changes.
+
+Metadata, DescribeCluster, DescribeTopicPartitions, FindCoordinator and admin answers read the
+image; only the `Controller` builds new ones. A handler that reads it twice in one request
+should keep the first image it took, so its answer is consistent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+__all__ = ["BrokerInfo", "MetadataImage", "MetadataView", "PartitionImage", "TopicImage"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    """A broker as clients reach it."""
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionImage:
+    """Who leads a partition, since which epoch, and who holds and keeps up with it."""
+
+    index: int
+    leader: int
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    offline_replicas: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicImage:
+    """A topic: its id, partition count, each partition's leadership and its config overrides."""
+
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    assignment: tuple[PartitionImage, ...]
+    #: The topic's own config overrides (its effective configs add the broker's defaults).
+    configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    internal: bool = False
+
+    def partition(self, index: int) -> PartitionImage | None:
+        return self.assignment[index] if 0 <= index < self.partitions else None
+
+
+def _frozen(items: Mapping[str, TopicImage]) -> Mapping[str, TopicImage]:
+    return MappingProxyType(dict(items))
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataImage:
+    """Brokers, the controller and every topic, as of one moment."""
+
+    cluster_id: str
+    controller_id: int
+    brokers: tuple[BrokerInfo, ...]
+    topics: Mapping[str, TopicImage] = field(default_factory=lambda: MappingProxyType({}))
+    _by_id: Mapping[uuid.UUID, TopicImage] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
+
+    @classmethod
+    def build(
+        cls,
+        cluster_id: str,
+        controller_id: int,
+        brokers: Iterable[BrokerInfo],
+        topics: Iterable[TopicImage],
+    ) -> MetadataImage:
+        by_name = {t.name: t for t in topics}
+        return cls(
+            cluster_id,
+            controller_id,
+            tuple(sorted(brokers, key=lambda b: b.node_id)),
+            _frozen(by_name),
+            MappingProxyType({t.topic_id: t for t in by_name.values()}),
+        )
+
+    def topic(self, name: str) -> TopicImage | None:
+        return self.topics.get(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicImage | None:
+        return self._by_id.get(topic_id)
+
+    def list_topics(self) -> list[TopicImage]:
+        """Every topic, by name."""
+        return sorted(self.topics.values(), key=lambda t: t.name)
+
+    def broker(self, node_id: int) -> BrokerInfo | None:
+        for broker in self.brokers:
+            if broker.node_id == node_id:
+                return broker
+        return None
+
+    def with_topic(self, topic: TopicImage) -> MetadataImage:
+        """This image with ``topic`` added or replaced."""
+        by_name = dict(self.topics)
+        old = by_name.get(topic.name)
+        by_name[topic.name] = topic
+        by_id = dict(self._by_id)
+        if old is not None:
+            by_id.pop(old.topic_id, None)
+        by_id[topic.topic_id] = topic
+        return replace(self, topics=MappingProxyType(by_name), _by_id=MappingProxyType(by_id))
+
+    def without_topic(self, name: str) -> MetadataImage:
+        by_name = dict(self.topics)
+        old = by_name.pop(name, None)
+        if old is None:
+            return self
+        by_id = dict(self._by_id)
+        by_id.pop(old.topic_id, None)
+        return replace(self, topics=MappingProxyType(by_name), _by_id=MappingProxyType(by_id))
+
+    def with_brokers(self, brokers: Iterable[BrokerInfo]) -> MetadataImage:
+        return replace(self, brokers=tuple(sorted(brokers, key=lambda b: b.node_id)))
+
+
+class MetadataView:
+    """Where readers find the current image; the controller publishes each new one here."""
+
+    __slots__ = ("image",)
+
+    def __init__(self, image: MetadataImage) -> None:
+        self.image = image
+
+    def publish(self, image: MetadataImage) -> None:
+        self.image = image

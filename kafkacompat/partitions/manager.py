@@ -1,0 +1,171 @@
+"""Every partition this broker hosts, over the storage engine's data directory.
+
+Handlers reach a partition here (`partition`), never a log; the controller creates, grows,
+reconfigures and deletes topics here; the broker's background task runs `maintain`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import trio
+
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.partition import FetchWaiter, Partition
+from kafkacompat.storage.log_config import LogConfig
+from kafkacompat.storage.log_manager import LogManager, remove_trees
+from kafkacompat.storage.metadata_store import TopicMetadata
+from kafkacompat.storage.partition_log import PartitionLog
+from kafkacompat.storage.state_store import StateStore
+
+__all__ = ["PartitionManager"]
+
+log = logging.getLogger("kafkacompat.partitions")
+
+
+class PartitionManager:
+    """The hosted partitions by topic and index, and the topic catalogue they belong to."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        defaults: LogConfig,
+        *,
+        producer_expiration_ms: int,
+        fsync_state: bool,
+    ) -> None:
+        self.data_dir = data_dir
+        self._logs = LogManager(data_dir, defaults, fsync_state=fsync_state)
+        self._producer_expiration_ms = producer_expiration_ms
+        self._durable = fsync_state
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        for topic, index, plog in self._logs.partition_logs():
+            self._host(topic, index, plog)
+
+    def _host(self, topic: str, index: int, plog: PartitionLog) -> Partition:
+        partition = Partition(
+            topic,
+            index,
+            plog,
+            producer_expiration_ms=self._producer_expiration_ms,
+            durable=self._durable,
+        )
+        self._partitions[(topic, index)] = partition
+        return partition
+
+    @property
+    def state(self) -> StateStore:
+        """The broker's durable key/value state (group offsets, producer ids, transactions)."""
+        return self._logs.state
+
+    @property
+    def defaults(self) -> LogConfig:
+        """Topic config defaults as the broker's settings make them."""
+        return self._logs.defaults
+
+    # -- partitions ------------------------------------------------------------------------------
+
+    def partition(self, topic: str, index: int) -> Partition:
+        """The hosted partition, or UNKNOWN_TOPIC_OR_PARTITION."""
+        partition = self._partitions.get((topic, index))
+        if partition is None:
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"unknown partition {topic}-{index}"
+            )
+        return partition
+
+    def partition_or_none(self, topic: str, index: int) -> Partition | None:
+        return self._partitions.get((topic, index))
+
+    def partitions(self) -> list[Partition]:
+        """Every hosted partition, as a list that later topic changes do not disturb."""
+        return list(self._partitions.values())
+
+    def last_stable_offset(self, topic: str, index: int) -> int:
+        return self.partition(topic, index).last_stable_offset()
+
+    # -- the topic catalogue (the controller writes it; the metadata image reads it) -------------
+
+    def topics(self) -> list[TopicMetadata]:
+        return self._logs.topics()
+
+    def topic(self, name: str) -> TopicMetadata | None:
+        return self._logs.topic(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicMetadata | None:
+        return self._logs.topic_by_id(topic_id)
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> TopicMetadata:
+        meta = self._logs.create_topic(name, partitions, configs, validate_only=validate_only)
+        if not validate_only:
+            for index in range(partitions):
+                self._host(name, index, self._logs.log(name, index))
+        return meta
+
+    def add_partitions(self, name: str, new_total: int, *, validate_only: bool = False) -> None:
+        old_total = self._logs.require_topic(name).partitions
+        self._logs.add_partitions(name, new_total, validate_only=validate_only)
+        if not validate_only:
+            for index in range(old_total, new_total):
+                self._host(name, index, self._logs.log(name, index))
+
+    def set_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> TopicMetadata:
+        """Replace the topic's config overrides and apply them to its partitions."""
+        return self._logs.set_topic_configs(name, configs)
+
+    async def delete_topic(self, name: str) -> None:
+        """Delete a topic and its data, after any append in flight on it has finished."""
+        meta = self._logs.require_topic(name)
+        hosted = [self.partition(name, index) for index in range(meta.partitions)]
+        async with AsyncExitStack() as held:
+            for partition in hosted:
+                await held.enter_async_context(partition.lock)
+            detached = self._logs.detach_topic(name)
+            for partition in hosted:
+                partition.deleted = True
+                del self._partitions[(name, partition.index)]
+        await trio.to_thread.run_sync(remove_trees, detached)
+
+    # -- background work and shutdown ------------------------------------------------------------
+
+    async def maintain(self, now: int, *, retention: bool) -> None:
+        """Time-based flushes and (with ``retention``) retention, one partition at a time."""
+        for partition in self.partitions():
+            await partition.maintain(now, retention=retention)
+
+    async def wait_for_data(self, partitions: list[Partition], deadline: float) -> None:
+        """Return when one of ``partitions`` gets new data, or at ``deadline`` (trio time)."""
+        waiter = FetchWaiter()
+        for partition in partitions:
+            partition.add_waiter(waiter)
+        try:
+            with trio.move_on_at(deadline):
+                await waiter.event.wait()
+        finally:
+            for partition in partitions:
+                partition.remove_waiter(waiter)
+
+    def close(self) -> None:
+        """Snapshot producer state, flush and close storage: the next start needs no recovery."""
+        for partition in self.partitions():
+            try:
+                partition.snapshot_producer_state()
+            except (OSError, KafkaError) as exc:
+                log.warning(
+                    "producer state snapshot of %s-%d failed: %s",
+                    partition.topic,
+                    partition.index,
+                    exc,
+                )
+        self._logs.close()

@@ -1,0 +1,351 @@
+"""One topic-partition: its log, producer state, append lock, leader epoch, high watermark and
+the wake-up of the fetches waiting for its data.
+
+Storage is synchronous; this is where the Trio shell decides what may run on the loop (writes
+into the page cache) and what goes to a worker thread (fsync, loading producer state, snapshots,
+file removal). Nothing outside this package touches the `PartitionLog`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from kafkacompat.clock import now_ms
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.leader_epoch import LeaderEpochCache
+from kafkacompat.partitions.legacy_offsets import legacy_offsets
+from kafkacompat.partitions.producer_snapshots import (
+    load_state,
+    replay,
+    snapshot_bytes,
+    write_snapshot,
+)
+from kafkacompat.partitions.producer_state import (
+    BatchMetadata,
+    PartitionProducerState,
+    batch_headers,
+)
+from kafkacompat.protocol.control_records import ABORT_MARKER, COMMIT_MARKER
+from kafkacompat.protocol.records import BatchHeader, has_producer_id, iter_batches, read_header
+from kafkacompat.protocol.records import verify_crc as _verify_crc
+from kafkacompat.storage.log_config import LogConfig
+from kafkacompat.storage.partition_log import AppendResult, PartitionLog, ReadResult
+from kafkacompat.storage.results import TimestampOffset
+from kafkacompat.storage.segment import LogSegment
+from kafkacompat.storage.txn_index import AbortedTxn
+
+__all__ = ["FetchWaiter", "Partition"]
+
+
+class FetchWaiter:
+    """A long-polling fetch waiting on several partitions: any one's new data wakes it."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+
+
+def _verify_crcs(records: memoryview | bytes) -> None:
+    for pos, header in iter_batches(records):
+        _verify_crc(records, pos, header)
+
+
+class Partition:
+    """A partition this broker hosts (and, on a single broker, leads at epoch 0)."""
+
+    def __init__(
+        self,
+        topic: str,
+        index: int,
+        log: PartitionLog,
+        *,
+        producer_expiration_ms: int,
+        durable: bool = True,
+    ) -> None:
+        self.topic = topic
+        self.index = index
+        self.log = log
+        #: Held while the log changes (append with its fsync, record deletion, retention).
+        self.lock = trio.Lock()
+        #: Set, under the lock, when the partition's topic is deleted.
+        self.deleted = False
+        self.producer_expiration_ms = producer_expiration_ms
+        self.leader_epochs = LeaderEpochCache(log.directory, durable=durable)
+        if self.leader_epochs.latest_epoch < 0:
+            self.leader_epochs.assign(0, log.log_start_offset)
+        #: Offsets below it are committed to every in-sync replica (here: this broker alone).
+        self.high_watermark = log.log_end_offset
+        self._producers: PartitionProducerState | None = None
+        self._waiters: set[FetchWaiter] = set()
+
+    # -- what the partition is -------------------------------------------------------------------
+
+    @property
+    def leader_epoch(self) -> int:
+        return self.leader_epochs.latest_epoch
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def config(self) -> LogConfig:
+        return self.log.config
+
+    @property
+    def size_in_bytes(self) -> int:
+        return self.log.size_in_bytes
+
+    def update_config(self, config: LogConfig) -> None:
+        self.log.update_config(config)
+
+    def _require_live(self) -> None:
+        if self.deleted:
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{self.topic}-{self.index} was deleted"
+            )
+
+    def _advance_high_watermark(self) -> None:
+        """Every in-sync replica (this one) has the log end: it is committed."""
+        self.high_watermark = self.log.log_end_offset
+
+    # -- appends ---------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        records: memoryview | bytes,
+        *,
+        fsync: bool = False,
+        verify: Callable[[], None] | None = None,
+    ) -> AppendResult:
+        """Append a produced record set; with ``fsync`` it is on disk before this returns.
+
+        Appends are serialised; ``verify`` (raising KafkaError to refuse) runs with the lock
+        held, with no wait between it and the write: a transaction cannot end in between.
+        """
+        lock = self.lock
+        if lock.locked():
+            await lock.acquire()
+        else:
+            # Uncontended: no trip through the scheduler (the response send is the checkpoint).
+            lock.acquire_nowait()
+        log = self.log
+        try:
+            self._require_live()
+            producers = self._producers
+            if producers is None or producers.next_offset != log.log_end_offset:
+                producers = await self._load_producer_state()
+            if verify is not None:
+                verify()
+            # Only batches with a producer id have sequences to check and state to record;
+            # for the rest the state just moves on to the new log end.
+            headers = batch_headers(records) if has_producer_id(records) else []
+            if headers:
+                duplicate = self._check_producers(producers, headers, records)
+                if duplicate is not None:
+                    return AppendResult(
+                        duplicate.first_offset, duplicate.last_offset, -1, log.log_start_offset, 0
+                    )
+            now = now_ms()
+            result = log.append(
+                records, leader_epoch=self.leader_epoch, now_ms=now, auto_flush=False
+            )
+            producers.applied(headers, result.base_offset, log.log_end_offset)
+            self._advance_high_watermark()
+            await self._after_write(producers, now, fsync)
+        finally:
+            lock.release()
+        self._wake_fetches()
+        return result
+
+    async def write_marker(
+        self, control_batch: bytes, *, commit: bool, check_epoch: bool = False
+    ) -> int:
+        """Append a transaction marker (a control batch) and end the producer's open
+        transaction here; returns the marker's offset. With ``check_epoch`` a marker older
+        than the producer's epoch on the partition is INVALID_PRODUCER_EPOCH."""
+        log = self.log
+        async with self.lock:
+            self._require_live()
+            producers = await self._load_producer_state()
+            header = read_header(control_batch)
+            entry = producers.entries.get(header.producer_id)
+            if check_epoch and entry is not None and header.producer_epoch < entry.epoch:
+                raise KafkaError(
+                    ErrorCode.INVALID_PRODUCER_EPOCH,
+                    f"marker epoch {header.producer_epoch} is older than {entry.epoch}",
+                )
+            now = now_ms()
+            result = log.append(
+                control_batch,
+                leader_epoch=self.leader_epoch,
+                now_ms=now,
+                allow_control=True,
+                auto_flush=False,
+            )
+            producers.apply(header, result.base_offset, COMMIT_MARKER if commit else ABORT_MARKER)
+            producers.next_offset = log.log_end_offset
+            self._advance_high_watermark()
+            await self._after_write(producers, now, fsync=False)
+        self._wake_fetches()
+        return result.base_offset
+
+    async def _after_write(self, producers: PartitionProducerState, now: int, fsync: bool) -> None:
+        log = self.log
+        if fsync or log.flush_due(now):
+            await trio.to_thread.run_sync(log.flush, now)
+        if log.active_segment_base != producers.snapshot_segment_base:
+            # Kafka snapshots producer state at every segment roll, bounding replay after a crash.
+            data, offset = snapshot_bytes(producers, log, now_ms(), self.producer_expiration_ms)
+            await trio.to_thread.run_sync(write_snapshot, log.directory, data, offset)
+
+    @staticmethod
+    def _check_producers(
+        producers: PartitionProducerState,
+        headers: list[BatchHeader],
+        records: memoryview | bytes,
+    ) -> BatchMetadata | None:
+        """Sequence checks. Storage verifies CRCs on append; a set that is not appended
+        (duplicate or sequence error) is verified here, so corruption answers CORRUPT_MESSAGE."""
+        try:
+            duplicate = producers.check(headers)
+        except KafkaError:
+            _verify_crcs(records)
+            raise
+        if duplicate is not None:
+            _verify_crcs(records)
+        return duplicate
+
+    async def delete_records(self, offset: int) -> int:
+        """Advance the log start offset (DeleteRecords, -1: the high watermark); returns the
+        new low watermark. Beyond the high watermark is OFFSET_OUT_OF_RANGE."""
+        async with self.lock:
+            self._require_live()
+            hw = self.high_watermark
+            if offset > hw:
+                raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} beyond {hw}")
+            low = self.log.delete_records_before(hw if offset == -1 else offset)
+            self.leader_epochs.truncate_from_start(low)
+            return low
+
+    async def maintain(self, now: int, *, retention: bool) -> None:
+        """Time-based flush and (with ``retention``) retention, under the lock: what changes the
+        log's state runs on the loop, fsync and file removal on a worker thread."""
+        async with self.lock:
+            if self.deleted:
+                return
+            log = self.log
+            if log.flush_due(now):
+                await trio.to_thread.run_sync(log.flush, now)
+            if retention:
+                expired = log.detach_expired_segments(now)
+                if expired:
+                    self.leader_epochs.truncate_from_start(log.log_start_offset)
+                    await trio.to_thread.run_sync(_delete_segments, expired)
+
+    # -- producer state --------------------------------------------------------------------------
+
+    async def _load_producer_state(self) -> PartitionProducerState:
+        """The idempotent-producer state, loaded (snapshot plus a replay of the log's batch
+        headers, on a worker thread) on first use and brought up to the log end."""
+        state = self._producers
+        if state is not None and state.next_offset == self.log.log_end_offset:
+            return state
+        return await trio.to_thread.run_sync(self.producer_state_now)
+
+    async def load_producer_state(self) -> None:
+        """Bring the producer state (open transactions, for the last stable offset) up to date
+        on a worker thread, so reads on the loop find it current."""
+        state = self._producers
+        if state is not None and state.next_offset == self.log.log_end_offset:
+            return
+        async with self.lock:
+            await self._load_producer_state()
+
+    def producer_state_now(self) -> PartitionProducerState:
+        """The producer state, loaded or replayed here and now (reads the log: slow)."""
+        log = self.log
+        state = self._producers
+        if state is None or state.next_offset > log.log_end_offset:
+            state = self._producers = load_state(log)
+            state.snapshot_segment_base = log.active_segment_base
+        elif state.next_offset < log.log_end_offset:
+            replay(state, log)
+        return state
+
+    def snapshot_producer_state(self) -> None:
+        """Clean shutdown: snapshot the loaded state at the log end."""
+        if self._producers is None:
+            return
+        state = self.producer_state_now()
+        data, offset = snapshot_bytes(state, self.log, now_ms(), self.producer_expiration_ms)
+        write_snapshot(self.log.directory, data, offset)
+
+    def last_stable_offset(self) -> int:
+        """First offset of the earliest open transaction (not below the log start offset:
+        records deleted before it are gone), else the high watermark."""
+        unstable = self.producer_state_now().first_unstable_offset()
+        if unstable is None:
+            return self.high_watermark
+        return min(max(unstable, self.log.log_start_offset), self.high_watermark)
+
+    def aborted_transactions(self, start_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [start_offset, upper_offset)."""
+        self.producer_state_now()  # replays markers the index may have lost
+        return self.log.txn_index.collect(start_offset, upper_offset)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        min_one: bool = True,
+        max_offset: int | None = None,
+    ) -> ReadResult:
+        """Whole batches from ``offset`` below the high watermark (and ``max_offset``)."""
+        hw = self.high_watermark
+        if offset > hw:
+            lso = self.log.log_start_offset
+            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} not in [{lso}, {hw}]")
+        bound = hw if max_offset is None else min(max_offset, hw)
+        return self.log.read(offset, max_bytes, min_one=min_one, max_offset=bound)
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        return self.log.offset_for_timestamp(timestamp)
+
+    def legacy_offsets(self, timestamp: int, max_num_offsets: int) -> list[int]:
+        """ListOffsets v0: up to ``max_num_offsets`` segment base offsets, newest first."""
+        return legacy_offsets(self.log, self.high_watermark, timestamp, max_num_offsets)
+
+    # -- waiting for data ------------------------------------------------------------------------
+
+    def add_waiter(self, waiter: FetchWaiter) -> None:
+        self._waiters.add(waiter)
+
+    def remove_waiter(self, waiter: FetchWaiter) -> None:
+        self._waiters.discard(waiter)
+
+    @property
+    def waiting_fetches(self) -> int:
+        return len(self._waiters)
+
+    def _wake_fetches(self) -> None:
+        """Wake the fetches waiting on this partition (free when none waits, the common case)."""
+        if self._waiters:
+            waiters, self._waiters = self._waiters, set()
+            for waiter in waiters:
+                waiter.event.set()
+
+
+def _delete_segments(segments: list[LogSegment]) -> None:
+    for segment in segments:
+        segment.delete()
