@@ -1,4 +1,4 @@
-"""DeleteRecords (move a partition's log start offset up) and DescribeLogDirs (the data directory)."""
+"""DescribeLogDirs: the data directory, its space, and the size of each partition in it."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ import shutil
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.messages.delete_records_request import API_KEY as DELETE_RECORDS
-from kafkacompat.protocol.messages.delete_records_request import DeleteRecordsRequest
-from kafkacompat.protocol.messages.delete_records_response import (
-    DeleteRecordsPartitionResult,
-    DeleteRecordsResponse,
-    DeleteRecordsTopicResult,
-)
+from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages.describe_log_dirs_request import API_KEY as DESCRIBE_LOG_DIRS
 from kafkacompat.protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
 from kafkacompat.protocol.messages.describe_log_dirs_response import (
@@ -22,36 +15,6 @@ from kafkacompat.protocol.messages.describe_log_dirs_response import (
     DescribeLogDirsResult,
     DescribeLogDirsTopic,
 )
-
-
-async def delete_records(context: RequestContext, topic: str, partition: int, offset: int) -> int:
-    """Move the log start offset to ``offset`` (-1: the high watermark); the new low watermark."""
-    hosted = context.services.partitions.partition(topic, partition)
-    if not hosted.config.delete_enabled:
-        raise KafkaError(
-            ErrorCode.POLICY_VIOLATION,
-            f"Records of partition {topic}-{partition} can not be deleted due to the configured "
-            "policy",
-        )
-    return await hosted.delete_records(offset)
-
-
-@handles(DELETE_RECORDS)
-async def handle_delete_records(
-    context: RequestContext, request: DeleteRecordsRequest
-) -> DeleteRecordsResponse:
-    topics = []
-    for topic in request.topics:
-        partitions = []
-        for p in topic.partitions:
-            try:
-                low = await delete_records(context, topic.name, p.partition_index, p.offset)
-            except KafkaError as error:
-                partitions.append(DeleteRecordsPartitionResult(p.partition_index, -1, error.code))
-            else:
-                partitions.append(DeleteRecordsPartitionResult(p.partition_index, low, 0))
-        topics.append(DeleteRecordsTopicResult(topic.name, partitions))
-    return DeleteRecordsResponse(topics=topics)
 
 
 @handles(DESCRIBE_LOG_DIRS)
