@@ -24,9 +24,16 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "log.roll.ms": 604800000,
         "log.index.interval.bytes": 4096,
         "log.index.size.max.bytes": 10485760,
+        # Not a Kafka setting: the most segment files held open at once across all logs (least
+        # recently used closed first, reopened on demand); capped at a quarter of the soft
+        # RLIMIT_NOFILE so connections and short-lived files keep the rest.
+        "log.open.files.max": 1024,
         "log.flush.interval.messages": 9223372036854775807,
         "log.flush.interval.ms": 9223372036854775807,
         "log.message.timestamp.type": "CreateTime",
+        # Kafka 4.0's defaults (KIP-1030 made "after" one hour); the topic defaults follow them.
+        "log.message.timestamp.before.max.ms": 9223372036854775807,
+        "log.message.timestamp.after.max.ms": 3600000,
         "log.cleanup.policy": "delete",
         "compression.type": "producer",
         "min.insync.replicas": 1,
@@ -41,6 +48,11 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "transactional.id.expiration.ms": 604800000,
         "transaction.remove.expired.transaction.cleanup.interval.ms": 3600000,
         "connections.max.idle.ms": 600000,
+        # Not Kafka settings (its KIP-578 proposed the first): the most partitions this broker
+        # hosts, and how long a response may wait for a client that does not read it before
+        # the connection is closed.
+        "max.broker.partitions": 100000,
+        "connections.send.timeout.ms": 30000,
         "max.incremental.fetch.session.cache.slots": 1000,
     }
 )

@@ -143,3 +143,20 @@ class KafkaError(Exception):
 
 class ProtocolError(Exception):
     """Input that cannot be parsed as Kafka protocol: the connection is closed."""
+
+
+class RecordValidationError(KafkaError):
+    """A produced record batch refused by record validation (nothing of the request is stored).
+
+    ``record_errors`` holds ``(batch_index, message)`` per offending record, as Produce v8+
+    answers them in ``RecordErrors``; it is empty when the batch is refused as a whole.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str = "",
+        record_errors: list[tuple[int, str | None]] | None = None,
+    ) -> None:
+        super().__init__(code, message)
+        self.record_errors: list[tuple[int, str | None]] = record_errors or []

@@ -43,6 +43,9 @@ from kafkacompat.storage.log_config import LogConfig, validate_topic_configs
 from kafkacompat.storage.topic_names import validate_topic_name
 
 DUPLICATE_TOPIC = "Duplicate topic name."
+#: KRaft's bound on what one admin request may create (its records-per-operation limit).
+MAX_PARTITIONS_PER_REQUEST = 10_000
+EXCESSIVE_PARTITIONS = "Excessively large number of partitions per request."
 
 
 def _fail(code: ErrorCode, message: str) -> KafkaError:
@@ -184,6 +187,21 @@ async def handle_create_topics(
     context: RequestContext, request: CreateTopicsRequest
 ) -> CreateTopicsResponse:
     counts = Counter(t.name for t in request.topics)
+    requested = sum(
+        len(t.assignments) if t.assignments else max(t.num_partitions, 0) for t in request.topics
+    )
+    if requested > MAX_PARTITIONS_PER_REQUEST:
+        return CreateTopicsResponse(
+            topics=[
+                CreatableTopicResult(
+                    name=name,
+                    error_code=ErrorCode.POLICY_VIOLATION,
+                    error_message=EXCESSIVE_PARTITIONS,
+                    configs=[],
+                )
+                for name in counts
+            ]
+        )
     results: list[CreatableTopicResult] = []
     reported: set[str] = set()
     for topic in request.topics:
@@ -297,6 +315,18 @@ async def handle_create_partitions(
     context: RequestContext, request: CreatePartitionsRequest
 ) -> CreatePartitionsResponse:
     counts = Counter(t.name for t in request.topics)
+    image = context.image
+    added = 0
+    for topic in request.topics:
+        existing = image.topic(topic.name)
+        added += max(0, topic.count - (existing.partitions if existing else 0))
+    if added > MAX_PARTITIONS_PER_REQUEST:
+        return CreatePartitionsResponse(
+            results=[
+                CreatePartitionsTopicResult(name, ErrorCode.POLICY_VIOLATION, EXCESSIVE_PARTITIONS)
+                for name in counts
+            ]
+        )
     results = []
     reported: set[str] = set()
     for topic in request.topics:

@@ -55,8 +55,14 @@ class Broker:
             topic_defaults(config),
             producer_expiration_ms=config.get_int("producer.id.expiration.ms"),
             fsync_state=fsync_everything,
+            max_open_files=config.get_int("log.open.files.max"),
         )
-        self.controller = LocalController(self.partitions, self.cluster_id, self._broker_info())
+        self.controller = LocalController(
+            self.partitions,
+            self.cluster_id,
+            self._broker_info(),
+            max_partitions=config.get_int("max.broker.partitions"),
+        )
         self.groups = GroupService(config, self.partitions.state)
         self.transactions = TransactionService(
             config, self.partitions.state, self.partitions, self.groups.coordinator

@@ -107,6 +107,13 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
         INT, "How often idle transactional ids are looked for."
     ),
     "connections.max.idle.ms": ConfigDef(L, "Idle connections are closed after this long."),
+    "connections.send.timeout.ms": ConfigDef(
+        L, "A client that reads none of its response this long is disconnected."
+    ),
+    "log.open.files.max": ConfigDef(
+        INT, "Most segment files held open at once (at most a quarter of the process limit)."
+    ),
+    "max.broker.partitions": ConfigDef(INT, "Most partitions this broker hosts."),
 }
 
 

@@ -19,6 +19,7 @@ from kafkacompat.cluster.metadata_image import (
     PartitionImage,
     TopicImage,
 )
+from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.storage.metadata_store import TopicMetadata
 from kafkacompat.storage.topic_names import validate_topic_name
@@ -55,9 +56,17 @@ class Controller(Protocol):
 class LocalController:
     """One broker that hosts and leads every partition: the controller is itself."""
 
-    def __init__(self, partitions: PartitionManager, cluster_id: str, broker: BrokerInfo) -> None:
+    def __init__(
+        self,
+        partitions: PartitionManager,
+        cluster_id: str,
+        broker: BrokerInfo,
+        *,
+        max_partitions: int = 2**31 - 1,
+    ) -> None:
         self._partitions = partitions
         self._broker = broker
+        self._max_partitions = max_partitions
         #: Where readers find the current image.
         self.view = MetadataView(self._full_image(cluster_id, broker))
 
@@ -103,6 +112,16 @@ class LocalController:
     def live_brokers(self) -> list[int]:
         return [b.node_id for b in self.view.image.brokers]
 
+    def _check_capacity(self, adding: int) -> None:
+        """Refuse what would take the broker past its partition cap (``max.broker.partitions``)."""
+        hosted = sum(t.partitions for t in self.view.image.topics.values())
+        if hosted + adding > self._max_partitions:
+            raise KafkaError(
+                ErrorCode.POLICY_VIOLATION,
+                f"Adding {adding} partition(s) to the {hosted} this broker hosts would exceed "
+                f"max.broker.partitions ({self._max_partitions}).",
+            )
+
     async def create_topic(
         self,
         name: str,
@@ -112,6 +131,8 @@ class LocalController:
         validate_only: bool = False,
     ) -> TopicImage:
         validate_topic_name(name)
+        if partitions > 0:
+            self._check_capacity(partitions)
         meta = self._partitions.create_topic(name, partitions, configs, validate_only=validate_only)
         if validate_only:
             return self._topic_image(meta)
@@ -120,6 +141,9 @@ class LocalController:
     async def create_partitions(
         self, name: str, new_total: int, *, validate_only: bool = False
     ) -> None:
+        existing = self.view.image.topic(name)
+        if existing is not None and new_total > existing.partitions:
+            self._check_capacity(new_total - existing.partitions)
         self._partitions.add_partitions(name, new_total, validate_only=validate_only)
         if not validate_only:
             self._publish_topic(name)

@@ -16,6 +16,7 @@ import trio
 
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.partition import FetchWaiter, Partition
+from kafkacompat.storage.file_cache import DEFAULT_MAX_OPEN_FILES
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.log_manager import LogManager, remove_trees
 from kafkacompat.storage.metadata_store import TopicMetadata
@@ -37,9 +38,12 @@ class PartitionManager:
         *,
         producer_expiration_ms: int,
         fsync_state: bool,
+        max_open_files: int = DEFAULT_MAX_OPEN_FILES,
     ) -> None:
         self.data_dir = data_dir
-        self._logs = LogManager(data_dir, defaults, fsync_state=fsync_state)
+        self._logs = LogManager(
+            data_dir, defaults, fsync_state=fsync_state, max_open_files=max_open_files
+        )
         self._producer_expiration_ms = producer_expiration_ms
         self._durable = fsync_state
         self._partitions: dict[tuple[str, int], Partition] = {}

@@ -12,6 +12,8 @@ that decodes records. The rules are Kafka's:
 - record headers cannot be expressed and are dropped; magic 1 keeps timestamps and the
   LogAppendTime attribute bit, magic 0 has no timestamps;
 - zstd has no legacy encoding: UNSUPPORTED_COMPRESSION_TYPE.
+
+Stored data that turns out damaged is CORRUPT_MESSAGE, never another exception.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterator, Sequence
 
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import Codec, compress, xxh32
+from kafkacompat.protocol.primitives import DECODE_ERRORS
 from kafkacompat.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -29,6 +32,7 @@ from kafkacompat.protocol.records import (
     Buffer,
     Record,
     TimestampType,
+    corrupt,
     decode_batch,
     read_header,
 )
@@ -141,8 +145,11 @@ def down_convert(
             )
         if header.compression == Codec.NONE and header.last_offset < first_offset:
             continue
-        _, records = decode_batch(buf, pos)
-        converted = _convert_batch(header, records, magic, first_offset)
+        try:
+            _, records = decode_batch(buf, pos)
+            converted = _convert_batch(header, records, magic, first_offset)
+        except DECODE_ERRORS as exc:  # damaged stored data, e.g. a timestamp past int64
+            raise corrupt(f"cannot down-convert the batch at offset {header.base_offset}") from exc
         if not converted:
             continue
         if parts and max_bytes is not None and total + len(converted) > max_bytes:

@@ -94,10 +94,14 @@ def iter_legacy_messages(
     return _iter_legacy(buf, max_size, False)
 
 
-def legacy_to_v2(buf: Buffer, *, max_message_bytes: int) -> bytes:
+def legacy_to_v2(
+    buf: Buffer, *, max_message_bytes: int, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED
+) -> bytes:
     """Convert a v0/v1 message set into one v2 batch (base offset 0, codec of the first wrapper).
 
-    Each top-level legacy message larger than ``max_message_bytes`` raises MESSAGE_TOO_LARGE.
+    Each top-level legacy message larger than ``max_message_bytes`` raises MESSAGE_TOO_LARGE;
+    keys and values adding up to more than ``max_decompressed`` bytes (many compressed wrappers
+    each inflating within the per-wrapper bound) raise CORRUPT_MESSAGE.
     """
     end, pos, codec = len(buf), 0, Codec.NONE
     while pos + LOG_OVERHEAD <= end:
@@ -107,7 +111,12 @@ def legacy_to_v2(buf: Buffer, *, max_message_bytes: int) -> bytes:
         if codec == Codec.NONE and pos + 18 <= end:
             codec = Codec(buf[pos + 17] & COMPRESSION_MASK) if buf[pos + 17] & 7 <= 4 else codec
         pos += LOG_OVERHEAD + max(size, 0)
-    messages = list(iter_legacy_messages(buf))
+    messages, total = [], 0
+    for message in iter_legacy_messages(buf, max_size=max_decompressed):
+        total += len(message.key or b"") + len(message.value or b"")
+        if total > max_decompressed:
+            raise corrupt(f"legacy message set inflates past {max_decompressed} bytes")
+        messages.append(message)
     if not messages:
         raise invalid("no messages")
     records = [Record(i, m.timestamp, m.key, m.value) for i, m in enumerate(messages)]

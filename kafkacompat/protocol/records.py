@@ -10,7 +10,7 @@ compaction, down-conversion, tests) by the varint record codec below. Legacy mes
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
@@ -89,7 +89,11 @@ class BatchHeader(NamedTuple):
 
     @property
     def compression(self) -> Codec:
-        return Codec(self.attributes & COMPRESSION_MASK)
+        """The codec; CORRUPT_MESSAGE for an id no codec has (damaged data)."""
+        codec = self.attributes & COMPRESSION_MASK
+        if codec > _LAST_CODEC:
+            raise corrupt(f"unknown compression codec {codec}")
+        return Codec(codec)
 
     @property
     def timestamp_type(self) -> TimestampType:
@@ -158,6 +162,11 @@ def verify_crc(buf: Buffer, pos: int, header: BatchHeader) -> None:
         raise corrupt("record batch CRC mismatch")
 
 
+#: Record-level check of the batch at a position of a buffer: returns the largest record
+#: timestamp or raises (`record_validation.validate_batch` with its rules bound).
+BatchValidator = Callable[[memoryview, int, BatchHeader], int]
+
+
 @dataclass(slots=True)
 class PreparedAppend:
     """Offsets assigned to a validated record set; ``batches`` holds per batch
@@ -179,12 +188,17 @@ def assign_offsets(
     log_append_time_ms: int | None,
     max_batch_size: int,
     allow_control: bool = False,
+    validate: BatchValidator | None = None,
 ) -> PreparedAppend:
-    """Validate every v2 batch in ``buf`` and patch its offsets in place (header-level work only).
+    """Validate every v2 batch in ``buf`` and patch its offsets in place.
 
-    ``log_append_time_ms`` set means the topic uses LogAppendTime: each batch gets the timestamp
-    type bit and that max timestamp, and its CRC is recomputed. Raises CORRUPT_MESSAGE,
-    INVALID_RECORD or MESSAGE_TOO_LARGE; ``buf`` may be partly patched when it raises.
+    Header-level checks first (sizes, magic, CRC, count, attributes); then ``validate``, when
+    given, checks the records of the batch (see `record_validation`) and returns their largest
+    timestamp, which becomes the batch's max timestamp when the header says otherwise (Kafka
+    sets it from the records too). ``log_append_time_ms`` set means the topic uses
+    LogAppendTime: each batch gets the timestamp type bit and that max timestamp. A changed
+    max timestamp means a recomputed CRC. Raises CORRUPT_MESSAGE, INVALID_RECORD,
+    MESSAGE_TOO_LARGE or what ``validate`` raises; ``buf`` may be partly patched when it raises.
     """
     mv = memoryview(buf)
     end, pos, next_offset, count_total = len(mv), 0, base_offset, 0
@@ -196,7 +210,8 @@ def assign_offsets(
     while pos < end:
         if end - pos < HEADER_SIZE:
             raise corrupt("truncated record batch header")
-        _, length, _, magic, crc, attrs, lod, _, mts, pid, pepoch, bseq, count = unpack(mv, pos)
+        fields = unpack(mv, pos)
+        _, length, _, magic, crc, attrs, lod, _, mts, pid, pepoch, bseq, count = fields
         size = length + LOG_OVERHEAD
         if magic != 2:
             raise corrupt(f"unexpected batch magic {magic} in a v2 record set")
@@ -216,11 +231,17 @@ def assign_offsets(
             raise invalid("transactional batch without a producer id")
         if pid >= 0 and (pepoch < 0 or (bseq < 0 and not attrs & CONTROL_BIT)):
             raise invalid("producer id without a producer epoch or base sequence")
+        new_max_ts = False
+        if validate is not None:
+            records_max_ts = validate(mv, pos, BatchHeader._make(fields))
+            new_max_ts = records_max_ts != mts
+            mts = records_max_ts
         pack_i64(mv, pos, next_offset)
         pack_i32(mv, pos + LEADER_EPOCH_OFFSET, leader_epoch)
         if log_append_time_ms is not None:
-            mts = log_append_time_ms
+            mts, new_max_ts = log_append_time_ms, True
             _I16.pack_into(mv, pos + ATTRIBUTES_OFFSET, attrs | TIMESTAMP_TYPE_BIT)
+        if new_max_ts:
             pack_i64(mv, pos + MAX_TIMESTAMP_OFFSET, mts)
             _U32.pack_into(mv, pos + CRC_OFFSET, crc32c(mv[pos + ATTRIBUTES_OFFSET : pos + size]))
         batches.append((pos, size, next_offset, mts))

@@ -13,7 +13,7 @@ from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol.framing import FrameReader
 from kafkacompat.server.idle import IdleConnections, IdleTimer
 from kafkacompat.server.sending import ResponseTruncated, send_response
-from kafkacompat.server.socket_io import ClientSocket, ConnectionLost
+from kafkacompat.server.socket_io import ClientSocket, ConnectionLost, SendStalled
 from kafkacompat.server.transport import Transport
 
 log = logging.getLogger("kafkacompat.server")
@@ -59,6 +59,7 @@ async def serve_connection(
     pipeline: RequestPipeline,
     idle: IdleConnections,
     max_request_bytes: int,
+    send_timeout: float = math.inf,
     listener_name: str = "PLAINTEXT",
 ) -> None:
     """Serve one connection until the client leaves, idles too long or sends something
@@ -67,7 +68,7 @@ async def serve_connection(
     Like Kafka, a connection is muted while its request is handled, so responses go out in the
     order requests came in and a client cannot queue unbounded work.
     """
-    client: Transport = ClientSocket.from_stream(stream)
+    client: Transport = ClientSocket.from_stream(stream, send_timeout)
     peer = client.peer_name()
     session = Session(peer, listener_name=listener_name)
     reader = FrameReader(max_request_bytes)
@@ -80,7 +81,7 @@ async def serve_connection(
                 idle.remove(timer)
         if scope.cancelled_caught:
             log.info("closing connection from %s: idle for over %g s", peer, idle.max_idle_seconds)
-    except (ProtocolError, ResponseTruncated) as exc:
+    except (ProtocolError, ResponseTruncated, SendStalled) as exc:
         log.warning("closing connection from %s: %s", peer, exc)
     except ConnectionLost:
         pass

@@ -73,6 +73,7 @@ async def _serve_listeners(
         pipeline=broker.pipeline,
         idle=idle,
         max_request_bytes=config.get_int("socket.request.max.bytes"),
+        send_timeout=config.get_int("connections.send.timeout.ms") / 1000,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(broker.run_background_tasks)

@@ -13,6 +13,7 @@ the polling, which is why this lowers both latency and CPU per request.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -31,26 +32,35 @@ class ConnectionLost(Exception):
     """The peer reset the connection or the socket was closed under us."""
 
 
+class SendStalled(Exception):
+    """The client has not read its response for longer than the send timeout."""
+
+
 class ClientSocket:
     """One accepted connection's non-blocking socket."""
 
-    __slots__ = ("_drained", "sock", "waits")
+    __slots__ = ("_drained", "send_timeout", "sock", "waits")
 
     supports_sendfile = True
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, send_timeout: float = math.inf) -> None:
         sock.setblocking(False)
         self.sock = sock
+        #: Seconds a send may wait for the client to make room before `SendStalled`.
+        self.send_timeout = send_timeout
         #: How often a call had to wait for the socket (each wait let other tasks run).
         self.waits = 0
         #: The last receive emptied the kernel's buffer: wait for readability before the next.
         self._drained = True
 
     @classmethod
-    def from_stream(cls, stream: trio.SocketStream) -> ClientSocket:
+    def from_stream(
+        cls, stream: trio.SocketStream, send_timeout: float = math.inf
+    ) -> ClientSocket:
         """Take over the socket of a stream Trio accepted (the stream is left closed)."""
         family, kind, proto = stream.socket.family, stream.socket.type, stream.socket.proto
-        return cls(socket.socket(family, kind, proto, fileno=stream.socket.detach()))
+        sock = socket.socket(family, kind, proto, fileno=stream.socket.detach())
+        return cls(sock, send_timeout)
 
     def peer_name(self) -> str:
         try:
@@ -136,11 +146,15 @@ class ClientSocket:
         self._drained = False
 
     async def _wait_writable(self) -> None:
+        """Wait for room in the socket's send buffer (only sends that would block get here)."""
         self.waits += 1
         try:
-            await trio.lowlevel.wait_writable(self.sock)
+            with trio.move_on_after(self.send_timeout) as waited:
+                await trio.lowlevel.wait_writable(self.sock)
         except trio.ClosedResourceError as exc:
             raise ConnectionLost("socket closed") from exc
+        if waited.cancelled_caught:
+            raise SendStalled(f"the client read nothing for {self.send_timeout:g} s")
 
     def close(self) -> None:
         if self.sock.fileno() != -1:

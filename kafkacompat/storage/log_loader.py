@@ -24,7 +24,8 @@ def load_segments(
     After a clean shutdown, and for segments wholly below ``recovery_point``, the index files
     are trusted when they pass sanity checks; every other segment is scanned, its indexes
     rebuilt and a bad tail cut off. A segment with a bad tail ends the log: later segments are
-    deleted. Temporary files and indexes without a log are removed.
+    deleted. Temporary files and indexes without a log are removed. On failure every segment
+    opened so far gives its descriptor back.
     """
     bases: set[int] = set()
     for path in directory.iterdir():
@@ -37,16 +38,23 @@ def load_segments(
             not path.stem.isdigit() or int(path.stem) not in bases
         ):
             path.unlink()
-    segments = [open_segment(base) for base in sorted(bases)]
-    for i, segment in enumerate(segments):
-        following = segments[i + 1].base_offset if i + 1 < len(segments) else None
-        flushed = following is not None and following <= recovery_point
-        if (clean_shutdown or flushed) and segment.load():
-            continue
-        dropped = segment.recover()
-        if dropped or (following is not None and segment.next_offset > following):
-            for later in segments[i + 1 :]:
-                later.delete()
-            del segments[i + 1 :]
-        segment.sync()
+    segments: list[LogSegment] = []
+    try:
+        for base in sorted(bases):
+            segments.append(open_segment(base))
+        for i, segment in enumerate(segments):
+            following = segments[i + 1].base_offset if i + 1 < len(segments) else None
+            flushed = following is not None and following <= recovery_point
+            if (clean_shutdown or flushed) and segment.load():
+                continue
+            dropped = segment.recover()
+            if dropped or (following is not None and segment.next_offset > following):
+                for later in segments[i + 1 :]:
+                    later.delete()
+                del segments[i + 1 :]
+            segment.sync()
+    except BaseException:
+        for segment in segments:
+            segment.close_file()
+        raise
     return segments

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import os
@@ -12,6 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.storage.file_cache import (
+    DEFAULT_MAX_OPEN_FILES,
+    FileCache,
+    effective_max_open_files,
+)
 from kafkacompat.storage.fsutil import atomic_write, fsync_dir
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig, validate_topic_configs
 from kafkacompat.storage.metadata_store import MetadataStore, TopicMetadata
@@ -27,7 +33,11 @@ STATE_DIR = "__state"
 
 
 class LogManager:
-    """Opens ``data_dir`` (recovering logs after an unclean shutdown) and owns every log."""
+    """Opens ``data_dir`` (recovering logs after an unclean shutdown) and owns every log.
+
+    Segment descriptors of all logs share one `FileCache` of at most ``max_open_files``
+    (``log.open.files.max``; never more than a quarter of the soft ``RLIMIT_NOFILE``).
+    """
 
     def __init__(
         self,
@@ -37,10 +47,12 @@ class LogManager:
         fsync_on_append: bool = False,
         fsync_state: bool = True,
         now_ms: int | None = None,
+        max_open_files: int = DEFAULT_MAX_OPEN_FILES,
     ) -> None:
         self.data_dir = data_dir
         self.defaults = defaults
         self.fsync_on_append = fsync_on_append
+        self.files = FileCache(effective_max_open_files(max_open_files))
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -50,13 +62,17 @@ class LogManager:
             raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"{data_dir} is in use") from None
         marker = data_dir / CLEAN_SHUTDOWN_FILE
         clean = marker.exists()
-        self.metadata = MetadataStore(data_dir)
-        self.state = StateStore(data_dir / STATE_DIR, fsync=fsync_state)
         self._logs: dict[tuple[str, int], PartitionLog] = {}
-        for topic in self.metadata.topics():
-            config = topic.log_config(defaults)
-            for partition in range(topic.partitions):
-                self._open_log(topic.name, partition, config, clean, now_ms)
+        try:
+            self.metadata = MetadataStore(data_dir)
+            self.state = StateStore(data_dir / STATE_DIR, fsync=fsync_state)
+            for topic in self.metadata.topics():
+                config = topic.log_config(defaults)
+                for partition in range(topic.partitions):
+                    self._open_log(topic.name, partition, config, clean, now_ms)
+        except BaseException:
+            self._release_all()
+            raise
         self._remove_stray_partition_dirs()
         if clean:
             marker.unlink()
@@ -74,9 +90,19 @@ class LogManager:
             clean_shutdown=clean,
             fsync_on_append=self.fsync_on_append,
             now_ms=now_ms,
+            files=self.files,
         )
         self._logs[(topic, partition)] = log
         return log
+
+    def _release_all(self) -> None:
+        """Give back every descriptor (a failed start): segment files and the lock."""
+        for log in self._logs.values():
+            log.close_files()
+        self._logs.clear()
+        self.files.close_all()
+        os.close(self._lock_fd)
+        self._lock_fd = -1
 
     def _remove_stray_partition_dirs(self) -> None:
         """Drop directories of topics whose creation or deletion a crash interrupted."""
@@ -110,12 +136,54 @@ class LogManager:
         meta = TopicMetadata(name, topic_id or uuid.uuid4(), partitions, overrides)
         if validate_only:
             return meta
-        config = meta.log_config(self.defaults)
-        for partition in range(partitions):
-            self._open_log(name, partition, config, False, None)
-        fsync_dir(self.data_dir)
-        self.metadata.put(meta)
+        self._create_partitions(meta, 0, None)
         return meta
+
+    def _create_partitions(
+        self, meta: TopicMetadata, first: int, previous: TopicMetadata | None
+    ) -> None:
+        """Create partitions ``first``.. of ``meta`` and record ``meta``, all or nothing: on a
+        failure every directory and descriptor made is removed, the metadata is left as
+        ``previous`` (None: no topic) and KAFKA_STORAGE_ERROR is raised."""
+        name, config = meta.name, meta.log_config(self.defaults)
+        made = first
+        what = f"partition {name}-{first}"
+        try:
+            for partition in range(first, meta.partitions):
+                what, made = f"partition {name}-{partition}", partition + 1
+                self._open_log(name, partition, config, False, None)
+            what = f"the metadata of topic {name!r}"
+            fsync_dir(self.data_dir)
+            self.metadata.put(meta)
+        except BaseException as exc:
+            self._discard_partitions(name, first, made)
+            if self.metadata.get(name) is meta:
+                with contextlib.suppress(OSError):
+                    if previous is None:
+                        self.metadata.remove(name)
+                    else:
+                        self.metadata.put(previous)
+            if not isinstance(exc, OSError):
+                raise
+            if previous is None:
+                kept = "no topic was created"
+            else:
+                kept = f"the topic keeps its {previous.partitions} partitions"
+            raise KafkaError(
+                ErrorCode.KAFKA_STORAGE_ERROR,
+                f"creating {what} failed ({exc.strerror or exc}); {kept}",
+            ) from exc
+
+    def _discard_partitions(self, name: str, first: int, end: int) -> None:
+        """Close and remove partitions ``first``..``end - 1`` of ``name`` (best effort)."""
+        for partition in range(first, end):
+            log = self._logs.pop((name, partition), None)
+            if log is not None:
+                log.close_files()
+        for partition in range(first, end):
+            shutil.rmtree(self._partition_dir(name, partition), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            fsync_dir(self.data_dir)
 
     def delete_topic(self, name: str) -> None:
         """Forget the topic, then remove its data from disk."""
@@ -123,11 +191,32 @@ class LogManager:
 
     def detach_topic(self, name: str) -> list[Path]:
         """Forget the topic and set its partition directories aside; returns them for
-        `remove_trees` (the slow part, which a caller may run elsewhere)."""
+        `remove_trees` (the slow part, which a caller may run elsewhere).
+
+        Every descriptor of the topic is given back whatever fails; a directory that cannot
+        be renamed is removed in place (or, failing that, at the next start).
+        """
         meta = self.require_topic(name)
-        self.metadata.remove(name)
-        detached = [self._logs.pop((name, p)).detach() for p in range(meta.partitions)]
-        fsync_dir(self.data_dir)
+        logs = [self._logs.pop((name, p), None) for p in range(meta.partitions)]
+        detached: list[Path] = []
+        try:
+            self.metadata.remove(name)
+        except OSError as exc:
+            raise KafkaError(
+                ErrorCode.KAFKA_STORAGE_ERROR,
+                f"deleting topic {name!r} failed ({exc.strerror or exc})",
+            ) from exc
+        finally:
+            for log in logs:
+                if log is None:
+                    continue
+                try:
+                    detached.append(log.detach())
+                except OSError:
+                    log.close_files()
+                    shutil.rmtree(log.directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            fsync_dir(self.data_dir)
         return detached
 
     def add_partitions(self, name: str, new_total: int, *, validate_only: bool = False) -> None:
@@ -140,11 +229,9 @@ class LogManager:
             )
         if validate_only:
             return
-        config = meta.log_config(self.defaults)
-        for partition in range(meta.partitions, new_total):
-            self._open_log(name, partition, config, False, None)
-        fsync_dir(self.data_dir)
-        self.metadata.put(dataclasses.replace(meta, partitions=new_total))
+        self._create_partitions(
+            dataclasses.replace(meta, partitions=new_total), meta.partitions, meta
+        )
 
     def set_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> TopicMetadata:
         """Replace the topic's config overrides (AlterConfigs semantics) and apply them."""
@@ -192,29 +279,21 @@ class LogManager:
         """Every open partition log, as a list that later topic changes do not disturb."""
         return [(topic, partition, log) for (topic, partition), log in self._logs.items()]
 
-    def run_retention(self, now_ms: int) -> int:
-        """Apply retention to every log; return the number of segments deleted."""
-        return sum(log.apply_retention(now_ms) for log in self._logs.values())
-
-    def flush_due(self, now_ms: int) -> int:
-        """Flush logs whose ``flush.ms`` elapsed; return how many were flushed."""
-        return sum(log.maybe_flush(now_ms) for log in self._logs.values())
-
-    def checkpoint(self) -> None:
-        """Persist every log's recovery point and log start offset."""
-        for log in self._logs.values():
-            log.checkpoint()
-
     def close(self) -> None:
         """Flush and close everything, then mark the shutdown clean for a fast restart."""
         if self._lock_fd < 0:
             return
-        for log in self._logs.values():
-            log.close()
-        self.state.close()
-        atomic_write(self.data_dir / CLEAN_SHUTDOWN_FILE, b"")
-        os.close(self._lock_fd)
-        self._lock_fd = -1
+        try:
+            for log in self._logs.values():
+                log.close()
+            self.state.close()
+            atomic_write(self.data_dir / CLEAN_SHUTDOWN_FILE, b"")
+        finally:
+            for log in self._logs.values():
+                log.close_files()
+            self.files.close_all()
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
 
 def remove_trees(paths: list[Path]) -> None:

@@ -13,7 +13,13 @@ from pathlib import Path
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import MAGIC_OFFSET, Record, assign_offsets
 from kafkacompat.storage import log_reads
-from kafkacompat.storage.append_input import to_writable_v2, writable
+from kafkacompat.storage.append_input import (
+    batch_validator,
+    record_rules,
+    to_writable_v2,
+    writable,
+)
+from kafkacompat.storage.file_cache import FileCache, effective_max_open_files
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
 from kafkacompat.storage.log_loader import load_segments
 from kafkacompat.storage.recovery import PartitionCheckpoint, read_checkpoint, write_checkpoint
@@ -46,7 +52,10 @@ class PartitionLog:
         clean_shutdown: bool = False,
         fsync_on_append: bool = False,
         now_ms: int | None = None,
+        files: FileCache | None = None,
     ) -> None:
+        """Open (recovering if needed) or create the log in ``directory``. Segment descriptors
+        come from ``files``, the cache shared by a log manager (default: one of its own)."""
         self.directory = directory
         self.config = config
         self._as_sent = config.compression_type == "producer"
@@ -55,9 +64,14 @@ class PartitionLog:
         self._bases: list[int] = []
         self._unflushed_messages = 0
         self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+        self._files = FileCache(effective_max_open_files()) if files is None else files
         directory.mkdir(parents=True, exist_ok=True)
         self.txn_index = TransactionIndex(directory)
-        self._open(clean_shutdown, self._last_flush_ms)
+        try:
+            self._open(clean_shutdown, self._last_flush_ms)
+        except BaseException:
+            self.close_files()
+            raise
 
     # --- opening and recovery ----------------------------------------------------------------
 
@@ -68,6 +82,7 @@ class PartitionLog:
             index_interval=self.config.index_interval_bytes,
             index_bytes=self.config.segment_index_bytes,
             created_ms=now_ms,
+            files=self._files,
         )
 
     def _open(self, clean_shutdown: bool, now_ms: int) -> None:
@@ -78,9 +93,11 @@ class PartitionLog:
             clean_shutdown=clean_shutdown,
             open_segment=lambda base: self._new_segment(base, now_ms),
         )
+        self._segments = segments
         if not segments:
             segments.append(self._new_segment(checkpoint.log_start_offset, now_ms))
-        self._segments = segments
+        for segment in segments[:-1]:
+            segment.evict()
         self._bases = [s.base_offset for s in segments]
         self._log_start_offset = min(
             max(checkpoint.log_start_offset, segments[0].base_offset), self.log_end_offset
@@ -147,10 +164,15 @@ class PartitionLog:
         applies the flush policy itself (see `flush_due`), e.g. to fsync off its event loop.
         """
         config = self.config
+        # Record-level validation before anything is written; batches the broker writes
+        # itself (markers) keep the structure checks only.
+        rules = record_rules(
+            config, now_ms, self.directory.name, producer_rules=not allow_control
+        )
         if self._as_sent and len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] == 2:
             buf, converted = writable(records), False  # the common case, made quick
         else:
-            buf, converted = to_writable_v2(records, config)
+            buf, converted = to_writable_v2(records, config, rules)
         size = len(buf)
         if size > config.segment_bytes:
             raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{size} bytes")
@@ -164,6 +186,7 @@ class PartitionLog:
             # A converted legacy set was size-checked per original message.
             max_batch_size=size if converted else config.max_message_bytes,
             allow_control=allow_control,
+            validate=batch_validator(rules),
         )
         if segment.size and (
             segment.size + size > config.segment_bytes
@@ -266,13 +289,6 @@ class PartitionLog:
             self._delete_oldest(self._retention_count(delete_enabled=False, now_ms=0))
         return self._log_start_offset
 
-    def apply_retention(self, now_ms: int) -> int:
-        """Delete old segments by ``retention.ms``/``retention.bytes``; return how many."""
-        expired = self.detach_expired_segments(now_ms)
-        for segment in expired:
-            segment.delete()
-        return len(expired)
-
     def detach_expired_segments(self, now_ms: int) -> list[LogSegment]:
         """Retention's decision, in memory only: drop the expired segments from the log and
         return them; their files are removed by `LogSegment.delete` (slow, callable elsewhere —
@@ -342,13 +358,6 @@ class PartitionLog:
             or now_ms - self._last_flush_ms >= self.config.flush_ms
         )
 
-    def maybe_flush(self, now_ms: int) -> bool:
-        """Flush when ``flush.ms`` has passed since the last flush (for a periodic task)."""
-        if self._unflushed_messages and now_ms - self._last_flush_ms >= self.config.flush_ms:
-            self.flush(now_ms)
-            return True
-        return False
-
     def checkpoint(self) -> None:
         """Persist the recovery point and log start offset."""
         write_checkpoint(
@@ -363,13 +372,23 @@ class PartitionLog:
             segment.index_interval = config.index_interval_bytes
 
     def close(self) -> None:
-        """Flush, seal the indexes and checkpoint: reopening needs no recovery."""
-        if not self._segments or self._segments[-1].fd < 0:
+        """Flush, seal the indexes and checkpoint: reopening needs no recovery. Every
+        descriptor is given back, even when the flush fails."""
+        if not self._segments or self._segments[-1].closed:
             return
-        self.flush()
+        try:
+            self.flush()
+            for segment in self._segments:
+                segment.close()
+            self.checkpoint()
+        finally:
+            self.close_files()
+
+    def close_files(self) -> None:
+        """Give back every segment descriptor for good, writing nothing (the log is unusable
+        afterwards)."""
         for segment in self._segments:
-            segment.close()
-        self.checkpoint()
+            segment.close_file()
 
     def delete(self) -> None:
         """Close without flushing and remove the partition directory."""
@@ -381,10 +400,7 @@ class PartitionLog:
         Renaming is quick, so a caller can answer at once and remove the files elsewhere; a
         crash in between leaves a ``.deleted`` directory that the next start removes.
         """
-        for segment in self._segments:
-            if segment.fd >= 0:
-                os.close(segment.fd)
-                segment.fd = -1
+        self.close_files()
         target = self.directory.with_name(
             f"{self.directory.name}.{uuid.uuid4().hex}{DELETED_SUFFIX}"
         )

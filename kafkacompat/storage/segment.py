@@ -1,4 +1,9 @@
-"""One log segment: a ``.log`` file of record batches plus its ``.index`` and ``.timeindex``."""
+"""One log segment: a ``.log`` file of record batches plus its ``.index`` and ``.timeindex``.
+
+The ``.log`` descriptor comes from the log manager's `FileCache`: it is opened on demand, pinned
+for each system call sequence and may be closed by the cache between calls (the index files are
+held in memory and opened only for a moment to write).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from kafkacompat.protocol.records import (
     decode_batch,
     read_header,
 )
+from kafkacompat.storage.file_cache import FileCache
 from kafkacompat.storage.file_slice import FileSlice
 from kafkacompat.storage.fsutil import write_all
 from kafkacompat.storage.index import OffsetIndex, TimeIndex
@@ -30,7 +36,7 @@ def segment_name(base_offset: int) -> str:
 
 
 class LogSegment:
-    """Appends batches to an open ``.log`` file and serves reads through its sparse indexes."""
+    """Appends batches to a ``.log`` file and serves reads through its sparse indexes."""
 
     def __init__(
         self,
@@ -40,14 +46,21 @@ class LogSegment:
         index_interval: int,
         index_bytes: int,
         created_ms: int,
+        files: FileCache,
     ) -> None:
+        """Open the segment's files, creating an empty ``.log`` when there is none."""
         stem = directory / segment_name(base_offset)
         self.base_offset = base_offset
         self.log_path = stem.with_suffix(".log")
         self.offset_index = OffsetIndex(stem.with_suffix(".index"), base_offset, index_bytes // 8)
         self.time_index = TimeIndex(stem.with_suffix(".timeindex"), base_offset, index_bytes // 12)
-        self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        self.size = os.fstat(self.fd).st_size
+        self._file = files.file(self.log_path, create=True)
+        try:
+            self.size = os.stat(self.log_path).st_size
+        except BaseException:
+            self._file.close()
+            raise
+        self._dirty = False  # written or truncated since the last fsync
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
@@ -88,7 +101,16 @@ class LogSegment:
 
     def recover(self) -> int:
         """Verify the whole file, rebuild both indexes, drop a bad tail; return bytes dropped."""
-        result = scan_log(self.fd, self.base_offset, self.size, self.index_interval)
+        fd = self._file.acquire()
+        try:
+            result = scan_log(fd, self.base_offset, self.size, self.index_interval)
+            dropped = self.size - result.valid_size
+            if dropped:
+                os.ftruncate(fd, result.valid_size)
+                self.size = result.valid_size
+        finally:
+            self._file.release()
+        self._dirty = True
         self.offset_index.clear()
         self.time_index.clear()
         for offset, position in result.offset_entries:
@@ -99,10 +121,6 @@ class LogSegment:
         self.max_timestamp = result.max_timestamp
         self.offset_of_max_timestamp = result.offset_of_max_timestamp
         self._since_index = result.bytes_since_index
-        dropped = self.size - result.valid_size
-        if dropped:
-            os.ftruncate(self.fd, result.valid_size)
-            self.size = result.valid_size
         self.offset_index.rewrite()
         self.time_index.rewrite()
         self._load_first_timestamp()
@@ -111,21 +129,28 @@ class LogSegment:
     def _load_first_timestamp(self) -> None:
         self.first_timestamp = None
         if self.size >= HEADER_SIZE:
-            self.first_timestamp = read_header(os.pread(self.fd, HEADER_SIZE, 0)).max_timestamp
+            self.first_timestamp = read_header(self._pread(HEADER_SIZE, 0)).max_timestamp
 
     # --- writing -------------------------------------------------------------------------------
 
     def append(self, data: bytes | bytearray | memoryview, prepared: PreparedAppend) -> None:
         """Write validated, offset-patched batches with one write and index them."""
-        start = self.size
+        start, file = self.size, self._file
         try:
-            written = os.write(self.fd, data)
-            if written < len(data):  # a regular file may accept a short write
-                write_all(self.fd, memoryview(data)[written:])
+            fd = file.acquire()
         except OSError as exc:
-            os.ftruncate(self.fd, start)
             raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"append failed: {exc}") from exc
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # a regular file may accept a short write
+                write_all(fd, memoryview(data)[written:])
+        except OSError as exc:
+            os.ftruncate(fd, start)
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"append failed: {exc}") from exc
+        finally:
+            file.release()
         self.size = start + len(data)
+        self._dirty = True
         if self.first_timestamp is None:
             self.first_timestamp = prepared.batches[0][3]
         interval, since = self.index_interval, self._since_index
@@ -152,35 +177,75 @@ class LogSegment:
         self.time_index.flush()
 
     def sync(self) -> None:
-        """Write buffered index entries and fsync the log data."""
+        """Write buffered index entries and fsync the log data written since the last sync."""
         self.flush_indexes()
-        os.fdatasync(self.fd)
+        if self._dirty:
+            self.datasync()
+
+    def datasync(self) -> None:
+        """fsync the log data (reopening the file if the cache closed it: the kernel flushes
+        the file's dirty pages whichever descriptor wrote them)."""
+        self._dirty = False
+        fd = self._file.acquire()
+        try:
+            os.fdatasync(fd)
+        except BaseException:
+            self._dirty = True
+            raise
+        finally:
+            self._file.release()
 
     def seal(self) -> None:
-        """Called when the segment stops being active: final time index entry, indexes written."""
+        """Called when the segment stops being active: final time index entry, indexes written
+        and the descriptor given back (reads reopen it)."""
         self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
         self.flush_indexes()
+        self.evict()
+
+    def evict(self) -> None:
+        """Give the descriptor back until the file is next used."""
+        self._file.evict()
 
     def truncate_to(self, offset: int) -> None:
         """Remove every batch whose last offset is >= ``offset`` and rebuild the indexes."""
         found = self.find_batch(offset)
         if found is None:
             return
-        os.ftruncate(self.fd, found[0])
+        fd = self._file.acquire()
+        try:
+            os.ftruncate(fd, found[0])
+        finally:
+            self._file.release()
         self.size = found[0]
         self.recover()
 
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    @property
+    def fd(self) -> int:
+        """An open descriptor of the ``.log`` file, -1 once closed. Not pinned: use it at
+        once; the methods (`datasync`, `read_batch_bytes`) pin it for their call."""
+        if self._file.closed:
+            return -1
+        fd = self._file.acquire()
+        self._file.release()
+        return fd
+
     def close(self) -> None:
-        if self.fd >= 0:
+        """Seal and give the descriptor back for good."""
+        if not self._file.closed:
             self.seal()
-            os.close(self.fd)
-            self.fd = -1
+            self._file.close()
+
+    def close_file(self) -> None:
+        """Give the descriptor back for good, writing nothing."""
+        self._file.close()
 
     def delete(self) -> None:
         """Close and remove the segment's files (indexes first: a lone log is rebuilt)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._file.close()
         self.offset_index.delete()
         self.time_index.delete()
         self.log_path.unlink(missing_ok=True)
@@ -192,7 +257,7 @@ class LogSegment:
         """Max batch timestamp, or the file's modification time when batches carry none."""
         if self.max_timestamp >= 0:
             return self.max_timestamp
-        return int(os.fstat(self.fd).st_mtime * 1000)
+        return int(os.stat(self.log_path).st_mtime * 1000)
 
     def iter_headers(self, pos: int) -> Iterator[tuple[int, BatchHeader]]:
         """Yield ``(position, header)`` of consecutive batches from ``pos`` to the end."""
@@ -200,7 +265,7 @@ class LogSegment:
         while pos + HEADER_SIZE <= end:
             rel = pos - buf_start
             if rel + HEADER_SIZE > len(buf):
-                buf, buf_start, rel = os.pread(self.fd, _READ_CHUNK, pos), pos, 0
+                buf, buf_start, rel = self._pread(_READ_CHUNK, pos), pos, 0
             header = read_header(buf, rel)
             yield pos, header
             pos += header.size
@@ -242,11 +307,18 @@ class LogSegment:
         for pos, header in self.iter_headers(start):
             if header.max_timestamp < timestamp or header.last_offset < min_offset:
                 continue
-            _, records = decode_batch(os.pread(self.fd, header.size, pos))
+            _, records = decode_batch(self._pread(header.size, pos))
             for record in records:
                 if record.timestamp >= timestamp and record.offset >= min_offset:
                     return record.timestamp, record.offset
         return None
 
     def read_batch_bytes(self, pos: int, size: int) -> bytes:
-        return os.pread(self.fd, size, pos)
+        return self._pread(size, pos)
+
+    def _pread(self, size: int, pos: int) -> bytes:
+        fd = self._file.acquire()
+        try:
+            return os.pread(fd, size, pos)
+        finally:
+            self._file.release()

@@ -8,6 +8,8 @@ from typing import Any
 
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 
+from kafkacompat.storage.partition_log import PartitionLog
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "batches"
 
 Decoded = tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
@@ -60,3 +62,11 @@ def expected_decoded(expected: list[dict[str, Any]], base_offset: int) -> list[D
         )
         for i, e in enumerate(expected)
     ]
+
+
+def apply_retention(log: PartitionLog, now_ms: int) -> int:
+    """Retention as the broker runs it: detach what expired, delete it; how many segments."""
+    expired = log.detach_expired_segments(now_ms)
+    for segment in expired:
+        segment.delete()
+    return len(expired)

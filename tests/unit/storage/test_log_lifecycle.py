@@ -10,7 +10,7 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog, TimestampOffset
 
-from .helpers import batch, decode
+from .helpers import apply_retention, batch, decode
 
 DAY = 86_400_000
 
@@ -76,10 +76,10 @@ def test_retention_by_time(tmp_path: Path) -> None:
     for i in range(6):
         log.append(batch(2, ts=i * DAY, start=2 * i), now_ms=0)
     assert log.segment_base_offsets == [0, 4, 8]
-    assert log.apply_retention(now_ms=2 * DAY + 1) == 0  # segment 0 max ts is DAY + 1
-    assert log.apply_retention(now_ms=2 * DAY + 2) == 1
+    assert apply_retention(log, now_ms=2 * DAY + 1) == 0  # segment 0 max ts is DAY + 1
+    assert apply_retention(log, now_ms=2 * DAY + 2) == 1
     assert (log.segment_base_offsets, log.log_start_offset) == ([4, 8], 4)
-    assert log.apply_retention(now_ms=100 * DAY) == 1  # never the active segment
+    assert apply_retention(log, now_ms=100 * DAY) == 1  # never the active segment
     assert (log.segment_base_offsets, log.log_start_offset) == ([8], 8)
     assert not (tmp_path / "t-0" / f"{0:020d}.log").exists()
     assert not (tmp_path / "t-0" / f"{0:020d}.index").exists()
@@ -94,7 +94,7 @@ def test_retention_forever_and_compact_policy(tmp_path: Path) -> None:
         log = open_log(tmp_path / str(len(overrides)), **{"segment.bytes": "700"}, **overrides)
         for i in range(6):
             log.append(batch(2, ts=i, start=2 * i), now_ms=0)
-        assert log.apply_retention(now_ms=10**15) == 0
+        assert apply_retention(log, now_ms=10**15) == 0
 
 
 def test_retention_by_bytes(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_retention_by_bytes(tmp_path: Path) -> None:
     for i in range(7):
         log.append(batch(2, start=2 * i), now_ms=0)
     assert log.segment_base_offsets == [0, 4, 8, 12]
-    assert log.apply_retention(now_ms=0) == 2  # 7 batches - 2 segments = 3 batches left
+    assert apply_retention(log, now_ms=0) == 2  # 7 batches - 2 segments = 3 batches left
     assert (log.segment_base_offsets, log.log_start_offset, log.size_in_bytes) == (
         [8, 12],
         8,
@@ -203,8 +203,9 @@ def test_flush_policy(tmp_path: Path) -> None:
     timed = open_log(tmp_path / "b", **{"flush.ms": "100"})
     timed.append(batch(1), now_ms=50)
     assert timed.recovery_point == 0
-    assert not timed.maybe_flush(now_ms=99)
-    assert timed.maybe_flush(now_ms=100)
+    assert not timed.flush_due(now_ms=99)
+    assert timed.flush_due(now_ms=100)
+    timed.flush(100)
     assert timed.recovery_point == 1
     timed.append(batch(1), now_ms=250)  # flush.ms elapsed since the last flush
     assert timed.recovery_point == 2

@@ -14,7 +14,7 @@ from kafkacompat.protocol.records import read_header
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog
 
-from .helpers import batch, decode, expected_decoded, fixture
+from .helpers import apply_retention, batch, decode, expected_decoded, fixture
 
 V2_FIXTURES = ["v2_none", "v2_gzip", "v2_snappy", "v2_lz4", "v2_zstd", "v2_idempotent"]
 V2_FIXTURES += ["v2_multi", "v2_large"]
@@ -293,6 +293,6 @@ def test_max_offset_across_segments_and_vanished_slice(tmp_path: Path) -> None:
     assert log.read(6, 1 << 20, max_offset=6).slices == ()
     assert log.read(5, 1 << 20, max_offset=5).slices == ()
     assert log.read(5, 1 << 20, max_offset=6).read_bytes() == read.slices[1].read()
-    log.apply_retention(now_ms=0)
+    apply_retention(log, now_ms=0)
     log.delete_records_before(8)
     assert read.slices[0].read() == b""  # its segment was deleted meanwhile
