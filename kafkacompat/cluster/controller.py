@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
+import trio
+
 from kafkacompat.cluster.metadata_image import (
     BrokerInfo,
     MetadataImage,
@@ -67,6 +69,8 @@ class LocalController:
         self._partitions = partitions
         self._broker = broker
         self._max_partitions = max_partitions
+        #: Changes to the catalogue happen one at a time.
+        self._writing = trio.Lock()
         #: Where readers find the current image.
         self.view = MetadataView(self._full_image(cluster_id, broker))
 
@@ -131,27 +135,33 @@ class LocalController:
         validate_only: bool = False,
     ) -> TopicImage:
         validate_topic_name(name)
-        if partitions > 0:
-            self._check_capacity(partitions)
-        meta = self._partitions.create_topic(name, partitions, configs, validate_only=validate_only)
-        if validate_only:
-            return self._topic_image(meta)
-        return self._publish_topic(name)
+        async with self._writing:
+            if partitions > 0:
+                self._check_capacity(partitions)
+            meta = await self._partitions.create_topic(
+                name, partitions, configs, validate_only=validate_only
+            )
+            if validate_only:
+                return self._topic_image(meta)
+            return self._publish_topic(name)
 
     async def create_partitions(
         self, name: str, new_total: int, *, validate_only: bool = False
     ) -> None:
-        existing = self.view.image.topic(name)
-        if existing is not None and new_total > existing.partitions:
-            self._check_capacity(new_total - existing.partitions)
-        self._partitions.add_partitions(name, new_total, validate_only=validate_only)
-        if not validate_only:
-            self._publish_topic(name)
+        async with self._writing:
+            existing = self.view.image.topic(name)
+            if existing is not None and new_total > existing.partitions:
+                self._check_capacity(new_total - existing.partitions)
+            await self._partitions.add_partitions(name, new_total, validate_only=validate_only)
+            if not validate_only:
+                self._publish_topic(name)
 
     async def delete_topic(self, name: str) -> None:
-        await self._partitions.delete_topic(name)
-        self.view.publish(self.view.image.without_topic(name))
+        async with self._writing:
+            await self._partitions.delete_topic(name)
+            self.view.publish(self.view.image.without_topic(name))
 
     async def alter_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> None:
-        self._partitions.set_topic_configs(name, configs)
-        self._publish_topic(name)
+        async with self._writing:
+            self._partitions.set_topic_configs(name, configs)
+            self._publish_topic(name)

@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -103,7 +104,7 @@ class PartitionManager:
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicMetadata | None:
         return self._logs.topic_by_id(topic_id)
 
-    def create_topic(
+    async def create_topic(
         self,
         name: str,
         partitions: int,
@@ -111,18 +112,28 @@ class PartitionManager:
         *,
         validate_only: bool = False,
     ) -> TopicMetadata:
-        meta = self._logs.create_topic(name, partitions, configs, validate_only=validate_only)
+        """Create the topic's logs (on a worker thread: thousands of directories and files take
+        seconds) and host its partitions. The caller serialises catalogue changes."""
+        create = partial(
+            self._logs.create_topic, name, partitions, configs, validate_only=validate_only
+        )
+        meta = create() if validate_only else await trio.to_thread.run_sync(create)
         if not validate_only:
             for index in range(partitions):
                 self._host(name, index, self._logs.log(name, index))
         return meta
 
-    def add_partitions(self, name: str, new_total: int, *, validate_only: bool = False) -> None:
+    async def add_partitions(
+        self, name: str, new_total: int, *, validate_only: bool = False
+    ) -> None:
         old_total = self._logs.require_topic(name).partitions
-        self._logs.add_partitions(name, new_total, validate_only=validate_only)
-        if not validate_only:
-            for index in range(old_total, new_total):
-                self._host(name, index, self._logs.log(name, index))
+        add = partial(self._logs.add_partitions, name, new_total, validate_only=validate_only)
+        if validate_only:
+            add()
+            return
+        await trio.to_thread.run_sync(add)
+        for index in range(old_total, new_total):
+            self._host(name, index, self._logs.log(name, index))
 
     def set_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> TopicMetadata:
         """Replace the topic's config overrides and apply them to its partitions."""
@@ -135,10 +146,10 @@ class PartitionManager:
         async with AsyncExitStack() as held:
             for partition in hosted:
                 await held.enter_async_context(partition.lock)
-            detached = self._logs.detach_topic(name)
             for partition in hosted:
                 partition.deleted = True
                 del self._partitions[(name, partition.index)]
+            detached = await trio.to_thread.run_sync(self._logs.detach_topic, name)
         await trio.to_thread.run_sync(remove_trees, detached)
 
     # -- background work and shutdown ------------------------------------------------------------

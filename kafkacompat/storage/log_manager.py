@@ -277,7 +277,8 @@ class LogManager:
 
     def partition_logs(self) -> list[tuple[str, int, PartitionLog]]:
         """Every open partition log, as a list that later topic changes do not disturb."""
-        return [(topic, partition, log) for (topic, partition), log in self._logs.items()]
+        # list() copies in one step, so a catalogue change on a worker thread cannot interleave.
+        return [(topic, partition, log) for (topic, partition), log in list(self._logs.items())]
 
     def close(self) -> None:
         """Flush and close everything, then mark the shutdown clean for a fast restart."""

@@ -3,7 +3,7 @@ offsets settled, and a failed marker write retried by the timer task."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class ReplicaManager:
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> Iterator[tuple[ReplicaManager, TransactionService]]:
+async def parts(tmp_path: Path) -> AsyncIterator[tuple[ReplicaManager, TransactionService]]:
     config = local_config(tmp_path / "data")
     manager = PartitionManager(
         config.data_dir,
@@ -60,7 +60,7 @@ def parts(tmp_path: Path) -> Iterator[tuple[ReplicaManager, TransactionService]]
     )
     groups = GroupService(config, manager.state)
     service = TransactionService(config, manager.state, manager, groups.coordinator)
-    manager.create_topic("t", 2)
+    await manager.create_topic("t", 2)
     yield ReplicaManager(manager), service
     manager.close()
 

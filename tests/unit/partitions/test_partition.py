@@ -32,9 +32,9 @@ def batch(*values: bytes) -> bytes:
     return encode_batch([Record(i, TS + i, None, v) for i, v in enumerate(values)])
 
 
-def test_leader_epochs_survive_a_restart_in_kafkas_checkpoint_format(tmp_path: Path) -> None:
+async def test_leader_epochs_survive_a_restart_in_kafkas_checkpoint_format(tmp_path: Path) -> None:
     manager = open_manager(tmp_path)
-    manager.create_topic("t", 1)
+    await manager.create_topic("t", 1)
     partition = manager.partition("t", 0)
     assert partition.leader_epoch == 0
     partition.leader_epochs.assign(3, 5)
@@ -74,7 +74,7 @@ def test_damaged_checkpoint_is_ignored_and_rewritten(tmp_path: Path) -> None:
 
 async def test_high_watermark_is_apart_from_the_log_end(tmp_path: Path) -> None:
     manager = open_manager(tmp_path)
-    manager.create_topic("t", 1)
+    await manager.create_topic("t", 1)
     partition = manager.partition("t", 0)
     await partition.append(batch(b"a", b"b"))
     await partition.append(batch(b"c"))
@@ -98,7 +98,7 @@ async def test_high_watermark_is_apart_from_the_log_end(tmp_path: Path) -> None:
 
 async def test_an_append_wakes_only_the_fetches_of_its_partition(tmp_path: Path) -> None:
     manager = open_manager(tmp_path)
-    manager.create_topic("t", 2)
+    await manager.create_topic("t", 2)
     p0, p1 = manager.partition("t", 0), manager.partition("t", 1)
     woken: list[str] = []
 
@@ -124,7 +124,7 @@ async def test_an_append_wakes_only_the_fetches_of_its_partition(tmp_path: Path)
 
 async def test_a_wait_ends_at_its_deadline_and_leaves_no_waiter(tmp_path: Path) -> None:
     manager = open_manager(tmp_path)
-    manager.create_topic("t", 1)
+    await manager.create_topic("t", 1)
     partition = manager.partition("t", 0)
     with trio.fail_after(5):
         await manager.wait_for_data([partition], trio.current_time() + 0.01)
@@ -134,7 +134,7 @@ async def test_a_wait_ends_at_its_deadline_and_leaves_no_waiter(tmp_path: Path) 
 
 async def test_appends_to_a_deleted_topic_are_refused(tmp_path: Path) -> None:
     manager = open_manager(tmp_path)
-    manager.create_topic("t", 1)
+    await manager.create_topic("t", 1)
     partition = manager.partition("t", 0)
     await manager.delete_topic("t")
     with pytest.raises(KafkaError) as raised:
