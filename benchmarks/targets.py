@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broker_process import BrokerProcess
+from broker_process import BrokerProcess, source_env
 
 TICKS = os.sysconf("SC_CLK_TCK")
 #: The --dev setting that matters for benchmarks (no initial rebalance delay); segments stay
@@ -59,8 +59,9 @@ class Target:
                 self.handle.wait(10)
 
 
-def start_kafkacompat(data_dir: Path) -> Target:
-    broker = BrokerProcess(data_dir, *KAFKACOMPAT_OPTIONS)
+def start_kafkacompat(data_dir: Path, source: Path | None = None) -> Target:
+    """Our broker as a subprocess, from this checkout or the one at `source`."""
+    broker = BrokerProcess(data_dir, *KAFKACOMPAT_OPTIONS, source=source)
     try:
         broker.start()
     except BaseException:
@@ -68,11 +69,20 @@ def start_kafkacompat(data_dir: Path) -> Target:
         raise
     from kafkacompat import __version__
 
+    version = __version__
+    if source is not None:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        version = f"from {source}" + (f" (commit {commit})" if commit else "")
     return Target(
         "kafkacompat",
         "kafkacompat",
         broker.bootstrap,
-        f"kafkacompat {__version__} (subprocess, file storage, no fsync per message)",
+        f"kafkacompat {version} (subprocess, file storage, no fsync per message)",
         broker.pid,
         broker,
     )
@@ -165,13 +175,17 @@ def startup_to_first_ack(suite: Any, kind: str) -> float:
     import workloads
 
     port = free_port()
+    cwd, env = None, None
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "tansu":
             command = tansu_command(port)
         else:
             command = kafkacompat_command(port, Path(tmp) / "data")
+            cwd, env = source_env(getattr(suite.args, "ours_src", None))
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, env=env
+        )
         try:
             wait_for_port(port, 30, proc)
             workloads.first_ack(f"127.0.0.1:{port}", "start")

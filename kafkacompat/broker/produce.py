@@ -15,11 +15,12 @@ from functools import partial
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError
+from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError, RecordValidationError
 from kafkacompat.protocol.compression import Codec
 from kafkacompat.protocol.messages.produce_request import API_KEY as PRODUCE
 from kafkacompat.protocol.messages.produce_request import PartitionProduceData, ProduceRequest
 from kafkacompat.protocol.messages.produce_response import (
+    BatchIndexAndErrorMessage,
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
@@ -81,13 +82,19 @@ def validate_records(version: int, records: memoryview | bytes | None) -> None:
 
 
 def _error(index: int, error: KafkaError, version: int) -> PartitionProduceResponse:
+    """A refused partition; from v8 with the message and, for record-level faults, which records
+    of the batch were at fault (``record_errors``)."""
     message = error.message or error.code.name
+    record_errors = []
+    if isinstance(error, RecordValidationError):
+        record_errors = [BatchIndexAndErrorMessage(i, text) for i, text in error.record_errors]
     return PartitionProduceResponse(
         index=index,
         error_code=error.code,
         base_offset=-1,
         log_append_time_ms=-1,
         log_start_offset=-1,
+        record_errors=record_errors,
         error_message=message if version >= FIRST_ERROR_MESSAGE_VERSION else None,
     )
 

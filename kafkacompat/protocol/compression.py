@@ -30,7 +30,12 @@ XERIAL_HEADER = b"\x82SNAPPY\x00"
 _XERIAL_PREAMBLE = XERIAL_HEADER + struct.pack(">ii", 1, 1)
 _XERIAL_BLOCK = 32 * 1024
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
-_ZSTD_STEP = 256
+_ZSTD_MIN_STEP = 256
+_ZSTD_MAX_RATIO_BITS = 15  # 32 KiB of output per input byte, at worst
+_ZSTD_CONTEXTS_KEPT = 8
+#: Idle zstd decompression contexts (list append and pop are atomic: safe across threads).
+_ZSTD_CONTEXTS: list[zstandard.ZstdDecompressor] = []
+_LZ4_FIRST_CHUNK = 64 * 1024
 
 
 class Codec(IntEnum):
@@ -166,33 +171,55 @@ def _unsnappy(raw: bytes, max_size: int) -> bytes:
 
 
 def _unlz4(raw: bytes, max_size: int) -> bytes:
+    # The decompressor allocates ``max_length`` up front: ask for what 256:1 would give (one
+    # call for nearly all real data), then for more, rather than for max_size at once (64 MiB
+    # for each small batch costs more than the decompression).
     d = lz4.frame.LZ4FrameDecompressor()
-    out = bytes(d.decompress(raw, max_length=max_size + 1))
-    if len(out) > max_size:
-        raise _too_big(max_size)
-    if not d.eof:
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "truncated lz4 frame")
-    return out
+    chunks: list[bytes] = []
+    total, chunk_size, data = 0, max(_LZ4_FIRST_CHUNK, len(raw) << 8), raw
+    while True:
+        chunk = d.decompress(data, max_length=min(chunk_size, max_size + 1 - total))
+        data = b""
+        total += len(chunk)
+        if total > max_size:
+            raise _too_big(max_size)
+        chunks.append(chunk)
+        if d.eof:
+            return b"".join(chunks)
+        if d.needs_input:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "truncated lz4 frame")
+        chunk_size *= 4
 
 
 def _unzstd(raw: bytes, max_size: int) -> bytes:
-    # Small input steps keep the output overshoot past max_size bounded (a zstd block
-    # inflates to at most 128 KiB); consecutive frames are read one after another.
+    # Input goes in small steps so the output cannot overshoot max_size by much: a zstd block
+    # of a few bytes may inflate to 128 KiB, so a step of n bytes yields at most about
+    # n * 32 KiB, and steps shrink as the room left does. Consecutive frames are read one after
+    # another. Decompressor contexts are costly to create: idle ones are kept for reuse.
     chunks: list[bytes] = []
     total, pos = 0, 0
-    while pos < len(raw):
-        d = zstandard.ZstdDecompressor().decompressobj()
-        while not d.eof and pos < len(raw):
-            step = raw[pos : pos + _ZSTD_STEP]
-            pos += len(step)
-            chunk = d.decompress(step)
-            total += len(chunk)
-            if total > max_size:
-                raise _too_big(max_size)
-            chunks.append(chunk)
-        if not d.eof:
-            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "truncated zstd frame")
-        pos -= len(d.unused_data)
+    try:
+        dctx = _ZSTD_CONTEXTS.pop()
+    except IndexError:
+        dctx = zstandard.ZstdDecompressor()
+    try:
+        while pos < len(raw):
+            d = dctx.decompressobj()
+            while not d.eof and pos < len(raw):
+                step_size = max(_ZSTD_MIN_STEP, (max_size - total) >> _ZSTD_MAX_RATIO_BITS)
+                step = raw[pos : pos + step_size]
+                pos += len(step)
+                chunk = d.decompress(step)
+                total += len(chunk)
+                if total > max_size:
+                    raise _too_big(max_size)
+                chunks.append(chunk)
+            if not d.eof:
+                raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "truncated zstd frame")
+            pos -= len(d.unused_data)
+    finally:
+        if len(_ZSTD_CONTEXTS) < _ZSTD_CONTEXTS_KEPT:
+            _ZSTD_CONTEXTS.append(dctx)
     return b"".join(chunks)
 
 

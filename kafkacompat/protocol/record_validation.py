@@ -13,7 +13,8 @@ compressed), reading the varints in place without building an object per record,
   CreateTime a timestamp outside ``[now - message.timestamp.before.max.ms, now +
   message.timestamp.after.max.ms]`` (INVALID_TIMESTAMP), and a producer-set LogAppendTime where
   Kafka refuses it (INVALID_TIMESTAMP). A record has at most one error (offset, key, timestamp
-  in that order); any INVALID_TIMESTAMP makes the batch's code INVALID_TIMESTAMP.
+  in that order); any INVALID_TIMESTAMP makes the batch's code INVALID_TIMESTAMP. Past
+  `MAX_ERROR_MESSAGES` faulty records, the rest are listed with a null message.
 
 Kafka reads the header-level facts (CRC, magic, count versus lastOffsetDelta, control and
 producer id bits) before this; `records.assign_offsets` checks those and then calls the
@@ -22,6 +23,7 @@ validator it is given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -41,6 +43,7 @@ __all__ = [
     "DECOMPRESSION_CEILING",
     "DECOMPRESSION_RATIO",
     "LONG_MAX",
+    "MAX_ERROR_MESSAGES",
     "RecordRules",
     "ValidatedBatch",
     "decompression_limit",
@@ -54,6 +57,9 @@ DECOMPRESSION_RATIO = 16
 DECOMPRESSION_CEILING = 512 * 1024 * 1024
 #: Per-record error messages quoted in the summary message, as Kafka does.
 _QUOTED_ERRORS = 3
+#: Records beyond this many faulty ones are reported by index alone (a null message), so a
+#: batch of many bad records cannot make an answer of megabytes.
+MAX_ERROR_MESSAGES = 100
 
 
 def decompression_limit(max_message_bytes: int) -> int:
@@ -126,10 +132,13 @@ def validate_batch(
         start, end = 0, len(body)
     else:
         body, start, end = buf, pos + HEADER_SIZE, pos + header.size
-    try:
-        min_delta, max_delta, offset_faults, null_keys = _walk(body, start, end, count, where)
-    except (IndexError, ProtocolError):
-        raise _invalid(f"Found invalid record structure{where}") from None
+    walked = None if _fast_walk is None else _fast_walk(body, start, end, count)
+    if walked is None:  # no C walk, or it found something the Python walk must explain
+        try:
+            walked = _walk(body, start, end, count, where)
+        except (IndexError, ProtocolError):
+            raise _invalid(f"Found invalid record structure{where}") from None
+    min_delta, max_delta, offset_faults, null_keys = walked
     lat_bit = header.attributes & TIMESTAMP_TYPE_BIT
     if lat_bit:  # the records of a LogAppendTime batch carry its max timestamp
         min_ts = max_ts = header.max_timestamp
@@ -155,6 +164,13 @@ def validate_batch(
             raise _summarise(errors, bad_timestamp)
     return ValidatedBatch(max_ts, len(body) if codec else 0)
 
+
+_FastWalk = Callable[[Buffer, int, int, int], "tuple[int, int, int, int] | None"]
+_fast_walk: _FastWalk | None
+try:
+    from kafkacompat.protocol._record_walk import walk as _fast_walk
+except ImportError:  # built without a C compiler: the Python walk does it all
+    _fast_walk = None
 
 #: Zigzag value of each one-byte varint.
 _ZIGZAG = [(b >> 1) ^ -(b & 1) for b in range(0x80)]
@@ -298,16 +314,20 @@ def _record_errors(
         key_len, _ = read_varlong(buf, q)
         p = rend
         ts = header.max_timestamp if lat_bit else header.base_timestamp + ts_delta
+        message: str | None
         if offset_delta != i:
-            errors.append((i, f"Inner record offset delta {offset_delta} is not {i}{where}"))
+            message = f"Inner record offset delta {offset_delta} is not {i}{where}"
         elif rules.compacted and key_len < 0:
-            errors.append((i, f"Compacted topic cannot accept message without key{where}."))
+            message = f"Compacted topic cannot accept message without key{where}."
         elif check_ts and ts != NO_TIMESTAMP and (ts < lo or ts > hi):
             bad_timestamp = True
-            errors.append((i, _timestamp_message(ts, i, lo, hi)))
+            message = _timestamp_message(ts, i, lo, hi)
         elif lat_bit and (rules.log_append_time or ts == NO_TIMESTAMP):
             bad_timestamp = True
-            errors.append((i, _LAT_MESSAGE))
+            message = _LAT_MESSAGE
+        else:
+            continue
+        errors.append((i, message if len(errors) < MAX_ERROR_MESSAGES else None))
     return errors, bad_timestamp
 
 

@@ -1,10 +1,11 @@
 """Kafka record formats, sans-IO.
 
-The append path works on RecordBatch v2 *headers only*: validate, patch the base offset and the
-partition leader epoch in place (the CRC does not cover them), optionally rewrite the batch to
-LogAppendTime. Records inside a batch are decoded only on slow paths (timestamp lookup,
-compaction, down-conversion, tests) by the varint record codec below. Legacy message sets
-(magic 0 and 1) are in `legacy_records`.
+The append path validates RecordBatch v2 headers here and the records inside through the
+validator it is given (`record_validation`, which reads varints in place), then patches the base
+offset and the partition leader epoch in place (the CRC does not cover them), and where needed
+the max timestamp and the LogAppendTime bit. Records are decoded into objects only on slow paths
+(timestamp lookup, compaction, down-conversion, tests) by the varint record codec below; damaged
+data there is CORRUPT_MESSAGE. Legacy message sets (magic 0 and 1) are in `legacy_records`.
 """
 
 from __future__ import annotations

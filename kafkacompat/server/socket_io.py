@@ -54,9 +54,7 @@ class ClientSocket:
         self._drained = True
 
     @classmethod
-    def from_stream(
-        cls, stream: trio.SocketStream, send_timeout: float = math.inf
-    ) -> ClientSocket:
+    def from_stream(cls, stream: trio.SocketStream, send_timeout: float = math.inf) -> ClientSocket:
         """Take over the socket of a stream Trio accepted (the stream is left closed)."""
         family, kind, proto = stream.socket.family, stream.socket.type, stream.socket.proto
         sock = socket.socket(family, kind, proto, fileno=stream.socket.detach())

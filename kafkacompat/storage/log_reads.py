@@ -69,7 +69,8 @@ def end_position(segment: LogSegment, stop: int) -> int:
 def iter_records(
     segments: Sequence[LogSegment], bases: Sequence[int], offset: int
 ) -> Iterator[Record]:
-    """Decode records from ``offset`` to the end of the log; slow path."""
+    """Decode records from ``offset`` to the end of the log; slow path. A damaged batch
+    raises CORRUPT_MESSAGE."""
     for segment in segments[max(bisect_right(bases, offset) - 1, 0) :]:
         found = segment.find_batch(offset)
         if found is None:
@@ -87,7 +88,9 @@ def offset_for_timestamp(
     """ListOffsets: first offset whose timestamp is >= ``timestamp``, or None.
 
     ``-1`` latest (high watermark), ``-2``/``-4`` earliest (log start offset), ``-3`` the
-    record with the largest timestamp.
+    record with the largest timestamp. A damaged batch that has to be decoded to answer
+    raises CORRUPT_MESSAGE (as Kafka fails the lookup); batches skipped by their header's
+    max timestamp are not looked into.
     """
     if timestamp == LATEST_TIMESTAMP:
         return TimestampOffset(-1, high_watermark)

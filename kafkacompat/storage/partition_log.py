@@ -166,9 +166,7 @@ class PartitionLog:
         config = self.config
         # Record-level validation before anything is written; batches the broker writes
         # itself (markers) keep the structure checks only.
-        rules = record_rules(
-            config, now_ms, self.directory.name, producer_rules=not allow_control
-        )
+        rules = record_rules(config, now_ms, self.directory.name, producer_rules=not allow_control)
         if self._as_sent and len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] == 2:
             buf, converted = writable(records), False  # the common case, made quick
         else:

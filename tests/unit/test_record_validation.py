@@ -19,6 +19,7 @@ from kafkacompat.protocol.legacy_records import legacy_to_v2
 from kafkacompat.protocol.record_validation import (
     DECOMPRESSION_CEILING,
     LONG_MAX,
+    MAX_ERROR_MESSAGES,
     RecordRules,
     ValidatedBatch,
     decompression_limit,
@@ -221,6 +222,16 @@ def test_compacted_topic_needs_keys(codec: int) -> None:
         (1, "Compacted topic cannot accept message without key in topic partition t-0.")
     ]
     assert check(make_batch(body, 3, codec=codec)).max_timestamp == NOW  # not compacted
+
+
+def test_many_faulty_records_beyond_the_first_are_reported_by_index() -> None:
+    rules = RecordRules(now_ms=NOW, compacted=True)
+    count = MAX_ERROR_MESSAGES + 50
+    err = refused(make_batch(b"".join(raw_record(i, key=None) for i in range(count)), count), rules)
+    assert [i for i, _ in err.record_errors] == list(range(count))
+    assert all(m for _, m in err.record_errors[:MAX_ERROR_MESSAGES])
+    assert not any(m for _, m in err.record_errors[MAX_ERROR_MESSAGES:])
+    assert f"{count} record errors" in err.message
 
 
 def test_create_time_bounds() -> None:

@@ -1,0 +1,3 @@
+def walk(
+    buffer: bytes | bytearray | memoryview, start: int, end: int, count: int
+) -> tuple[int, int, int, int] | None: ...
