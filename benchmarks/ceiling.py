@@ -81,7 +81,7 @@ def produce_frame(topic: str) -> bytes:
         TopicProduceData,
     )
     from kafkacompat.protocol.messages.request_header import RequestHeader
-    from kafkacompat.protocol.records import Record, encode_batch
+    from kafkacompat.protocol.record_codec import Record, encode_batch
 
     batch = encode_batch([Record(0, int(time.time() * 1000), None, bytes(100))])
     request = ProduceRequest(

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kafkacompat.protocol.records import Record, encode_batch, read_header
+from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.protocol.records import read_header
 from kafkacompat.storage.partition_log import PartitionLog
 
 FETCH_BYTES = 1 << 20

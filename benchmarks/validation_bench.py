@@ -19,8 +19,9 @@ from pathlib import Path
 from unittest import mock
 
 from kafkacompat.protocol.compression import Codec
+from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.protocol.record_validation import RecordRules, validate_batch
-from kafkacompat.protocol.records import BatchValidator, Record, encode_batch, read_header
+from kafkacompat.protocol.records import BatchValidator, read_header
 from kafkacompat.storage import partition_log
 from kafkacompat.storage.append_input import batch_validator
 from kafkacompat.storage.log_config import LogConfig

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from kafkacompat.errors import KafkaError
-from kafkacompat.protocol.records import Record, decode_batch, encode_batch
+from kafkacompat.protocol.record_codec import Record, decode_batch, encode_batch
 
 __all__ = ["ABORT_MARKER", "COMMIT_MARKER", "COORDINATOR_EPOCH", "control_batch", "marker_type"]
 

@@ -25,15 +25,14 @@ from collections.abc import Iterator, Sequence
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import Codec, compress, xxh32
 from kafkacompat.protocol.primitives import DECODE_ERRORS
+from kafkacompat.protocol.record_codec import Record, decode_batch
 from kafkacompat.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     BatchHeader,
     Buffer,
-    Record,
     TimestampType,
     corrupt,
-    decode_batch,
     read_header,
 )
 

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import DEFAULT_MAX_DECOMPRESSED, Codec, decompress
+from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.protocol.records import (
     COMPRESSION_MASK,
     LOG_OVERHEAD,
     NO_TIMESTAMP,
     Buffer,
-    Record,
     corrupt,
-    encode_batch,
     invalid,
 )
 

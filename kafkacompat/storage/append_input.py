@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from kafkacompat.protocol.compression import codec_from_name
 from kafkacompat.protocol.legacy_records import legacy_to_v2
+from kafkacompat.protocol.record_codec import recompress_batches
 from kafkacompat.protocol.record_validation import RecordRules, decompression_limit, validate_batch
 from kafkacompat.protocol.records import (
     MAGIC_OFFSET,
     BatchHeader,
     BatchValidator,
     iter_batches,
-    recompress_batches,
     verify_crc,
 )
 from kafkacompat.storage.log_config import LogConfig

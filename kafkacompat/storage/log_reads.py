@@ -6,7 +6,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import Record, decode_batch
+from kafkacompat.protocol.record_codec import Record, decode_batch
 from kafkacompat.storage.file_slice import FileSlice
 from kafkacompat.storage.results import (
     EARLIEST_LOCAL_TIMESTAMP,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 import uuid
 from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 
+from kafkacompat import clock
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import MAGIC_OFFSET, Record, assign_offsets
+from kafkacompat.protocol.record_codec import Record
+from kafkacompat.protocol.records import MAGIC_OFFSET, assign_offsets
 from kafkacompat.storage import log_reads
 from kafkacompat.storage.append_input import (
     batch_validator,
@@ -31,10 +32,6 @@ from kafkacompat.storage.txn_index import AbortedTxn, TransactionIndex
 __all__ = ["AppendResult", "PartitionLog", "ReadResult", "TimestampOffset"]
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 #: Directories of deleted partitions awaiting removal end with this.
@@ -63,7 +60,7 @@ class PartitionLog:
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
         self._unflushed_messages = 0
-        self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+        self._last_flush_ms = clock.now_ms() if now_ms is None else now_ms
         self._files = FileCache(effective_max_open_files()) if files is None else files
         directory.mkdir(parents=True, exist_ok=True)
         self.txn_index = TransactionIndex(directory)
@@ -224,7 +221,9 @@ class PartitionLog:
         if active.size == 0:
             return active
         active.seal()
-        segment = self._new_segment(self.log_end_offset, _now_ms() if now_ms is None else now_ms)
+        segment = self._new_segment(
+            self.log_end_offset, clock.now_ms() if now_ms is None else now_ms
+        )
         self._segments.append(segment)
         self._bases.append(segment.base_offset)
         return segment
@@ -326,7 +325,7 @@ class PartitionLog:
             for segment in self._segments:
                 segment.delete()
             self.txn_index.clear()
-            new = self._new_segment(offset, _now_ms() if now_ms is None else now_ms)
+            new = self._new_segment(offset, clock.now_ms() if now_ms is None else now_ms)
             self._segments, self._bases = [new], [offset]
             self._log_start_offset = offset
         else:
@@ -347,7 +346,7 @@ class PartitionLog:
             segment.sync()
         self._recovery_point = self.log_end_offset
         self._unflushed_messages = 0
-        self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+        self._last_flush_ms = clock.now_ms() if now_ms is None else now_ms
 
     def flush_due(self, now_ms: int) -> bool:
         """Whether the flush policy (``flush.messages``, ``flush.ms``) asks for a flush now."""

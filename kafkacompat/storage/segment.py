@@ -12,13 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import (
-    HEADER_SIZE,
-    BatchHeader,
-    PreparedAppend,
-    decode_batch,
-    read_header,
-)
+from kafkacompat.protocol.record_codec import decode_batch
+from kafkacompat.protocol.records import HEADER_SIZE, BatchHeader, PreparedAppend, read_header
 from kafkacompat.storage.file_cache import FileCache
 from kafkacompat.storage.file_slice import FileSlice
 from kafkacompat.storage.fsutil import write_all

@@ -18,7 +18,7 @@ from pathlib import Path
 from crc32c import crc32c
 
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import read_varint, write_varint
+from kafkacompat.protocol.record_codec import read_varint, write_varint
 from kafkacompat.storage.fsutil import atomic_write, write_all
 
 __all__ = ["Namespace", "StateStore"]

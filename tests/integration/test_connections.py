@@ -21,7 +21,7 @@ from kafkacompat.protocol.messages.produce_request import (
     TopicProduceData,
 )
 from kafkacompat.protocol.messages.request_header import RequestHeader
-from kafkacompat.protocol.records import Record, encode_batch
+from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.testing import BrokerProcess, local_config, running_broker
 from tests.integration.raw import RawClient
 

@@ -14,7 +14,8 @@ from crc32c import crc32c
 
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.compression import Codec
-from kafkacompat.protocol.records import ATTRIBUTES_OFFSET, CRC_OFFSET, Record, encode_batch
+from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.protocol.records import ATTRIBUTES_OFFSET, CRC_OFFSET
 from kafkacompat.testing import BrokerThread
 from tests.integration.raw import RawClient
 from tests.integration.test_produce import produce

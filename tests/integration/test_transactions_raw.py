@@ -42,7 +42,7 @@ from kafkacompat.protocol.messages.txn_offset_commit_request import (
     TxnOffsetCommitRequestPartition,
     TxnOffsetCommitRequestTopic,
 )
-from kafkacompat.protocol.records import Record, encode_batch
+from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.testing import BrokerThread, local_config, running_broker
 from tests.integration.raw import RawClient
 from tests.integration.test_produce import init_producer_id

@@ -10,7 +10,8 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.compression import Codec, decompress
 from kafkacompat.protocol.down_conversion import down_convert, encode_legacy_message
 from kafkacompat.protocol.legacy_records import iter_legacy_messages
-from kafkacompat.protocol.records import Record, TimestampType, encode_batch
+from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.protocol.records import TimestampType
 
 Row = tuple[int, int | None, bytes | None, bytes | None]
 

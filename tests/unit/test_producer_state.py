@@ -25,7 +25,8 @@ from kafkacompat.partitions.producer_state import (
     in_sequence,
     last_sequence,
 )
-from kafkacompat.protocol.records import BatchHeader, Record, encode_batch, read_header
+from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.protocol.records import BatchHeader, read_header
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog
 from kafkacompat.storage.state_store import StateStore

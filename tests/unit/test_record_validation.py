@@ -16,6 +16,7 @@ from kafkacompat.errors import ErrorCode, KafkaError, RecordValidationError
 from kafkacompat.protocol.compression import DEFAULT_MAX_DECOMPRESSED, Codec, compress
 from kafkacompat.protocol.down_conversion import encode_legacy_message
 from kafkacompat.protocol.legacy_records import legacy_to_v2
+from kafkacompat.protocol.record_codec import Record, encode_batch, write_varint
 from kafkacompat.protocol.record_validation import (
     DECOMPRESSION_CEILING,
     LONG_MAX,
@@ -31,10 +32,7 @@ from kafkacompat.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     MAX_TIMESTAMP_OFFSET,
-    Record,
-    encode_batch,
     read_header,
-    write_varint,
 )
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog

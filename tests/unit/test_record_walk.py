@@ -9,7 +9,8 @@ import pytest
 
 from kafkacompat.errors import ProtocolError
 from kafkacompat.protocol import record_validation
-from kafkacompat.protocol.records import HEADER_SIZE, Record, encode_batch
+from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.protocol.records import HEADER_SIZE
 
 fast_walk = record_validation._fast_walk
 pytestmark = pytest.mark.skipif(fast_walk is None, reason="the C record walk is not built")

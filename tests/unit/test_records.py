@@ -15,22 +15,24 @@ from kafka.record.memory_records import MemoryRecords
 
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.legacy_records import LegacyMessage, iter_legacy_messages, legacy_to_v2
-from kafkacompat.protocol.records import (
-    HEADER_SIZE,
+from kafkacompat.protocol.record_codec import (
     Record,
-    TimestampType,
-    assign_offsets,
     decode_batch,
     decode_record,
     encode_batch,
     encode_record,
+    read_varint,
+    recompress_batches,
+    write_varint,
+)
+from kafkacompat.protocol.records import (
+    HEADER_SIZE,
+    TimestampType,
+    assign_offsets,
     has_producer_id,
     iter_batches,
     read_header,
-    read_varint,
-    recompress_batches,
     verify_crc,
-    write_varint,
 )
 
 from .storage.helpers import batch, decode, expected_decoded, fixture

@@ -14,7 +14,8 @@ from kafkacompat.protocol.control_records import (
     control_batch,
     marker_type,
 )
-from kafkacompat.protocol.records import Record, decode_batch, encode_batch, read_header
+from kafkacompat.protocol.record_codec import Record, decode_batch, encode_batch
+from kafkacompat.protocol.records import read_header
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog
 from kafkacompat.storage.txn_index import AbortedTxn, TransactionIndex, index_path

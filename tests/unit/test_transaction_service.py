@@ -18,7 +18,8 @@ from kafkacompat.coordinators.transaction_service import TransactionService
 from kafkacompat.coordinators.transaction_state import TxnState
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.manager import PartitionManager
-from kafkacompat.protocol.records import Record, encode_batch, iter_batches
+from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.protocol.records import iter_batches
 from kafkacompat.storage.partition_log import PartitionLog
 from kafkacompat.storage.results import AppendResult, ReadResult
 from kafkacompat.testing import local_config

@@ -14,7 +14,8 @@ from kafkacompat.config import Config
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.leader_epoch import CHECKPOINT_NAME, LeaderEpochCache
 from kafkacompat.partitions.manager import PartitionManager
-from kafkacompat.protocol.records import Record, encode_batch, iter_batches
+from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.protocol.records import iter_batches
 
 TS = 1_700_000_000_000
 

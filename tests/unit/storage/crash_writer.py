@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kafkacompat.protocol.records import Record, encode_batch
+from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog
 

@@ -16,15 +16,14 @@ from kafkacompat.partitions.producer_snapshots import replay
 from kafkacompat.partitions.producer_state import PartitionProducerState
 from kafkacompat.protocol.control_records import control_batch, marker_type
 from kafkacompat.protocol.down_conversion import down_convert
+from kafkacompat.protocol.record_codec import decode_batch, read_varint
 from kafkacompat.protocol.records import (
     ATTRIBUTES_OFFSET,
     CRC_OFFSET,
     HEADER_SIZE,
     MAGIC_OFFSET,
-    decode_batch,
     iter_batches,
     read_header,
-    read_varint,
 )
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import PartitionLog
