@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -160,3 +161,12 @@ class RecordValidationError(KafkaError):
     ) -> None:
         super().__init__(code, message)
         self.record_errors: list[tuple[int, str | None]] = record_errors or []
+
+
+#: OS errors that mean the broker ran out of something (descriptors, disk space), not a bug:
+#: worth one clear log line, not a traceback.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EDQUOT})
+
+
+def is_resource_exhausted(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS

@@ -15,7 +15,13 @@ from functools import partial
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError, RecordValidationError
+from kafkacompat.errors import (
+    ErrorCode,
+    KafkaError,
+    ProtocolError,
+    RecordValidationError,
+    is_resource_exhausted,
+)
 from kafkacompat.protocol.compression import Codec
 from kafkacompat.protocol.messages.produce_request import API_KEY as PRODUCE
 from kafkacompat.protocol.messages.produce_request import PartitionProduceData, ProduceRequest
@@ -164,7 +170,10 @@ async def produce_partition(
     except KafkaError as error:
         return _error(index, error, version)
     except OSError as exc:
-        log.exception("append to %s-%d failed", topic, index)
+        if is_resource_exhausted(exc):
+            log.error("append to %s-%d failed: %s", topic, index, exc)
+        else:
+            log.exception("append to %s-%d failed", topic, index)
         return _error(index, KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)), version)
     return PartitionProduceResponse(
         index=index,

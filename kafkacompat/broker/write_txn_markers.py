@@ -9,7 +9,7 @@ import logging
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.clock import now_ms
-from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.errors import ErrorCode, KafkaError, is_resource_exhausted
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.protocol.control_records import control_batch
 from kafkacompat.protocol.messages.write_txn_markers_request import API_KEY as WRITE_TXN_MARKERS
@@ -41,8 +41,11 @@ async def _write(
         await hosted.write_marker(batch, commit=marker.transaction_result, check_epoch=True)
     except KafkaError as exc:
         return exc.code
-    except OSError:
-        log.exception("writing a marker to %s-%d failed", topic, partition)
+    except OSError as exc:
+        if is_resource_exhausted(exc):
+            log.error("writing a marker to %s-%d failed: %s", topic, partition, exc)
+        else:
+            log.exception("writing a marker to %s-%d failed", topic, partition)
         return ErrorCode.KAFKA_STORAGE_ERROR
     return ErrorCode.NONE
 

@@ -9,7 +9,7 @@ import trio
 
 from kafkacompat.broker.dispatch import RequestPipeline
 from kafkacompat.broker.session import Session
-from kafkacompat.errors import ProtocolError
+from kafkacompat.errors import ProtocolError, is_resource_exhausted
 from kafkacompat.protocol.framing import FrameReader
 from kafkacompat.server.idle import IdleConnections, IdleTimer
 from kafkacompat.server.sending import ResponseTruncated, send_response
@@ -85,8 +85,11 @@ async def serve_connection(
         log.warning("closing connection from %s: %s", peer, exc)
     except ConnectionLost:
         pass
-    except Exception:
-        log.exception("closing connection from %s after an internal error", peer)
+    except Exception as exc:
+        if is_resource_exhausted(exc):  # out of descriptors or disk: one clear line
+            log.error("closing connection from %s: %s", peer, exc)
+        else:
+            log.exception("closing connection from %s after an internal error", peer)
     finally:
         client.close()
 

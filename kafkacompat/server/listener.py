@@ -17,6 +17,17 @@ from kafkacompat.server.idle import IdleConnections
 log = logging.getLogger("kafkacompat.server")
 
 
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """Trio's accept loop logs running out of descriptors with a traceback; its message
+    ("accept returned EMFILE (Too many open files); retrying ...") says it all."""
+    record.exc_info = None
+    record.exc_text = None
+    return True
+
+
+logging.getLogger("trio.serve_listeners").addFilter(_without_traceback)
+
+
 @dataclass(frozen=True, slots=True)
 class RunningBroker:
     """What `serve` reports once it accepts connections."""

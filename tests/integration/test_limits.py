@@ -180,3 +180,29 @@ def test_ten_thousand_partitions_fit_a_4096_descriptor_limit(tmp_path: Path) -> 
             time.sleep(0.1)
         assert open_fds(broker.pid) <= start + 2
         assert "Traceback" not in broker.log_path.read_text()
+
+
+def test_running_out_of_descriptors_anyway_is_one_clear_line(tmp_path: Path) -> None:
+    with BrokerProcess(tmp_path / "data") as broker:
+        with RawClient(broker.port) as client:
+            assert create_topics(client, ("t", 1)) == {"t": (ErrorCode.NONE, None)}
+            assert produce(client, "t", v2_batch([b"before"])).error_code == 0
+        limit = open_fds(broker.pid) + 8
+        resource.prlimit(broker.pid, resource.RLIMIT_NOFILE, (limit, 4096))
+        crowd = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(30)]
+        time.sleep(0.5)  # the accept loop meets EMFILE and retries
+        for sock in crowd:
+            sock.close()
+        resource.prlimit(broker.pid, resource.RLIMIT_NOFILE, (4096, 4096))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with RawClient(broker.port, timeout=2) as client:
+                    assert produce(client, "t", v2_batch([b"after"])).error_code == 0
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        log = broker.log_path.read_text()
+    assert "accept returned EMFILE" in log
+    assert "Traceback" not in log
