@@ -15,3 +15,10 @@ def broker(tmp_path: Path) -> Iterator[BrokerThread]:
     """A fresh broker serving on 127.0.0.1 and an ephemeral port, stopped after the test."""
     with running_broker(local_config(tmp_path / "data")) as running:
         yield running
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options of tests/integration/test_fuzz.py."""
+    group = parser.getgroup("fuzz")
+    group.addoption("--fuzz-seconds", type=float, default=30.0, help="fuzzing time (default 30)")
+    group.addoption("--fuzz-seed", type=int, default=1, help="fuzz seed (default 1)")

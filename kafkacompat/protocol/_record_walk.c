@@ -68,7 +68,10 @@ static PyObject *walk(PyObject *self, PyObject *args) {
             ok = 0;
             break;
         }
-        if (v < 0) {
+        if (v < -1) {
+            ok = 0;
+            break;
+        } else if (v < 0) {
             null_keys++;
         } else if (v > rend - p) {
             ok = 0;
@@ -76,7 +79,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         } else {
             p += (Py_ssize_t)v;
         }
-        if (varint(buf, rend, &p, &v) || v > rend - p) { /* value length */
+        if (varint(buf, rend, &p, &v) || v < -1 || v > rend - p) { /* value length */
             ok = 0;
             break;
         }
@@ -94,7 +97,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
                 break;
             }
             p += (Py_ssize_t)v;
-            if (varint(buf, rend, &p, &v) || v > rend - p) { /* header value */
+            if (varint(buf, rend, &p, &v) || v < -1 || v > rend - p) { /* header value */
                 ok = 0;
                 break;
             }

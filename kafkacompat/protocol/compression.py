@@ -33,6 +33,8 @@ _LZ4_MAGIC = b"\x04\x22\x4d\x18"
 _ZSTD_MIN_STEP = 256
 _ZSTD_MAX_RATIO_BITS = 15  # 32 KiB of output per input byte, at worst
 _ZSTD_CONTEXTS_KEPT = 8
+#: Contexts that decoded windows up to this size are pooled (producers' batches use less).
+_ZSTD_POOLED_WINDOW = 1 << 21
 #: Idle zstd decompression contexts (list append and pop are atomic: safe across threads).
 _ZSTD_CONTEXTS: list[zstandard.ZstdDecompressor] = []
 _LZ4_FIRST_CHUNK = 64 * 1024
@@ -198,12 +200,17 @@ def _unzstd(raw: bytes, max_size: int) -> bytes:
     # another. Decompressor contexts are costly to create: idle ones are kept for reuse.
     chunks: list[bytes] = []
     total, pos = 0, 0
+    # A context keeps buffers as large as the largest window it decoded: only contexts that
+    # decoded small windows go back to the pool, so a crafted frame cannot pin its memory.
+    poolable = True
     try:
         dctx = _ZSTD_CONTEXTS.pop()
     except IndexError:
         dctx = zstandard.ZstdDecompressor()
     try:
         while pos < len(raw):
+            if poolable and _window_size(raw, pos) > _ZSTD_POOLED_WINDOW:
+                poolable = False
             d = dctx.decompressobj()
             while not d.eof and pos < len(raw):
                 step_size = max(_ZSTD_MIN_STEP, (max_size - total) >> _ZSTD_MAX_RATIO_BITS)
@@ -218,9 +225,18 @@ def _unzstd(raw: bytes, max_size: int) -> bytes:
                 raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "truncated zstd frame")
             pos -= len(d.unused_data)
     finally:
-        if len(_ZSTD_CONTEXTS) < _ZSTD_CONTEXTS_KEPT:
+        if poolable and len(_ZSTD_CONTEXTS) < _ZSTD_CONTEXTS_KEPT:
             _ZSTD_CONTEXTS.append(dctx)
     return b"".join(chunks)
+
+
+def _window_size(raw: bytes, pos: int) -> int:
+    """The window the zstd frame at ``pos`` asks for (0 when its header cannot be read: the
+    decompression itself then reports the damage)."""
+    try:
+        return int(zstandard.get_frame_parameters(raw[pos : pos + 18]).window_size)
+    except zstandard.ZstdError:
+        return 0
 
 
 def _fix_kafka3160(raw: bytes) -> bytes:

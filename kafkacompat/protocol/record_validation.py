@@ -244,6 +244,8 @@ def _walk(buf: Buffer, p: int, end: int, count: int, where: str) -> tuple[int, i
         if v > 0:
             p += v
         elif v < 0:
+            if v < -1:  # Kafka reads any negative length as null; clients stall on these
+                raise _invalid(f"Invalid record key size {v} at index {i}{where}")
             null_keys += 1
         b = buf[p]  # value length
         if b < 0x80:
@@ -257,6 +259,8 @@ def _walk(buf: Buffer, p: int, end: int, count: int, where: str) -> tuple[int, i
                 v, p = varlong(buf, p)
         if v > 0:
             p += v
+        elif v < -1:
+            raise _invalid(f"Invalid record value size {v} at index {i}{where}")
         b = buf[p]  # header count
         if b < 0x80:
             v, p = zigzag[b], p + 1
@@ -287,6 +291,8 @@ def _skip_headers(buf: Buffer, p: int, rend: int, n_headers: int, where: str) ->
         value_len, p = read_varlong(buf, p + key_len)
         if value_len > 0:
             p += value_len
+        elif value_len < -1:
+            raise _invalid(f"Invalid header value size {value_len}{where}")
         if p > rend:
             break  # the caller refuses the record
     return p
