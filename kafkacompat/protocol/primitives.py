@@ -229,6 +229,11 @@ class FileRegion(Protocol):
     @property
     def size(self) -> int: ...
 
+    @property
+    def inode(self) -> int:
+        """The file's identity when the range was taken (0: not checked)."""
+        ...
+
 
 class RecordSource(Protocol):
     """Record data that is not in memory yet, such as stored batches the server may sendfile.

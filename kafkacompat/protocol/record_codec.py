@@ -173,11 +173,22 @@ def encode_batch(
     transactional: bool = False,
     control: bool = False,
     partition_leader_epoch: int = -1,
+    last_offset_delta: int | None = None,
 ) -> bytes:
-    """Build one v2 batch from ``records`` (absolute offsets; gaps allowed, order required)."""
+    """Build one v2 batch from ``records`` (absolute offsets; gaps allowed, order required).
+
+    ``last_offset_delta`` overrides the delta of the last record's offset, for a batch that
+    keeps the offset range of the batch it was filtered from (compaction: the producer's
+    sequence range follows from it).
+    """
     if not records:
         raise ValueError("a batch needs at least one record")
     base = records[0].offset if base_offset is None else base_offset
+    delta = records[-1].offset - base
+    if last_offset_delta is not None:
+        if last_offset_delta < delta:
+            raise ValueError(f"last offset delta {last_offset_delta} below the records' {delta}")
+        delta = last_offset_delta
     base_ts = records[0].timestamp
     body = b"".join(encode_record(r, base, base_ts) for r in records)
     if codec != Codec.NONE:
@@ -188,7 +199,7 @@ def encode_batch(
     out = bytearray(HEADER_SIZE)
     HEADER.pack_into(
         out, 0, base, HEADER_SIZE - LOG_OVERHEAD + len(body), partition_leader_epoch, 2, 0,
-        attrs, records[-1].offset - base, base_ts, max_ts, producer_id, producer_epoch,
+        attrs, delta, base_ts, max_ts, producer_id, producer_epoch,
         base_sequence, len(records),
     )  # fmt: skip
     out += body

@@ -24,7 +24,7 @@ validator it is given.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from kafkacompat.errors import ErrorCode, KafkaError, ProtocolError, RecordValidationError
@@ -101,6 +101,10 @@ def _invalid(message: str) -> RecordValidationError:
     return RecordValidationError(ErrorCode.INVALID_RECORD, message)
 
 
+def _where(rules: RecordRules) -> str:
+    return f" in topic partition {rules.topic_partition}"
+
+
 def validate_batch(
     buf: Buffer,
     header: BatchHeader,
@@ -108,6 +112,7 @@ def validate_batch(
     pos: int = 0,
     *,
     max_decompressed: int | None = None,
+    now_ms: int | None = None,
 ) -> ValidatedBatch:
     """Check the records of the v2 batch at ``pos`` of ``buf`` (header ``header``) against
     ``rules``; decompression stops past ``max_decompressed`` bytes (default: the rules' limit,
@@ -116,10 +121,10 @@ def validate_batch(
     Raises `RecordValidationError` (see the module docstring for which check gives which code).
     The CRC is not checked here: the caller does that first.
     """
+    now = rules.now_ms if now_ms is None else now_ms
     count = header.records_count
-    where = f" in topic partition {rules.topic_partition}"
     if count <= 0:
-        raise _invalid(f"Invalid reported count for record batch: {count}{where}")
+        raise _invalid(f"Invalid reported count for record batch: {count}{_where(rules)}")
     codec = header.attributes & COMPRESSION_MASK
     body: Buffer
     if codec:
@@ -128,12 +133,13 @@ def validate_batch(
         try:
             body = decompress(codec, data, max_size=limit)
         except KafkaError as exc:
-            raise RecordValidationError(exc.code, exc.message + where) from exc
+            raise RecordValidationError(exc.code, exc.message + _where(rules)) from exc
         start, end = 0, len(body)
     else:
         body, start, end = buf, pos + HEADER_SIZE, pos + header.size
     walked = None if _fast_walk is None else _fast_walk(body, start, end, count)
     if walked is None:  # no C walk, or it found something the Python walk must explain
+        where = _where(rules)
         try:
             walked = _walk(body, start, end, count, where)
         except (IndexError, ProtocolError):
@@ -154,12 +160,14 @@ def validate_batch(
         or (
             not rules.log_append_time
             and (
-                min_ts < rules.now_ms - rules.timestamp_before_max_ms
-                or max_ts > rules.now_ms + rules.timestamp_after_max_ms
+                min_ts < now - rules.timestamp_before_max_ms
+                or max_ts > now + rules.timestamp_after_max_ms
             )
         )
     ):
-        errors, bad_timestamp = _record_errors(body, start, count, header, rules, where)
+        if now != rules.now_ms:
+            rules = replace(rules, now_ms=now)
+        errors, bad_timestamp = _record_errors(body, start, count, header, rules, _where(rules))
         if errors:
             raise _summarise(errors, bad_timestamp)
     return ValidatedBatch(max_ts, len(body) if codec else 0)

@@ -59,6 +59,8 @@ async def sendfile(transport: Transport, region: FileRegion) -> None:
     except FileNotFoundError as exc:
         raise ResponseTruncated(f"{region.path} is gone") from exc
     try:
+        if region.inode and os.fstat(fd).st_ino != region.inode:
+            raise ResponseTruncated(f"{region.path} was replaced (compacted) after the read")
         offset, remaining = region.position, region.size
         while remaining:
             sent = await transport.sendfile(fd, offset, min(remaining, SENDFILE_CHUNK))

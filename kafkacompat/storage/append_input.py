@@ -34,14 +34,14 @@ def record_rules(
     )
 
 
-def batch_validator(rules: RecordRules) -> BatchValidator:
-    """``rules`` as the record-level check `records.assign_offsets` calls per batch; the
-    decompression limit holds for all the batches it checks together (one record set)."""
+def batch_validator(rules: RecordRules, now_ms: int) -> BatchValidator:
+    """``rules`` at ``now_ms`` as the record-level check `records.assign_offsets` calls per
+    batch; the decompression limit holds for all the batches it checks together (one set)."""
     left = rules.max_decompressed
 
     def validate(buf: memoryview, pos: int, header: BatchHeader) -> int:
         nonlocal left
-        checked = validate_batch(buf, header, rules, pos, max_decompressed=left)
+        checked = validate_batch(buf, header, rules, pos, max_decompressed=left, now_ms=now_ms)
         left -= checked.decompressed_size
         return checked.max_timestamp
 
@@ -78,7 +78,7 @@ def to_writable_v2(
         )
     if config.compression_type != "producer":
         if rules is not None and not converted:
-            validate = batch_validator(rules)
+            validate = batch_validator(rules, rules.now_ms)
             with memoryview(records) as view:
                 for pos, header in iter_batches(view):
                     verify_crc(view, pos, header)

@@ -84,6 +84,11 @@ class LogConfig:
         return "delete" in self.cleanup_policy.split(",")
 
     @property
+    def compact_enabled(self) -> bool:
+        """True when ``cleanup.policy`` includes ``compact`` (the log cleaner applies)."""
+        return "compact" in self.cleanup_policy.split(",")
+
+    @property
     def log_append_time(self) -> bool:
         return self.message_timestamp_type == "LogAppendTime"
 

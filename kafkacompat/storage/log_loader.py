@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from kafkacompat.storage.cleaner_swap import recover_swap
 from kafkacompat.storage.segment import LogSegment
 
 __all__ = ["load_segments"]
@@ -24,9 +25,11 @@ def load_segments(
     After a clean shutdown, and for segments wholly below ``recovery_point``, the index files
     are trusted when they pass sanity checks; every other segment is scanned, its indexes
     rebuilt and a bad tail cut off. A segment with a bad tail ends the log: later segments are
-    deleted. Temporary files and indexes without a log are removed. On failure every segment
-    opened so far gives its descriptor back.
+    deleted. A committed compaction swap is finished first (`cleaner_swap.recover_swap`);
+    temporary files (uncommitted ``*.cleaned`` among them) and indexes without a log are
+    removed. On failure every segment opened so far gives its descriptor back.
     """
+    recover_swap(directory)
     bases: set[int] = set()
     for path in directory.iterdir():
         if path.name.endswith(_STRAY_SUFFIXES):

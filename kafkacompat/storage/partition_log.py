@@ -7,11 +7,13 @@ import shutil
 import uuid
 from bisect import bisect_right
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from kafkacompat import clock
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.record_codec import Record
+from kafkacompat.protocol.record_validation import RecordRules
 from kafkacompat.protocol.records import MAGIC_OFFSET, assign_offsets
 from kafkacompat.storage import log_reads
 from kafkacompat.storage.append_input import (
@@ -20,6 +22,7 @@ from kafkacompat.storage.append_input import (
     to_writable_v2,
     writable,
 )
+from kafkacompat.storage.cleaner_swap import CleanedSegments, swap_in
 from kafkacompat.storage.file_cache import FileCache, effective_max_open_files
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
 from kafkacompat.storage.log_loader import load_segments
@@ -56,6 +59,7 @@ class PartitionLog:
         self.directory = directory
         self.config = config
         self._as_sent = config.compression_type == "producer"
+        self._rules = self._record_rules(config)
         self.fsync_on_append = fsync_on_append
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
@@ -130,6 +134,11 @@ class PartitionLog:
         return list(self._bases)
 
     @property
+    def segments(self) -> tuple[LogSegment, ...]:
+        """The segments, oldest first (the last one is active)."""
+        return tuple(self._segments)
+
+    @property
     def active_segment_base(self) -> int:
         """Base offset of the active (last) segment."""
         return self._bases[-1]
@@ -141,6 +150,18 @@ class PartitionLog:
     def record_aborted(self, entry: AbortedTxn) -> None:
         """Add an aborted transaction to the index of the segment holding its marker."""
         self.txn_index.append(entry, self.segment_base_for(entry.last_offset))
+
+    def swap_cleaned(self, cleaned: CleanedSegments) -> bool:
+        """Put a compaction's cleaned segments in place of the ones they replace (quick: run
+        it under the partition lock; see `cleaner`). False, with the cleaned files deleted, when
+        a replaced segment changed meanwhile. An OSError leaves the swap for the next open to
+        finish: stop using the log then."""
+        segments = swap_in(self._segments, cleaned, self._new_segment)
+        if segments is None:
+            return False
+        self._segments, self._bases = segments, [s.base_offset for s in segments]
+        self.txn_index.load(self._bases, self.log_end_offset)
+        return True
 
     # --- append ------------------------------------------------------------------------------
 
@@ -163,11 +184,11 @@ class PartitionLog:
         config = self.config
         # Record-level validation before anything is written; batches the broker writes
         # itself (markers) keep the structure checks only.
-        rules = record_rules(config, now_ms, self.directory.name, producer_rules=not allow_control)
+        rules = self._rules[allow_control]
         if self._as_sent and len(records) > MAGIC_OFFSET and records[MAGIC_OFFSET] == 2:
             buf, converted = writable(records), False  # the common case, made quick
         else:
-            buf, converted = to_writable_v2(records, config, rules)
+            buf, converted = to_writable_v2(records, config, replace(rules, now_ms=now_ms))
         size = len(buf)
         if size > config.segment_bytes:
             raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{size} bytes")
@@ -181,7 +202,7 @@ class PartitionLog:
             # A converted legacy set was size-checked per original message.
             max_batch_size=size if converted else config.max_message_bytes,
             allow_control=allow_control,
-            validate=batch_validator(rules),
+            validate=batch_validator(rules, now_ms),
         )
         if segment.size and (
             segment.size + size > config.segment_bytes
@@ -361,10 +382,20 @@ class PartitionLog:
             self.directory, PartitionCheckpoint(self._recovery_point, self._log_start_offset)
         )
 
+    def _record_rules(self, config: LogConfig) -> tuple[RecordRules, RecordRules]:
+        """The record validation rules of ``config``: for produced sets, and for the broker's
+        own batches (markers: structure checks only); the time comes with each append."""
+        name = self.directory.name
+        return (
+            record_rules(config, 0, name, producer_rules=True),
+            record_rules(config, 0, name, producer_rules=False),
+        )
+
     def update_config(self, config: LogConfig) -> None:
         """Apply new topic configs; size and index settings affect later segments."""
         self.config = config
         self._as_sent = config.compression_type == "producer"
+        self._rules = self._record_rules(config)
         for segment in self._segments:
             segment.index_interval = config.index_interval_bytes
 

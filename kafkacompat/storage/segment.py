@@ -51,10 +51,14 @@ class LogSegment:
         self.time_index = TimeIndex(stem.with_suffix(".timeindex"), base_offset, index_bytes // 12)
         self._file = files.file(self.log_path, create=True)
         try:
-            self.size = os.stat(self.log_path).st_size
+            stat = os.stat(self.log_path)
         except BaseException:
             self._file.close()
             raise
+        self.size = stat.st_size
+        #: The file's identity: a read handed out before compaction replaced it must not be
+        #: served from the new file at the old positions.
+        self.inode = stat.st_ino
         self._dirty = False  # written or truncated since the last fsync
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -285,14 +289,14 @@ class LogSegment:
         start, header = found
         end, limit = start + header.size, min(start + max(max_bytes, 0), bound)
         if end > limit:
-            return FileSlice(self.log_path, start, header.size) if min_one else None
+            return FileSlice(self.log_path, start, header.size, self.inode) if min_one else None
         if end < limit:
             end = max(end, self.offset_index.lookup_position(limit))
             for pos, header in self.iter_headers(end):
                 if pos + header.size > limit:
                     break
                 end = pos + header.size
-        return FileSlice(self.log_path, start, end - start)
+        return FileSlice(self.log_path, start, end - start, self.inode)
 
     def find_timestamp(self, timestamp: int, min_offset: int) -> tuple[int, int] | None:
         """``(timestamp, offset)`` of the first record at or after ``min_offset`` whose
