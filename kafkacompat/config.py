@@ -52,6 +52,15 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         # hosts, and how long a response may wait for a client that does not read it before
         # the connection is closed.
         "max.broker.partitions": 100000,
+        # The log cleaner (compaction) and the topic defaults it supplies, with Kafka's names.
+        "log.cleaner.enable": True,
+        "log.cleaner.threads": 1,
+        "log.cleaner.backoff.ms": 15000,
+        "log.cleaner.dedupe.buffer.size": 134217728,
+        "log.cleaner.delete.retention.ms": 86400000,
+        "log.cleaner.min.compaction.lag.ms": 0,
+        "log.cleaner.max.compaction.lag.ms": 9223372036854775807,
+        "log.cleaner.min.cleanable.ratio": "0.5",
         "connections.send.timeout.ms": 30000,
         "max.incremental.fetch.session.cache.slots": 1000,
     }

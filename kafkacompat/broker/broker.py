@@ -24,6 +24,7 @@ from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
 from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.coordinators.transaction_service import TransactionService
+from kafkacompat.partitions.log_cleaner import LogCleaner
 from kafkacompat.partitions.manager import PartitionManager
 
 __all__ = ["Broker"]
@@ -62,6 +63,12 @@ class Broker:
             self.cluster_id,
             self._broker_info(),
             max_partitions=config.get_int("max.broker.partitions"),
+        )
+        self.cleaner = LogCleaner(
+            self.partitions,
+            threads=config.get_int("log.cleaner.threads"),
+            backoff_ms=config.get_int("log.cleaner.backoff.ms"),
+            dedupe_buffer_bytes=config.get_int("log.cleaner.dedupe.buffer.size"),
         )
         self.groups = GroupService(config, self.partitions.state)
         self.transactions = TransactionService(
@@ -109,6 +116,8 @@ class Broker:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.groups.run_timers)
             nursery.start_soon(self.transactions.run_timers)
+            if self.config.get_bool("log.cleaner.enable"):
+                nursery.start_soon(self.cleaner.run)
             await self._run_storage_maintenance()
 
     async def _run_storage_maintenance(self) -> None:

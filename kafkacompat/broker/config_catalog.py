@@ -114,6 +114,24 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
         INT, "Most segment files held open at once (at most a quarter of the process limit)."
     ),
     "max.broker.partitions": ConfigDef(INT, "Most partitions this broker hosts."),
+    "log.cleaner.enable": ConfigDef(B, "Whether compacted topics are cleaned."),
+    "log.cleaner.threads": ConfigDef(INT, "Partitions cleaned at the same time.", dynamic=True),
+    "log.cleaner.backoff.ms": ConfigDef(L, "Pause between looks for partitions to clean."),
+    "log.cleaner.dedupe.buffer.size": ConfigDef(
+        L, "Memory for the key map of all cleaner threads.", dynamic=True
+    ),
+    "log.cleaner.delete.retention.ms": ConfigDef(
+        L, "Default delete.retention.ms of topics.", dynamic=True
+    ),
+    "log.cleaner.min.compaction.lag.ms": ConfigDef(
+        L, "Default min.compaction.lag.ms of topics.", dynamic=True
+    ),
+    "log.cleaner.max.compaction.lag.ms": ConfigDef(
+        L, "Default max.compaction.lag.ms of topics.", dynamic=True
+    ),
+    "log.cleaner.min.cleanable.ratio": ConfigDef(
+        ConfigType.DOUBLE, "Default min.cleanable.dirty.ratio of topics.", dynamic=True
+    ),
 }
 
 

@@ -9,6 +9,7 @@ file removal). Nothing outside this package touches the `PartitionLog`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import trio
 
@@ -30,6 +31,13 @@ from kafkacompat.partitions.producer_state import (
 from kafkacompat.protocol.control_records import ABORT_MARKER, COMMIT_MARKER
 from kafkacompat.protocol.records import BatchHeader, has_producer_id, iter_batches, read_header
 from kafkacompat.protocol.records import verify_crc as _verify_crc
+from kafkacompat.storage.cleaner import (
+    CleanerStats,
+    CleaningAborted,
+    clean,
+    needs_cleaning,
+    plan_cleaning,
+)
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.partition_log import AppendResult, PartitionLog, ReadResult
 from kafkacompat.storage.results import TimestampOffset
@@ -72,6 +80,8 @@ class Partition:
         self.lock = trio.Lock()
         #: Set, under the lock, when the partition's topic is deleted.
         self.deleted = False
+        #: A compaction is between its plan and its swap: retention waits for it.
+        self.cleaning = False
         self.producer_expiration_ms = producer_expiration_ms
         self.leader_epochs = LeaderEpochCache(log.directory, durable=durable)
         if self.leader_epochs.latest_epoch < 0:
@@ -244,11 +254,64 @@ class Partition:
             log = self.log
             if log.flush_due(now):
                 await trio.to_thread.run_sync(log.flush, now)
-            if retention:
+            if retention and not self.cleaning:
                 expired = log.detach_expired_segments(now)
                 if expired:
                     self.leader_epochs.truncate_from_start(log.log_start_offset)
                     await trio.to_thread.run_sync(_delete_segments, expired)
+
+    # -- compaction ------------------------------------------------------------------------------
+
+    def needs_cleaning(self, now: int) -> bool:
+        """Kafka's rule (``min.cleanable.dirty.ratio``, ``max.compaction.lag.ms``) on a
+        compacted topic."""
+        log = self.log
+        if not log.config.compact_enabled:
+            return False
+        return needs_cleaning(log, now_ms=now, last_stable_offset=self.last_stable_offset())
+
+    async def clean(
+        self, *, dedupe_buffer_bytes: int, stopping: Callable[[], bool] = lambda: False
+    ) -> CleanerStats | None:
+        """Compact the log's closed segments below the last stable offset: planned under the
+        lock, cleaned on a worker thread while appends go on, swapped in under the lock."""
+        async with self.lock:
+            self._require_live()
+            if self.cleaning:
+                return None
+            producers = await self._load_producer_state()
+            plan = plan_cleaning(
+                self.log,
+                now_ms=now_ms(),
+                last_stable_offset=self.last_stable_offset(),
+                active_producers=producers.entries.keys(),
+            )
+            if plan is None:
+                return None
+            self.cleaning = True
+        try:
+            result = await trio.to_thread.run_sync(
+                partial(
+                    clean,
+                    plan,
+                    dedupe_buffer_bytes=dedupe_buffer_bytes,
+                    should_stop=lambda: self.deleted or stopping(),
+                )
+            )
+        except CleaningAborted:
+            self.cleaning = False
+            return None
+        except BaseException:
+            self.cleaning = False
+            raise
+        try:
+            async with self.lock:
+                if self.deleted or not self.log.swap_cleaned(result.cleaned):
+                    result.discard()
+                    return None
+                return result.stats
+        finally:
+            self.cleaning = False
 
     # -- producer state --------------------------------------------------------------------------
 
