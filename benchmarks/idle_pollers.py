@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import workloads
+from workloads import topic_name
 
 if TYPE_CHECKING:
-    from run import Suite
     from targets import Target
 
 POLLERS = 500
@@ -199,9 +199,8 @@ def _wait_ready(ready: Path, pollers: Future[Any], timeout: float = 90) -> None:
         time.sleep(0.01)
 
 
-def idle_poller_rows(suite: Suite, target: Target) -> None:
+def idle_poller_rows(suite: Any, target: Target) -> None:
     """Idle broker CPU with 500 parked long-polls, then 1 KiB produce throughput beside them."""
-    from run import topic_name
 
     seconds = suite.args.seconds
     idle_seconds = 1.0 if suite.args.quick else 2.0

@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import idle_pollers
 import workloads
 from broker_process import compile_package
 from targets import Target, start_kafkacompat, start_peer, startup_to_first_ack
+from workloads import topic_name
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -110,10 +110,6 @@ class Suite:
             cpu_us = (cpu_after - cpu_before) / result["messages"] * 1e6
         self.row(key, label, unit).add(target.name, value, cpu_us)
         return result
-
-
-def topic_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 # Workloads ------------------------------------------------------------------------------------

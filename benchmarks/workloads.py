@@ -289,3 +289,8 @@ def inprocess_start_to_ack(runs: int) -> list[float]:
             finally:
                 broker.stop()
     return samples
+
+
+def topic_name(prefix: str) -> str:
+    """A fresh topic name, so one row's data never meets another's."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
