@@ -215,18 +215,29 @@ def recompress_batches(buf: Buffer, codec: int) -> bytes:
             out.append(bytes(buf[pos : pos + header.size]))
             continue
         _, records = decode_batch(buf, pos)
-        out.append(
-            encode_batch(
-                records,
-                base_offset=header.base_offset,
-                codec=codec,
-                timestamp_type=header.timestamp_type,
-                producer_id=header.producer_id,
-                producer_epoch=header.producer_epoch,
-                base_sequence=header.base_sequence,
-                transactional=header.is_transactional,
-                control=header.is_control,
-                partition_leader_epoch=header.partition_leader_epoch,
-            )
-        )
+        out.append(rebatch(header, records, codec=codec))
     return b"".join(out)
+
+
+def rebatch(
+    header: BatchHeader,
+    records: Sequence[Record],
+    *,
+    codec: int,
+    last_offset_delta: int | None = None,
+) -> bytes:
+    """``records`` as a batch like the one ``header`` describes: the same base offset, producer
+    fields, attributes and leader epoch, compressed with ``codec``."""
+    return encode_batch(
+        records,
+        base_offset=header.base_offset,
+        last_offset_delta=last_offset_delta,
+        codec=codec,
+        timestamp_type=header.timestamp_type,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        transactional=header.is_transactional,
+        control=header.is_control,
+        partition_leader_epoch=header.partition_leader_epoch,
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from crc32c import crc32c
 
 from kafkacompat.protocol.compression import Codec, decompress
-from kafkacompat.protocol.record_codec import decode_batch, encode_batch, read_varint
+from kafkacompat.protocol.record_codec import decode_batch, read_varint, rebatch
 from kafkacompat.protocol.records import (
     ATTRIBUTES_OFFSET,
     COMPRESSION_MASK,
@@ -125,18 +125,8 @@ def rebuild_batch(batch: memoryview, header: BatchHeader, keep: Container[int]) 
     producer fields, attributes and codec unchanged."""
     _, records = decode_batch(batch)
     kept = [r for r in records if r.offset in keep]
-    return encode_batch(
-        kept,
-        base_offset=header.base_offset,
-        last_offset_delta=header.last_offset_delta,
-        codec=header.compression,
-        timestamp_type=header.timestamp_type,
-        producer_id=header.producer_id,
-        producer_epoch=header.producer_epoch,
-        base_sequence=header.base_sequence,
-        transactional=header.is_transactional,
-        control=header.is_control,
-        partition_leader_epoch=header.partition_leader_epoch,
+    return rebatch(
+        header, kept, codec=header.compression, last_offset_delta=header.last_offset_delta
     )
 
 

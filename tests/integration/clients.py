@@ -214,3 +214,37 @@ def consume_kcat(bootstrap: str, topic: str, count: int, partition: int = 0) -> 
         value = None if m["payload"] is None else m["payload"].encode()
         out.append((m["offset"], key, value, headers))
     return out
+
+
+def read_to_end(
+    bootstrap: str, topic: str, partition: int = 0, **config: Any
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """``(offset, key, value)`` of a partition from its start to its end, read by librdkafka
+    checking every CRC (``config`` adds consumer settings, e.g. the isolation level)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{topic}-{time.monotonic_ns()}",
+            "check.crcs": True,
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            **config,
+        }
+    )
+    consumer.assign([TopicPartition(topic, partition, 0)])
+    out: list[tuple[int, bytes | None, bytes | None]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
+                return out
+            out.append((message.offset(), message.key(), message.value()))
+    finally:
+        consumer.close()
+    raise AssertionError(f"no end of {topic}-{partition} seen after {len(out)} records")

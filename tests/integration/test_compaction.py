@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 
 from kafkacompat.testing import BrokerThread, local_config, running_broker
+from tests.integration.clients import read_to_end
 from tests.integration.raw import RawClient
 from tests.integration.test_produce import init_producer_id, produce, v2_batch
 from tests.internals import internals
@@ -48,35 +49,6 @@ def roll(broker: BrokerThread, topic: str, key: bytes) -> None:
     assert producer.flush(10) == 0
 
 
-def read_all(bootstrap: str, topic: str, **config: Any) -> list[tuple[int, bytes, bytes | None]]:
-    """(offset, key, value) of partition 0 to its end, read by librdkafka checking CRCs."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"read-{topic}-{time.monotonic_ns()}",
-            "check.crcs": True,
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-            **config,
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    out: list[tuple[int, bytes, bytes | None]] = []
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error() is not None:
-                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
-                return out
-            out.append((message.offset(), message.key(), message.value()))
-    finally:
-        consumer.close()
-    raise AssertionError(f"no end of partition after {len(out)} records")
-
-
 def test_100k_records_over_1k_keys_compact_to_the_latest_value_of_each(
     broker: BrokerThread,
 ) -> None:
@@ -102,7 +74,7 @@ def test_100k_records_over_1k_keys_compact_to_the_latest_value_of_each(
     assert second.records_kept == 901  # 900 live keys and the first "end"
     after = internals(broker).partition("state", 0).size_in_bytes
     assert after < before / 20
-    records = read_all(broker.bootstrap, "state")
+    records = read_to_end(broker.bootstrap, "state")
     offsets = [offset for offset, _, _ in records]
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
     assert {key: (offset, value) for offset, key, value in records} == {
@@ -129,14 +101,14 @@ def test_aborted_transactions_are_removed(broker: BrokerThread) -> None:
     clean_now(broker)
     roll(broker, "txn", b"end")
     clean_now(broker)  # the abort marker goes once no data of its transaction is left
-    values = [(k, v) for _, k, v in read_all(broker.bootstrap, "txn")]
+    values = [(k, v) for _, k, v in read_to_end(broker.bootstrap, "txn")]
     expected = [(f"k{i}".encode(), b"committed") for i in range(0, 50, 2)]
     expected += [(b"end", b"end")] * 2  # one cleaned, one in the active segment
     # Even a read_uncommitted consumer sees nothing of the aborted transaction any more.
     assert values == expected
     assert [
         (k, v)
-        for _, k, v in read_all(broker.bootstrap, "txn", **{"isolation.level": "read_committed"})
+        for _, k, v in read_to_end(broker.bootstrap, "txn", **{"isolation.level": "read_committed"})
     ] == expected
 
 
@@ -150,7 +122,7 @@ def test_an_idempotent_retry_is_still_a_duplicate_after_compaction(broker: Broke
         assert offsets == [0, 1, 2]
         roll(broker, "idem", b"other")
         clean_now(broker)  # all three share one key: only the last survives
-        assert [v for _, _, v in read_all(broker.bootstrap, "idem")] == [b"v2", b"end"]
+        assert [v for _, _, v in read_to_end(broker.bootstrap, "idem")] == [b"v2", b"end"]
         retry = produce(client, "idem", batches[2])
         assert (retry.error_code, retry.base_offset) == (0, 2)
         follow_up = produce(client, "idem", v2_batch([b"v3"], pid=pid, epoch=epoch, seq=3))

@@ -9,7 +9,7 @@ import time
 from functools import partial
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 from crc32c import crc32c
 
 from kafkacompat.errors import ErrorCode
@@ -17,6 +17,7 @@ from kafkacompat.protocol.compression import Codec
 from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.protocol.records import ATTRIBUTES_OFFSET, CRC_OFFSET
 from kafkacompat.testing import BrokerThread
+from tests.integration.clients import read_to_end
 from tests.integration.raw import RawClient
 from tests.integration.test_produce import produce
 from tests.internals import internals
@@ -93,7 +94,11 @@ def test_broken_records_inside_a_valid_crc_are_refused_and_nothing_is_stored(
         assert result.error_message
         assert produce(client, "v", encode_batch(records(1))).error_code == 0
     assert view.partition("v", 0).log_end_offset == 3
-    assert consume_all(broker.bootstrap, "v") == [b"value-0", b"value-1", b"value-0"]
+    assert [v for _, _, v in read_to_end(broker.bootstrap, "v")] == [
+        b"value-0",
+        b"value-1",
+        b"value-0",
+    ]
 
 
 def test_timestamps_out_of_bounds_name_each_record(broker: BrokerThread) -> None:
@@ -133,32 +138,4 @@ def test_keyless_records_are_refused_on_a_compacted_topic(broker: BrokerThread) 
     producer.produce("c", key=b"k", value=b"keyed", on_delivery=lambda err, _m: failed.append(err))
     producer.flush(10)
     assert failed == [KafkaError.INVALID_RECORD, None]
-    assert consume_all(broker.bootstrap, "c") == [b"keyed"]
-
-
-def consume_all(bootstrap: str, topic: str) -> list[bytes]:
-    """Every value of partition 0 to its end, read by librdkafka checking every CRC."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"check-{topic}",
-            "check.crcs": True,
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
-    deadline = time.monotonic() + 20
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error() is not None:
-                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
-                return values
-            values.append(message.value())
-    finally:
-        consumer.close()
-    raise AssertionError(f"no end of partition seen; read {values}")
+    assert [v for _, _, v in read_to_end(broker.bootstrap, "c")] == [b"keyed"]
