@@ -148,7 +148,8 @@ class Partition:
             lock.acquire_nowait()
         log = self.log
         try:
-            self._require_live()
+            if self.deleted:
+                self._require_live()
             producers = self._producers
             if producers is None or producers.next_offset != log.log_end_offset:
                 producers = await self._load_producer_state()
@@ -165,14 +166,21 @@ class Partition:
                     )
             now = now_ms()
             result = log.append(
-                records, leader_epoch=self.leader_epoch, now_ms=now, auto_flush=False
+                records, leader_epoch=self.leader_epochs.latest_epoch, now_ms=now, auto_flush=False
             )
-            producers.applied(headers, result.base_offset, log.log_end_offset)
-            self._advance_high_watermark()
-            await self._after_write(producers, now, fsync)
+            end = log.log_end_offset
+            producers.applied(headers, result.base_offset, end)
+            self.high_watermark = end  # this broker is the whole ISR: committed at once
+            if (
+                fsync
+                or log.flush_due(now)
+                or log.active_segment_base != producers.snapshot_segment_base
+            ):
+                await self._after_write(producers, now, fsync)
         finally:
             lock.release()
-        self._wake_fetches()
+        if self._waiters:
+            self._wake_fetches()
         return result
 
     async def write_marker(
