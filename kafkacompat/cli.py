@@ -67,13 +67,32 @@ def build_parser() -> argparse.ArgumentParser:
             "log.segment.bytes=16 MiB, no fsync (log.flush.interval.* at their maximum)"
         ),
     )
+    serve.add_argument(
+        "--emulate-kafka",
+        metavar="RELEASE",
+        help="serve only the API versions this Kafka release served, e.g. 2.8 (0.11 to 4.0)",
+    )
+    serve.add_argument(
+        "--max-version",
+        action="append",
+        default=[],
+        metavar="API=N",
+        help="serve API (Kafka's name, e.g. Fetch) up to version N at most (repeatable)",
+    )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     add_topics_parser(commands)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Merge, lowest first: defaults, --dev, the --config file, the flags, --override."""
+    """Merge, lowest first: defaults, --dev, the --config file, the flags, --override; the
+    emulated release and the per-API caps are checked here, so a typo fails before start-up."""
+    from kafkacompat.broker.api_versions import (
+        EMULATE_SETTING,
+        MAX_VERSIONS_SETTING,
+        check_version_settings,
+    )
+
     settings: dict[str, int | bool | str] = dict(DEV_OVERRIDES) if args.dev else {}
     file_values = read_properties(args.config) if args.config else {}
     structural = {
@@ -85,6 +104,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     }
     for name, text in file_values.items():
         settings[name] = parse_setting(name, text)
+    if args.emulate_kafka is not None:
+        settings[EMULATE_SETTING] = args.emulate_kafka
+    if args.max_version:
+        settings[MAX_VERSIONS_SETTING] = ",".join(args.max_version)
     for item in args.override:
         name, sep, text = item.partition("=")
         if not sep:
@@ -94,7 +117,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     advertised = args.advertised_listener or structural["advertised.listeners"]
     data_dir = args.data_dir or structural["log.dirs"] or "kafkacompat-data"
     node_id = args.node_id if args.node_id is not None else int(structural["node.id"] or 1)
-    return Config(
+    config = Config(
         listen=HostPort.parse(listen or structural["listeners"] or args.listen),
         advertised=HostPort.parse(advertised) if advertised else None,
         data_dir=Path(data_dir),
@@ -102,6 +125,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cluster_id=args.cluster_id or structural["cluster.id"],
         settings=settings,
     )
+    check_version_settings(config)
+    return config
 
 
 async def run_until_signalled(config: Config) -> None:

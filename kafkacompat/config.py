@@ -63,6 +63,10 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "log.cleaner.min.cleanable.ratio": "0.5",
         "connections.send.timeout.ms": 30000,
         "max.incremental.fetch.session.cache.slots": 1000,
+        # Not Kafka settings: serve only the API versions of this Kafka release ("2.8"; empty:
+        # every version served), and cap single APIs ("Fetch=11,Produce=7", Kafka's API names).
+        "kafkacompat.emulate.kafka.version": "",
+        "kafkacompat.api.max.versions": "",
     }
 )
 

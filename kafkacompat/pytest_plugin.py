@@ -4,7 +4,8 @@ Installed with kafkacompat (entry point ``pytest11``), so its fixtures need no i
 
 - ``kafka_broker``: a fresh broker per test (a `kafkacompat.testing.KafkaBroker`) on 127.0.0.1 and
   an ephemeral port, with its data under the test's ``tmp_path``. ``.bootstrap``, ``.port``,
-  ``.data_dir``, ``.restart()`` (same port, same data), ``.stop()``, ``.start()``.
+  ``.data_dir``, ``.restart()`` (same port, same data), ``.stop()``, ``.start()``, ``.faults``
+  (in-process only: errors, delays, stalls, dropped connections on purpose; cleared at teardown).
 - ``kafka_bootstrap``: its ``"HOST:PORT"``.
 - ``kafka_broker_session`` / ``kafka_bootstrap_session``: one broker shared by the whole session.
 
@@ -84,6 +85,8 @@ def _run_broker(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Kafk
     try:
         yield broker
     finally:
+        if broker.mode == "inprocess" and broker.is_running:
+            broker.faults.clear()  # let stalled requests go, so the broker stops cleanly
         broker.stop()
 
 

@@ -21,6 +21,7 @@ from typing import Literal, TypeVar
 import trio
 
 from kafkacompat.config import DEV_OVERRIDES, Config, HostPort
+from kafkacompat.faults import Faults
 from kafkacompat.server.listener import RunningBroker, serve
 
 T = TypeVar("T")
@@ -50,6 +51,11 @@ class BrokerThread:
     @property
     def port(self) -> int:
         return self.running.port
+
+    @property
+    def faults(self) -> Faults:
+        """The faults this broker injects (`kafkacompat.faults`)."""
+        return self.running.broker.faults
 
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -266,6 +272,17 @@ class KafkaBroker:
         """The in-process broker (its `.call` runs code on the broker's loop)."""
         assert self._thread is not None, "not an in-process broker, or not running"
         return self._thread
+
+    @property
+    def faults(self) -> Faults:
+        """The faults this broker injects on purpose (`kafkacompat.faults`); a restart starts
+        with none. In-process brokers only, for now."""
+        if self.mode != "inprocess":
+            raise NotImplementedError(
+                "fault injection works with in-process brokers only, for now "
+                "(this kafka_broker runs as a subprocess)"
+            )
+        return self.thread.faults
 
     @property
     def process(self) -> BrokerProcess:

@@ -11,6 +11,7 @@ import pkgutil
 
 import trio
 
+from kafkacompat.broker.api_versions import limit_versions
 from kafkacompat.broker.dispatch import RequestPipeline
 from kafkacompat.broker.fetch_sessions import FetchSessionCache
 from kafkacompat.broker.identity import load_or_create_identity
@@ -24,6 +25,7 @@ from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
 from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.coordinators.transaction_service import TransactionService
+from kafkacompat.faults import Faults
 from kafkacompat.partitions.log_cleaner import LogCleaner
 from kafkacompat.partitions.manager import PartitionManager
 
@@ -74,7 +76,7 @@ class Broker:
         self.transactions = TransactionService(
             config, self.partitions.state, self.partitions, self.groups.coordinator
         )
-        handlers = _load_handlers()
+        handlers, api_ranges = limit_versions(_load_handlers(), config)
         self.services = BrokerServices(
             node_id=self.node_id,
             config=config,
@@ -87,12 +89,11 @@ class Broker:
             fetch_sessions=FetchSessionCache(
                 config.get_int("max.incremental.fetch.session.cache.slots")
             ),
-            api_ranges=tuple(
-                (h.api_key, h.min_version, h.max_version)
-                for h in sorted(handlers.values(), key=lambda h: h.api_key)
-            ),
+            api_ranges=api_ranges,
         )
         self.pipeline = RequestPipeline(handlers, self.services)
+        #: Faults to inject on purpose (tests); none are set unless a test sets them.
+        self.faults = Faults(self.pipeline)
         self._last_retention_ms = now_ms()
 
     def _broker_info(self) -> BrokerInfo:

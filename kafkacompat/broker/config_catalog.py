@@ -132,6 +132,10 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
     "log.cleaner.min.cleanable.ratio": ConfigDef(
         ConfigType.DOUBLE, "Default min.cleanable.dirty.ratio of topics.", dynamic=True
     ),
+    "kafkacompat.emulate.kafka.version": ConfigDef(
+        S, "Serve only the API versions of this Kafka release (empty: all)."
+    ),
+    "kafkacompat.api.max.versions": ConfigDef(LIST, "Highest version served per API (API=N)."),
 }
 
 

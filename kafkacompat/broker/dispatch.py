@@ -2,7 +2,8 @@
 
 Authorization hooks run after decoding and before the handler (raising KafkaError refuses the
 request); observer hooks (metrics) run after the handler with the response and the time spent.
-Both lists are empty on a plain broker and then cost one truth test each.
+Both lists are empty on a plain broker and then cost one truth test each. An interceptor (fault
+injection) answers in the handler's place while it is set; unset, it costs one truth test too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from kafkacompat.broker.api_versions import api_versions_response
 from kafkacompat.broker.context import RequestContext
@@ -27,12 +28,27 @@ from kafkacompat.protocol.headers import (
 )
 from kafkacompat.protocol.primitives import DECODE_ERRORS
 
-__all__ = ["AuthorizeHook", "ObserveHook", "RequestPipeline"]
+__all__ = ["AuthorizeHook", "DropConnection", "Interceptor", "ObserveHook", "RequestPipeline"]
 
 #: Called with the context and the decoded request before the handler; raises to refuse.
 AuthorizeHook = Callable[[RequestContext, Any], None]
 #: Called with the context, the request, the response (None: none sent) and seconds spent.
 ObserveHook = Callable[[RequestContext, Any, Any, float], None]
+
+
+class DropConnection(ProtocolError):
+    """Close the connection without (further) answers: a fault injected on purpose."""
+
+
+class Interceptor(Protocol):
+    """Stands between the pipeline and the handlers (fault injection)."""
+
+    async def intercept(self, context: RequestContext, request: Any, handler: Handler) -> Any:
+        """The response to send (None: none), usually from ``handler.func``; may raise
+        DropConnection."""
+
+    def refuses_connection(self, session: Session) -> bool:
+        """Whether a connection just accepted is to be closed at once."""
 
 
 class RequestPipeline:
@@ -43,6 +59,7 @@ class RequestPipeline:
         self.services = services
         self.authorize_hooks: list[AuthorizeHook] = []
         self.observe_hooks: list[ObserveHook] = []
+        self.intercept: Interceptor | None = None
 
     async def handle_frame(
         self, data: bytes | bytearray | memoryview, session: Session
@@ -73,7 +90,11 @@ class RequestPipeline:
         started = time.perf_counter() if observing else 0.0
         for authorize in self.authorize_hooks:
             authorize(context, request)
-        response = await handler.func(context, request)
+        intercept = self.intercept
+        if intercept is None:
+            response = await handler.func(context, request)
+        else:
+            response = await intercept.intercept(context, request, handler)
         if observing:
             elapsed = time.perf_counter() - started
             for observe in observing:

@@ -7,7 +7,7 @@ import math
 
 import trio
 
-from kafkacompat.broker.dispatch import RequestPipeline
+from kafkacompat.broker.dispatch import DropConnection, RequestPipeline
 from kafkacompat.broker.session import Session
 from kafkacompat.errors import ProtocolError, is_resource_exhausted
 from kafkacompat.protocol.framing import FrameReader
@@ -73,6 +73,10 @@ async def serve_connection(
     session = Session(peer, listener_name=listener_name)
     reader = FrameReader(max_request_bytes)
     try:
+        intercept = pipeline.intercept
+        if intercept is not None and intercept.refuses_connection(session):
+            log.info("closing connection from %s: refused by fault injection", peer)
+            return
         with trio.CancelScope() as scope:
             timer = idle.add(scope)
             try:
@@ -81,6 +85,8 @@ async def serve_connection(
                 idle.remove(timer)
         if scope.cancelled_caught:
             log.info("closing connection from %s: idle for over %g s", peer, idle.max_idle_seconds)
+    except DropConnection as exc:
+        log.info("closing connection from %s: %s", peer, exc)
     except (ProtocolError, ResponseTruncated, SendStalled) as exc:
         log.warning("closing connection from %s: %s", peer, exc)
     except ConnectionLost:
