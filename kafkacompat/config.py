@@ -67,8 +67,54 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         # every version served), and cap single APIs ("Fetch=11,Produce=7", Kafka's API names).
         "kafkacompat.emulate.kafka.version": "",
         "kafkacompat.api.max.versions": "",
+        # Listeners and security, with Kafka's names and defaults. ``listeners`` empty: one
+        # PLAINTEXT listener on --listen. Settings may also be given per listener as
+        # ``listener.name.<listener>.<setting>`` (see `Config.for_listener`).
+        "listeners": "",
+        "advertised.listeners": "",
+        "listener.security.protocol.map": (
+            "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+        ),
+        "ssl.keystore.type": "JKS",
+        "ssl.keystore.location": "",
+        "ssl.keystore.key": "",
+        "ssl.keystore.certificate.chain": "",
+        "ssl.keystore.password": "",
+        "ssl.key.password": "",
+        "ssl.truststore.type": "JKS",
+        "ssl.truststore.location": "",
+        "ssl.truststore.certificates": "",
+        "ssl.truststore.password": "",
+        "ssl.client.auth": "none",
+        "ssl.protocol": "TLSv1.3",
+        "ssl.enabled.protocols": "TLSv1.2,TLSv1.3",
+        "ssl.cipher.suites": "",
+        "ssl.principal.mapping.rules": "DEFAULT",
+        "ssl.endpoint.identification.algorithm": "https",
+        "sasl.enabled.mechanisms": "GSSAPI",
+        "sasl.jaas.config": "",
+        "sasl.mechanism.inter.broker.protocol": "GSSAPI",
+        "connection.failed.authentication.delay.ms": 100,
+        "connections.max.reauth.ms": 0,
+        "authorizer.class.name": "",
+        "super.users": "",
+        "allow.everyone.if.no.acl.found": False,
+        "quota.window.num": 11,
+        "quota.window.size.seconds": 1,
     }
 )
+
+#: Settings whose values are secrets: never logged, masked wherever a config is shown.
+SECRET_SUFFIXES = (".password", ".jaas.config", "ssl.keystore.key")
+
+#: The prefix of per-listener settings: ``listener.name.<listener>.<setting>``, where the
+#: setting may start with a lower-case SASL mechanism (``plain.sasl.jaas.config``).
+LISTENER_PREFIX = "listener.name."
+
+
+def is_secret(name: str) -> bool:
+    return name.endswith(SECRET_SUFFIXES)
+
 
 #: What `--dev` changes, for tests and local development: a consumer group forms at once (no
 #: initial rebalance delay), segments are small, and the log is never fsynced explicitly (the
@@ -89,8 +135,21 @@ class ConfigError(ValueError):
     """A setting with an unknown name or a value of the wrong type."""
 
 
+def _base_setting(name: str) -> str:
+    """The broker setting a per-listener name stands for (``listener.name.x.ssl.key.password``
+    -> ``ssl.key.password``; ``listener.name.x.plain.sasl.jaas.config`` -> ``sasl.jaas.config``)."""
+    if not name.startswith(LISTENER_PREFIX):
+        return name
+    _listener, _, rest = name[len(LISTENER_PREFIX) :].partition(".")
+    if rest in BROKER_DEFAULTS:
+        return rest
+    _mechanism, _, after = rest.partition(".")
+    return after if after == "sasl.jaas.config" else rest
+
+
 def parse_setting(name: str, text: str) -> int | bool | str:
     """Parse a setting given as text to the type of its default."""
+    name = _base_setting(name)
     if name not in BROKER_DEFAULTS:
         raise ConfigError(f"unknown broker setting {name!r}")
     default = BROKER_DEFAULTS[name]
@@ -160,13 +219,36 @@ class Config:
 
     def __post_init__(self) -> None:
         for name, value in self.settings.items():
-            if name not in BROKER_DEFAULTS:
+            base = _base_setting(name)
+            if base not in BROKER_DEFAULTS:
                 raise ConfigError(f"unknown broker setting {name!r}")
-            if type(value) is not type(BROKER_DEFAULTS[name]):
-                raise ConfigError(f"{name} must be {type(BROKER_DEFAULTS[name]).__name__}")
+            if type(value) is not type(BROKER_DEFAULTS[base]):
+                raise ConfigError(f"{name} must be {type(BROKER_DEFAULTS[base]).__name__}")
+
+    def __repr__(self) -> str:
+        shown = {k: ("[hidden]" if is_secret(k) else v) for k, v in self.settings.items()}
+        return (
+            f"Config(listen={self.listen}, advertised={self.advertised}, "
+            f"data_dir={str(self.data_dir)!r}, node_id={self.node_id}, "
+            f"cluster_id={self.cluster_id!r}, settings={shown!r})"
+        )
 
     def get(self, name: str) -> int | bool | str:
         return self.settings.get(name, BROKER_DEFAULTS[name])
+
+    def for_listener(self, listener: str, name: str, mechanism: str | None = None) -> str:
+        """A string setting as one listener sees it: Kafka's lookup order is
+        ``listener.name.<listener>.<mechanism>.<name>`` (mechanism lower-case, for the JAAS
+        config), then ``listener.name.<listener>.<name>``, then the broker-wide ``name``."""
+        prefix = f"{LISTENER_PREFIX}{listener.lower()}."
+        if mechanism is not None:
+            value = self.settings.get(f"{prefix}{mechanism.lower()}.{name}")
+            if value is not None:
+                return str(value)
+        value = self.settings.get(prefix + name)
+        if value is not None:
+            return str(value)
+        return self.get_str(name)
 
     def get_int(self, name: str) -> int:
         value = self.get(name)

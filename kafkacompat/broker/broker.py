@@ -28,6 +28,7 @@ from kafkacompat.coordinators.transaction_service import TransactionService
 from kafkacompat.faults import Faults
 from kafkacompat.partitions.log_cleaner import LogCleaner
 from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.security.services import build_security
 
 __all__ = ["Broker"]
 
@@ -90,6 +91,7 @@ class Broker:
                 config.get_int("max.incremental.fetch.session.cache.slots")
             ),
             api_ranges=api_ranges,
+            security=build_security(config, self.partitions.state),
         )
         self.pipeline = RequestPipeline(handlers, self.services)
         #: Faults to inject on purpose (tests); none are set unless a test sets them.

@@ -8,6 +8,7 @@ from kafkacompat.broker.services import BrokerServices
 from kafkacompat.broker.session import Session
 from kafkacompat.cluster.metadata_image import BrokerInfo, MetadataImage
 from kafkacompat.protocol.messages.request_header import RequestHeader
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 __all__ = ["RequestContext"]
 
@@ -46,3 +47,12 @@ class RequestContext:
         found = image.broker(self.services.node_id)
         assert found is not None, "a broker is always in its own image"
         return found
+
+    def authorize(self, operation: AclOperation, resource_type: ResourceType, name: str) -> bool:
+        """Whether this session's principal may do ``operation`` on the resource (always, when
+        no authorizer is configured)."""
+        authorizer = self.services.security.authorizer
+        if authorizer is None:
+            return True
+        session = self.session
+        return authorizer.authorize(session.principal, session.host, operation, resource_type, name)

@@ -8,14 +8,18 @@ injection) answers in the handler's place while it is set; unset, it costs one t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, Protocol
 
+import trio
+
 from kafkacompat.broker.api_versions import api_versions_response
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import Handler
+from kafkacompat.broker.sasl import PRE_AUTHENTICATION_APIS, raw_sasl_token
 from kafkacompat.broker.services import BrokerServices
 from kafkacompat.broker.session import Session
 from kafkacompat.errors import ErrorCode, ProtocolError
@@ -69,10 +73,22 @@ class RequestPipeline:
         Raises ProtocolError when the connection must be closed, as Kafka does for requests it
         cannot parse, unknown API keys and unsupported versions of APIs other than ApiVersions.
         """
+        if session.raw_sasl_tokens:
+            return await raw_sasl_token(self.services, session, bytes(data))
         frame = parse_request(memoryview(data))
         handler = self.handlers.get(frame.api_key)
         if handler is None:
             raise ProtocolError(f"API key {frame.api_key} is not served by this broker")
+        if not session.authenticated and frame.api_key not in PRE_AUTHENTICATION_APIS:
+            raise ProtocolError(
+                f"{handler.name} request before SASL authentication completed (ILLEGAL_SASL_STATE)"
+            )
+        if (
+            session.reauth_deadline != math.inf
+            and frame.api_key not in PRE_AUTHENTICATION_APIS
+            and trio.current_time() > session.reauth_deadline
+        ):
+            raise DropConnection("its SASL session expired (connections.max.reauth.ms)")
         version = frame.api_version
         if not handler.min_version <= version <= handler.max_version:
             if frame.api_key in ANSWER_UNSUPPORTED_AT_V0_APIS:
@@ -87,7 +103,7 @@ class RequestPipeline:
             session.client_id = header.client_id
         context = RequestContext(self.services, session, header)
         observing = self.observe_hooks
-        started = time.perf_counter() if observing else 0.0
+        started = time.perf_counter() if observing or self.services.security.quotas.active else 0.0
         for authorize in self.authorize_hooks:
             authorize(context, request)
         intercept = self.intercept
@@ -95,6 +111,9 @@ class RequestPipeline:
             response = await handler.func(context, request)
         else:
             response = await intercept.intercept(context, request, handler)
+        quotas = self.services.security.quotas
+        if quotas.active and response is not None:
+            self._throttle(context, request, response, len(data), started)
         if observing:
             elapsed = time.perf_counter() - started
             for observe in observing:
@@ -102,6 +121,25 @@ class RequestPipeline:
         if response is None:
             return None
         return encode_response(handler, version, frame.correlation_id, response)
+
+    def _throttle(
+        self, context: RequestContext, request: Any, response: Any, size: int, started: float
+    ) -> None:
+        """Record the request against its client's quotas; over quota, the response says for how
+        long the client is throttled and the connection is muted that long (KIP-219)."""
+        session = context.session
+        throttle_ms = self.services.security.quotas.throttle_ms(
+            session.principal,
+            session.client_id,
+            context.header.request_api_key,
+            request,
+            response,
+            size,
+            time.perf_counter() - started,
+        )
+        if throttle_ms > 0 and hasattr(response, "throttle_time_ms"):
+            response.throttle_time_ms = max(response.throttle_time_ms, throttle_ms)
+            session.muted_until = max(session.muted_until, trio.current_time() + throttle_ms / 1000)
 
     def _unsupported_version(self, handler: Handler, frame: RequestFrame) -> bytearray:
         response = api_versions_response(self.services, ErrorCode.UNSUPPORTED_VERSION)

@@ -12,6 +12,7 @@ from kafkacompat.coordinators.group_service import GroupService
 from kafkacompat.coordinators.producer_ids import ProducerIdManager
 from kafkacompat.coordinators.transaction_service import TransactionService
 from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.security.services import SecurityServices
 
 __all__ = ["ApiRange", "BrokerServices"]
 
@@ -35,3 +36,5 @@ class BrokerServices:
     fetch_sessions: FetchSessionCache
     #: What ApiVersions advertises: the registered handlers' ranges, by API key.
     api_ranges: tuple[ApiRange, ...]
+    #: SASL, SCRAM credentials, the authorizer (None: all allowed) and quotas.
+    security: SecurityServices

@@ -1,0 +1,1 @@
+"""Authentication (TLS, SASL), authorization (ACLs) and quotas."""
