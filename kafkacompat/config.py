@@ -267,12 +267,3 @@ class Config:
 
     def with_settings(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
-
-    def advertised_for(self, bound_port: int) -> HostPort:
-        """The address clients are told to use, given the port actually bound."""
-        if self.advertised is not None:
-            return self.advertised
-        host = self.listen.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "localhost"
-        return HostPort(host, bound_port)

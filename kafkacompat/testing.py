@@ -52,6 +52,10 @@ class BrokerThread:
     def port(self) -> int:
         return self.running.port
 
+    def bootstrap_for(self, listener: str) -> str:
+        """``HOST:PORT`` of one listener (by name, e.g. ``"SASL_SSL"``)."""
+        return self.running.bootstrap_for(listener)
+
     @property
     def faults(self) -> Faults:
         """The faults this broker injects (`kafkacompat.faults`)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 
 import trio
 
@@ -19,13 +20,14 @@ from kafkacompat.broker.router import Handler, registered_handlers
 from kafkacompat.broker.services import BrokerServices
 from kafkacompat.clock import now_ms
 from kafkacompat.cluster.controller import LocalController
-from kafkacompat.cluster.metadata_image import BrokerInfo
+from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo
 from kafkacompat.cluster.topic_configs import topic_defaults
 from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
 from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.coordinators.transaction_service import TransactionService
 from kafkacompat.faults import Faults
+from kafkacompat.listeners import configured_listeners
 from kafkacompat.partitions.log_cleaner import LogCleaner
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.security.services import build_security
@@ -50,7 +52,12 @@ class Broker:
         self.node_id = config.node_id
         identity = load_or_create_identity(config.data_dir, config.node_id, config.cluster_id)
         self.cluster_id = identity.cluster_id
-        self.advertised = config.advertised_for(config.listen.port)
+        #: Every listener, and the address clients of each are told (known once bound).
+        self.listeners = configured_listeners(config)
+        self.advertised_by_listener = {
+            listener.name: listener.advertised_for(listener.bind.port)
+            for listener in self.listeners
+        }
         # Internal state (offsets, producer ids) is fsynced only when every message is, as the
         # logs are: Kafka's own __consumer_offsets relies on the page cache by default too.
         fsync_everything = config.get_int("log.flush.interval.messages") == 1
@@ -99,16 +106,30 @@ class Broker:
         self._last_retention_ms = now_ms()
 
     def _broker_info(self) -> BrokerInfo:
-        return BrokerInfo(self.node_id, self.advertised.host, self.advertised.port)
+        first = self.endpoint
+        endpoints = tuple(
+            BrokerEndpoint(name, address.host, address.port)
+            for name, address in self.advertised_by_listener.items()
+        )
+        return BrokerInfo(self.node_id, first.host, first.port, endpoints=endpoints)
 
-    def bind(self, bound_port: int) -> None:
-        """Record the port actually bound (it differs from the configured one for port 0)."""
-        self.advertised = self.config.advertised_for(bound_port)
+    def bind(self, bound_ports: Mapping[str, int]) -> None:
+        """Record the ports actually bound, by listener name (they differ from the configured
+        ones for port 0)."""
+        for listener in self.listeners:
+            if listener.name in bound_ports:
+                address = listener.advertised_for(bound_ports[listener.name])
+                self.advertised_by_listener[listener.name] = address
         self.controller.set_endpoint(self._broker_info())
 
     @property
     def endpoint(self) -> HostPort:
-        return self.advertised
+        """The address of the first listener, as clients are told it."""
+        return self.advertised_by_listener[self.listeners[0].name]
+
+    def endpoint_for(self, listener: str) -> HostPort:
+        """The address clients of ``listener`` are told."""
+        return self.advertised_by_listener[listener.upper()]
 
     def close(self) -> None:
         """Flush and close storage; the next start needs no recovery."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from kafkacompat.broker.services import BrokerServices
 from kafkacompat.broker.session import Session
-from kafkacompat.cluster.metadata_image import BrokerInfo, MetadataImage
+from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo, MetadataImage
 from kafkacompat.protocol.messages.request_header import RequestHeader
 from kafkacompat.security.acls import AclOperation, ResourceType
 
@@ -46,6 +46,24 @@ class RequestContext:
         image = self.services.metadata.image
         found = image.broker(self.services.node_id)
         assert found is not None, "a broker is always in its own image"
+        return found
+
+    @property
+    def this_endpoint(self) -> BrokerEndpoint:
+        """This broker's endpoint on the listener the request came in on."""
+        found = self.this_broker.endpoint(self.session.listener_name)
+        assert found is not None, "a request comes in on one of the broker's listeners"
+        return found
+
+    def reachable_brokers(self, image: MetadataImage) -> list[tuple[BrokerInfo, BrokerEndpoint]]:
+        """The brokers of ``image`` that have this request's listener, with their endpoint on it
+        (Kafka leaves out brokers without the client's listener)."""
+        listener = self.session.listener_name
+        found = []
+        for broker in image.brokers:
+            endpoint = broker.endpoint(listener)
+            if endpoint is not None:
+                found.append((broker, endpoint))
         return found
 
     def authorize(self, operation: AclOperation, resource_type: ResourceType, name: str) -> bool:

@@ -12,17 +12,44 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-__all__ = ["BrokerInfo", "MetadataImage", "MetadataView", "PartitionImage", "TopicImage"]
+__all__ = [
+    "BrokerEndpoint",
+    "BrokerInfo",
+    "MetadataImage",
+    "MetadataView",
+    "PartitionImage",
+    "TopicImage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    """Where clients of one listener reach a broker."""
+
+    listener: str
+    host: str
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerInfo:
-    """A broker as clients reach it."""
+    """A broker as clients reach it: ``host``/``port`` of its first listener, and the endpoint of
+    every listener (a client is told the endpoints of the listener it came in on)."""
 
     node_id: int
     host: str
     port: int
     rack: str | None = None
+    endpoints: tuple[BrokerEndpoint, ...] = ()
+
+    def endpoint(self, listener: str) -> BrokerEndpoint | None:
+        """This broker's endpoint on ``listener``; None when it has no such listener."""
+        for endpoint in self.endpoints:
+            if endpoint.listener == listener:
+                return endpoint
+        if not self.endpoints:
+            return BrokerEndpoint(listener, self.host, self.port)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

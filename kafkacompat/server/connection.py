@@ -9,14 +9,21 @@ import trio
 
 from kafkacompat.broker.dispatch import DropConnection, RequestPipeline
 from kafkacompat.broker.session import Session
+from kafkacompat.config import HostPort
 from kafkacompat.errors import ProtocolError, is_resource_exhausted
+from kafkacompat.listeners import Listener
 from kafkacompat.protocol.framing import FrameReader
+from kafkacompat.server.accepting import ListenerSecurity, accept_connection, peer_of
 from kafkacompat.server.idle import IdleConnections, IdleTimer
 from kafkacompat.server.sending import ResponseTruncated, send_response
-from kafkacompat.server.socket_io import ClientSocket, ConnectionLost, SendStalled
+from kafkacompat.server.socket_io import ConnectionLost, SendStalled
+from kafkacompat.server.tls_transport import TlsHandshakeFailed
 from kafkacompat.server.transport import Transport
 
 log = logging.getLogger("kafkacompat.server")
+
+#: The listener of a connection served without one named (tests that drive `serve_connection`).
+PLAINTEXT_LISTENER = Listener("PLAINTEXT", "PLAINTEXT", HostPort("127.0.0.1", 0))
 
 RECEIVE_CHUNK = 64 * 1024
 MAX_RECEIVE_CHUNK = 1024 * 1024
@@ -60,7 +67,8 @@ async def serve_connection(
     idle: IdleConnections,
     max_request_bytes: int,
     send_timeout: float = math.inf,
-    listener_name: str = "PLAINTEXT",
+    listener: Listener | None = None,
+    security: ListenerSecurity | None = None,
 ) -> None:
     """Serve one connection until the client leaves, idles too long or sends something
     unanswerable.
@@ -68,9 +76,15 @@ async def serve_connection(
     Like Kafka, a connection is muted while its request is handled, so responses go out in the
     order requests came in and a client cannot queue unbounded work.
     """
-    client: Transport = ClientSocket.from_stream(stream, send_timeout)
-    peer = client.peer_name()
-    session = Session(peer, listener_name=listener_name)
+    if security is None:
+        security = ListenerSecurity(listener or PLAINTEXT_LISTENER)
+    try:
+        client, session = await accept_connection(stream, security, send_timeout)
+    except TlsHandshakeFailed as exc:
+        log.info("closing connection from %s: %s", peer_of(stream), exc)
+        await trio.aclose_forcefully(stream)
+        return
+    peer = session.peer
     reader = FrameReader(max_request_bytes)
     try:
         intercept = pipeline.intercept
@@ -100,6 +114,13 @@ async def serve_connection(
         client.close()
 
 
+async def _wait_out_throttle(session: Session) -> None:
+    """A throttled connection reads nothing until its throttle time is over (KIP-219)."""
+    if session.muted_until > trio.current_time():
+        await trio.sleep_until(session.muted_until)
+    session.muted_until = 0.0
+
+
 async def _serve_requests(
     client: Transport,
     reader: FrameReader,
@@ -116,6 +137,12 @@ async def _serve_requests(
         response = await pipeline.handle_frame(frame, session)
         if response is not None:
             await send_response(client, response)
+        if session.close_after_response is not None:
+            # Failed authentication: the client reads the error before the connection closes.
+            await trio.sleep(session.close_after_response)
+            raise DropConnection("authentication failed")
+        if session.muted_until:
+            await _wait_out_throttle(session)
         if client.waits != waits:
             unyielded = 0
         else:

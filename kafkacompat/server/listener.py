@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
 
 import trio
@@ -11,6 +12,8 @@ import trio
 from kafkacompat import __version__
 from kafkacompat.broker.broker import Broker
 from kafkacompat.config import Config, HostPort
+from kafkacompat.listeners import Listener
+from kafkacompat.server.accepting import ListenerSecurity, listener_security
 from kafkacompat.server.connection import serve_connection
 from kafkacompat.server.idle import IdleConnections
 
@@ -33,7 +36,10 @@ class RunningBroker:
     """What `serve` reports once it accepts connections."""
 
     broker: Broker
+    #: Where the first listener listens (with the port actually bound).
     listen: HostPort
+    #: Where every listener listens, by listener name.
+    addresses: Mapping[str, HostPort] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -42,6 +48,10 @@ class RunningBroker:
     @property
     def bootstrap(self) -> str:
         return str(self.broker.endpoint)
+
+    def bootstrap_for(self, listener: str) -> str:
+        """``HOST:PORT`` clients of ``listener`` connect to."""
+        return str(self.broker.endpoint_for(listener))
 
 
 async def open_listeners(address: HostPort) -> list[trio.SocketListener]:
@@ -60,43 +70,69 @@ async def serve(
     broker: Broker | None = None,
     task_status: trio.TaskStatus[RunningBroker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a broker until cancelled; `await nursery.start(serve, config)` gives its address."""
+    """Run a broker until cancelled; `await nursery.start(serve, config)` gives its address.
+
+    Raises ConfigError before binding anything when a listener's security settings are wrong.
+    """
     broker = broker or Broker(config)
     try:
-        listeners = await open_listeners(config.listen)
-        bound = HostPort(config.listen.host, listeners[0].socket.getsockname()[1])
-        broker.bind(bound.port)
-        await _serve_listeners(broker, listeners, bound, task_status)
+        security = {
+            listener.name: listener_security(config, listener) for listener in broker.listeners
+        }
+        opened: list[tuple[Listener, list[trio.SocketListener]]] = []
+        try:
+            for listener in broker.listeners:
+                opened.append((listener, await open_listeners(listener.bind)))
+        except BaseException:
+            for _listener, sockets in opened:
+                for sock in sockets:
+                    await sock.aclose()
+            raise
+        addresses = {
+            listener.name: HostPort(listener.bind.host, sockets[0].socket.getsockname()[1])
+            for listener, sockets in opened
+        }
+        broker.bind({name: address.port for name, address in addresses.items()})
+        await _serve_listeners(broker, opened, security, addresses, task_status)
     finally:
         broker.close()
 
 
 async def _serve_listeners(
     broker: Broker,
-    listeners: list[trio.SocketListener],
-    bound: HostPort,
+    opened: list[tuple[Listener, list[trio.SocketListener]]],
+    security: Mapping[str, ListenerSecurity],
+    addresses: Mapping[str, HostPort],
     task_status: trio.TaskStatus[RunningBroker],
 ) -> None:
     config = broker.config
     idle = IdleConnections(config.get_int("connections.max.idle.ms") / 1000)
-    handler = partial(
-        serve_connection,
-        pipeline=broker.pipeline,
-        idle=idle,
-        max_request_bytes=config.get_int("socket.request.max.bytes"),
-        send_timeout=config.get_int("connections.send.timeout.ms") / 1000,
-    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(broker.run_background_tasks)
         nursery.start_soon(idle.run)
-        await nursery.start(partial(trio.serve_listeners, handler, listeners))
+        for listener, sockets in opened:
+            handler = partial(
+                serve_connection,
+                pipeline=broker.pipeline,
+                idle=idle,
+                max_request_bytes=config.get_int("socket.request.max.bytes"),
+                send_timeout=config.get_int("connections.send.timeout.ms") / 1000,
+                listener=listener,
+                security=security[listener.name],
+            )
+            await nursery.start(partial(trio.serve_listeners, handler, sockets))
+        shown = ", ".join(
+            f"{addresses[listener.name]} ({listener.name}, "
+            f"advertised {broker.endpoint_for(listener.name)})"
+            for listener, _sockets in opened
+        )
         log.info(
-            "kafkacompat %s listening on %s (advertised %s), node %d, cluster %s, data dir %s",
+            "kafkacompat %s listening on %s; node %d, cluster %s, data dir %s",
             __version__,
-            bound,
-            broker.endpoint,
+            shown,
             broker.node_id,
             broker.cluster_id,
             config.data_dir,
         )
-        task_status.started(RunningBroker(broker, bound))
+        first = opened[0][0].name
+        task_status.started(RunningBroker(broker, addresses[first], dict(addresses)))
