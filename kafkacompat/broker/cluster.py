@@ -57,7 +57,10 @@ async def handle_describe_cluster(
         cluster_id=image.cluster_id,
         # Brokers name a live broker as the controller; clients send controller requests there.
         controller_id=image.controller_id,
-        brokers=[DescribeClusterBroker(b.node_id, b.host, b.port, b.rack) for b in image.brokers],
+        brokers=[
+            DescribeClusterBroker(b.node_id, e.host, e.port, b.rack)
+            for b, e in context.reachable_brokers(image)
+        ],
         cluster_authorized_operations=operations,
     )
 

@@ -302,8 +302,8 @@ def _response(
                 leaders.add(state.leader)
         topics[-1].partitions.append(data)
     endpoints = [
-        NodeEndpoint(b.node_id, b.host, b.port, b.rack)
-        for b in image.brokers
+        NodeEndpoint(b.node_id, e.host, e.port, b.rack)
+        for b, e in context.reachable_brokers(image)
         if b.node_id in leaders
     ]
     return FetchResponse(

@@ -48,7 +48,7 @@ async def find_coordinator(
     context: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse:
     """This single broker coordinates every group and every transactional id."""
-    endpoint = context.this_broker
+    endpoint = context.this_endpoint
     node = context.node_id
     valid = request.key_type in COORDINATOR_KEY_TYPES
     if context.api_version >= 4:

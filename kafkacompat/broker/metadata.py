@@ -114,7 +114,10 @@ async def handle_metadata(context: RequestContext, request: MetadataRequest) -> 
             for t in request.topics or []
         ]
     return MetadataResponse(
-        brokers=[MetadataResponseBroker(b.node_id, b.host, b.port, b.rack) for b in image.brokers],
+        brokers=[
+            MetadataResponseBroker(b.node_id, e.host, e.port, b.rack)
+            for b, e in context.reachable_brokers(image)
+        ],
         cluster_id=image.cluster_id,
         controller_id=image.controller_id,
         topics=topics,
