@@ -114,11 +114,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise ConfigError(f"--override needs NAME=VALUE, got {item!r}")
         settings[name.strip()] = parse_setting(name.strip(), text)
     listen = args.listen if args.listen != f"127.0.0.1:{DEFAULT_PORT}" else None
-    advertised = args.advertised_listener or structural["advertised.listeners"]
+    if listen is None and _named_listeners(structural["listeners"]):
+        # Several listeners, or one that is not PLAINTEXT: Kafka's settings as they are.
+        settings["listeners"] = structural.pop("listeners") or ""
+        if structural["advertised.listeners"]:
+            settings["advertised.listeners"] = structural.pop("advertised.listeners") or ""
+    advertised = args.advertised_listener or structural.get("advertised.listeners")
     data_dir = args.data_dir or structural["log.dirs"] or "kafkacompat-data"
     node_id = args.node_id if args.node_id is not None else int(structural["node.id"] or 1)
     config = Config(
-        listen=HostPort.parse(listen or structural["listeners"] or args.listen),
+        listen=HostPort.parse(listen or structural.get("listeners") or args.listen),
         advertised=HostPort.parse(advertised) if advertised else None,
         data_dir=Path(data_dir),
         node_id=node_id,
@@ -127,6 +132,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
     check_version_settings(config)
     return config
+
+
+def _named_listeners(text: str | None) -> bool:
+    """Whether a ``listeners`` value needs more than ``--listen`` can say."""
+    if not text:
+        return False
+    entries = [e.strip() for e in text.split(",") if e.strip()]
+    return len(entries) > 1 or not entries[0].upper().startswith("PLAINTEXT://")
 
 
 async def run_until_signalled(config: Config) -> None:
