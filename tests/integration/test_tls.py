@@ -127,12 +127,15 @@ def test_required_client_certificate_refuses_a_client_without_one(
     with running_broker(config) as broker, caplog.at_level(logging.INFO, "kafkacompat"):
         host, port = broker.bootstrap_for("SSL").rsplit(":", 1)
         context = ssl.create_default_context(cafile=str(tls_files.ca))
-        with socket.create_connection((host, int(port)), timeout=5) as raw:
-            with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-                with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                    tls.sendall(b"\x00\x00\x00\x01\x00")
-                    assert tls.recv(1) == b""
-                    raise ConnectionResetError("closed by the broker")
+        refused = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
+        with (
+            socket.create_connection((host, int(port)), timeout=5) as raw,
+            pytest.raises(refused),
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"\x00\x00\x00\x01\x00")
+            assert tls.recv(1) == b""
+            raise ConnectionResetError("closed by the broker")
         # The broker keeps serving: a client with a certificate gets through.
         security = Security("SSL", tls_files, client_certificate=True)
         assert ROUND_TRIPS["kafka-python"](broker.bootstrap_for("SSL"), "after", security, 2) == (

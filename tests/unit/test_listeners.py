@@ -68,7 +68,7 @@ def test_listener_settings_come_from_a_properties_file(tmp_path: Path) -> None:
     )
     args = build_parser().parse_args(["serve", "--config", str(props)])
     config = config_from_args(args)
-    names = [(l.name, l.security_protocol, l.advertised) for l in configured_listeners(config)]
+    names = [(x.name, x.security_protocol, x.advertised) for x in configured_listeners(config)]
     assert names == [
         ("PLAINTEXT", "PLAINTEXT", HostPort("localhost", 9092)),
         ("SASL_SSL", "SASL_SSL", HostPort("localhost", 9093)),
