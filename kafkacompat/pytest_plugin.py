@@ -7,6 +7,9 @@ Installed with kafkacompat (entry point ``pytest11``), so its fixtures need no i
   ``.data_dir``, ``.restart()`` (same port, same data), ``.stop()``, ``.start()``, ``.faults``
   (in-process only: errors, delays, stalls, dropped connections on purpose; cleared at teardown).
 - ``kafka_bootstrap``: its ``"HOST:PORT"``.
+- ``kafka_secure_broker``: a broker secured as users run Kafka (SASL_SSL with a test CA made at
+  start, PLAIN and SCRAM users, ACLs on); ``.security`` hands out the CA file, the users and
+  client settings. The marker's ``security=`` secures ``kafka_broker`` the same way.
 - ``kafka_broker_session`` / ``kafka_bootstrap_session``: one broker shared by the whole session.
 
 Brokers run in-process (on a thread with its own Trio loop) unless asked otherwise, by priority:
@@ -48,8 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "kafka_broker(mode='inprocess'|'subprocess', settings={...}): how the kafka_broker "
-        "fixture of this test runs its broker, and broker settings by their Kafka names",
+        "kafka_broker(mode='inprocess'|'subprocess', settings={...}, security=...): how the "
+        "kafka_broker fixture of this test runs its broker, broker settings by their Kafka "
+        "names, and security ('SASL_SSL', or a dict of kafkacompat.testing.BrokerSecurity "
+        "fields: protocol, mechanisms, users, acls, client_auth)",
     )
 
 
@@ -58,14 +63,18 @@ def _default_mode(config: pytest.Config) -> str:
     return str(option or config.getini("kafka_broker_mode") or "inprocess")
 
 
-def _broker_options(request: pytest.FixtureRequest) -> tuple[BrokerMode, Mapping[str, Any]]:
+def _broker_options(
+    request: pytest.FixtureRequest,
+) -> tuple[BrokerMode, Mapping[str, Any], Mapping[str, Any] | None]:
     mode = _default_mode(request.config)
     settings: Mapping[str, Any] = {}
+    security: Mapping[str, Any] | None = None
     node = getattr(request, "node", None)
     marker = node.get_closest_marker("kafka_broker") if node is not None else None
     if marker is not None and request.scope == "function":
         mode = marker.kwargs.get("mode", marker.args[0] if marker.args else mode)
         settings = marker.kwargs.get("settings", {})
+        security = _security_options(marker.kwargs.get("security"))
     param = getattr(request, "param", None)
     if isinstance(param, str):
         mode = param
@@ -74,14 +83,37 @@ def _broker_options(request: pytest.FixtureRequest) -> tuple[BrokerMode, Mapping
         settings = {**settings, **param.get("settings", {})}
     if mode not in _MODES:
         raise pytest.UsageError(f"kafka_broker mode must be one of {_MODES}, got {mode!r}")
-    return cast("BrokerMode", mode), settings
+    return cast("BrokerMode", mode), settings, security
 
 
-def _run_broker(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[KafkaBroker]:
-    from kafkacompat.testing import KafkaBroker
+def _security_options(value: object) -> Mapping[str, Any] | None:
+    """``security="SASL_SSL"`` or ``security={"protocol": ..., "users": ..., ...}``."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, str):
+        return {"protocol": value}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise pytest.UsageError(f"kafka_broker security must be a protocol name or a dict: {value!r}")
 
-    mode, settings = _broker_options(request)
-    broker = KafkaBroker(data_dir, mode=mode, settings=settings).start()
+
+def _run_broker(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    security: Mapping[str, Any] | None = None,
+) -> Iterator[KafkaBroker]:
+    from kafkacompat.testing import BrokerSecurity, KafkaBroker
+
+    mode, settings, marked = _broker_options(request)
+    wanted = marked if marked is not None else security
+    secured = (
+        None
+        if wanted is None
+        else BrokerSecurity(data_dir.with_name(data_dir.name + "-security"), **wanted)
+    )
+    broker = KafkaBroker(data_dir, mode=mode, settings=settings, security=secured).start()
     try:
         yield broker
     finally:
@@ -94,6 +126,18 @@ def _run_broker(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Kafk
 def kafka_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KafkaBroker]:
     """A fresh broker for this test; stopped after it."""
     yield from _run_broker(request, tmp_path / "kafka-data")
+
+
+@pytest.fixture
+def kafka_secure_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A fresh secured broker: one SASL_SSL listener with a test CA made now, users admin (a
+    super user), alice and bob for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and ACLs on.
+
+    ``kafka_secure_broker.security`` (a `kafkacompat.testing.BrokerSecurity`) has the CA file,
+    the users and client settings: ``KafkaProducer(bootstrap_servers=broker.bootstrap,
+    **broker.security.kafka_python("alice"))``. The marker's ``security={...}`` changes it.
+    """
+    yield from _run_broker(request, tmp_path / "kafka-data", security={})
 
 
 @pytest.fixture

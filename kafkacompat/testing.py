@@ -23,6 +23,17 @@ import trio
 from kafkacompat.config import DEV_OVERRIDES, Config, HostPort
 from kafkacompat.faults import Faults
 from kafkacompat.server.listener import RunningBroker, serve
+from kafkacompat.testing_security import BrokerSecurity
+
+__all__ = [
+    "BrokerProcess",
+    "BrokerSecurity",
+    "BrokerThread",
+    "KafkaBroker",
+    "dev_config",
+    "local_config",
+    "running_broker",
+]
 
 T = TypeVar("T")
 
@@ -140,11 +151,13 @@ class BrokerProcess:
         *,
         log_path: Path | None = None,
         dev: bool = True,
+        log_level: str = "INFO",
     ) -> None:
         self.data_dir = data_dir
         self.settings = dict(settings or {})
         self.log_path = log_path or data_dir.with_name(data_dir.name + ".broker.log")
         self.dev = dev
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -159,7 +172,7 @@ class BrokerProcess:
 
     def command(self, port: int) -> list[str]:
         args = [sys.executable, "-m", "kafkacompat", "serve", "--listen", f"127.0.0.1:{port}"]
-        args += ["--data-dir", str(self.data_dir)]
+        args += ["--data-dir", str(self.data_dir), "--log-level", self.log_level]
         if self.dev:
             args.append("--dev")
         for name, value in self.settings.items():
@@ -247,12 +260,15 @@ class KafkaBroker:
         *,
         mode: BrokerMode = "inprocess",
         settings: Mapping[str, int | bool | str] | None = None,
+        security: BrokerSecurity | None = None,
     ) -> None:
         if mode not in BROKER_MODES:
             raise ValueError(f"broker mode must be one of {BROKER_MODES}, got {mode!r}")
         self.data_dir = data_dir
         self.mode: BrokerMode = mode
         self.settings = dict(settings or {})
+        #: TLS, SASL users and ACLs of a secured broker (`kafkacompat.testing_security`).
+        self.security = security
         self.port = 0
         self._thread: BrokerThread | None = None
         self._process: BrokerProcess | None = None
@@ -293,14 +309,21 @@ class KafkaBroker:
         assert self._process is not None, "not a subprocess broker, or not running"
         return self._process
 
+    def _settings(self) -> dict[str, int | bool | str]:
+        if self.security is None:
+            return self.settings
+        prepare_secured_data_dir(self.data_dir, self.security)
+        return {**self.security.broker_settings(self.port), **self.settings}
+
     def start(self, timeout: float = 20.0) -> KafkaBroker:
         assert not self.is_running, "already running"
+        settings = self._settings()
         if self.mode == "inprocess":
-            config = dev_config(self.data_dir, self.port, **self.settings)
+            config = dev_config(self.data_dir, self.port, **settings)
             self._thread = BrokerThread(config).start(timeout)
             self.port = self._thread.port
         else:
-            process = BrokerProcess(self.data_dir, self.settings)
+            process = BrokerProcess(self.data_dir, settings)
             self._process = process.start(port=self.port, timeout=timeout)
             self.port = process.port
         return self
@@ -339,3 +362,18 @@ class KafkaBroker:
     def __repr__(self) -> str:
         state = self.bootstrap if self.port else "not started"
         return f"<KafkaBroker {self.mode} {state} data_dir={self.data_dir}>"
+
+
+def prepare_secured_data_dir(data_dir: Path, security: BrokerSecurity) -> None:
+    """Make the test certificates and the SCRAM users of ``security`` before the broker starts."""
+    security.prepare()
+    users = security.scram_users()
+    if users:
+        create_scram_users(
+            data_dir, users, [m for m in security.mechanisms if m.startswith("SCRAM-")]
+        )
+
+
+def create_scram_users(data_dir: Path, users: Mapping[str, str], mechanisms: list[str]) -> None:
+    """SCRAM credentials for ``users`` (name -> password) in a broker's data directory."""
+    raise NotImplementedError("SCRAM users before start: waiting for the SASL module")
