@@ -112,7 +112,7 @@ class RequestPipeline:
         else:
             response = await intercept.intercept(context, request, handler)
         quotas = self.services.security.quotas
-        if quotas.active and response is not None:
+        if quotas.active:
             self._throttle(context, request, response, len(data), started)
         if observing:
             elapsed = time.perf_counter() - started
@@ -126,7 +126,8 @@ class RequestPipeline:
         self, context: RequestContext, request: Any, response: Any, size: int, started: float
     ) -> None:
         """Record the request against its client's quotas; over quota, the response says for how
-        long the client is throttled and the connection is muted that long (KIP-219)."""
+        long the client is throttled and the connection is muted that long (KIP-219). A request
+        without a response (acks=0) mutes the connection all the same."""
         session = context.session
         throttle_ms = self.services.security.quotas.throttle_ms(
             session.principal,
@@ -137,9 +138,11 @@ class RequestPipeline:
             size,
             time.perf_counter() - started,
         )
-        if throttle_ms > 0 and hasattr(response, "throttle_time_ms"):
+        if throttle_ms <= 0:
+            return
+        if hasattr(response, "throttle_time_ms"):
             response.throttle_time_ms = max(response.throttle_time_ms, throttle_ms)
-            session.muted_until = max(session.muted_until, trio.current_time() + throttle_ms / 1000)
+        session.muted_until = max(session.muted_until, trio.current_time() + throttle_ms / 1000)
 
     def _unsupported_version(self, handler: Handler, frame: RequestFrame) -> bytearray:
         response = api_versions_response(self.services, ErrorCode.UNSUPPORTED_VERSION)
