@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve API (Kafka's name, e.g. Fetch) up to version N at most (repeatable)",
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    serve.add_argument(
+        "--add-scram",
+        action="append",
+        default=[],
+        metavar="MECHANISM=[name=USER,password=PASSWORD]",
+        help="create or replace a SCRAM user before start, as kafka-storage format --add-scram "
+        "(optional iterations=, salt=; repeatable)",
+    )
     add_topics_parser(commands)
     return parser
 
@@ -142,6 +150,15 @@ def _named_listeners(text: str | None) -> bool:
     return len(entries) > 1 or not entries[0].upper().startswith("PLAINTEXT://")
 
 
+def _add_scram_users(config: Config, arguments: list[str]) -> None:
+    """The --add-scram users, written into the data directory before the broker opens it."""
+    if not arguments:
+        return
+    from kafkacompat.security.scram_users import add_scram_users, parse_add_scram
+
+    add_scram_users(config.data_dir, [parse_add_scram(text) for text in arguments])
+
+
 async def run_until_signalled(config: Config) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     from kafkacompat.server.listener import serve
@@ -165,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         config = config_from_args(args)
+        _add_scram_users(config, args.add_scram)
         trio.run(run_until_signalled, config)
     except ConfigError as exc:
         print(f"kafkacompat: {exc}", file=sys.stderr)

@@ -375,5 +375,17 @@ def prepare_secured_data_dir(data_dir: Path, security: BrokerSecurity) -> None:
 
 
 def create_scram_users(data_dir: Path, users: Mapping[str, str], mechanisms: list[str]) -> None:
-    """SCRAM credentials for ``users`` (name -> password) in a broker's data directory."""
-    raise NotImplementedError("SCRAM users before start: waiting for the SASL module")
+    """SCRAM credentials for ``users`` (name -> password) in a broker's data directory, for every
+    mechanism in ``mechanisms`` (SCRAM-SHA-256, SCRAM-SHA-512); the broker must not be running."""
+    from kafkacompat.security.scram_credentials import scram_mechanism
+    from kafkacompat.security.scram_users import ScramUser, add_scram_users
+
+    found = []
+    for name in mechanisms:
+        mechanism = scram_mechanism(name)
+        if mechanism is None:
+            raise ValueError(f"{name} is not a SCRAM mechanism")
+        found.append(mechanism)
+    add_scram_users(
+        data_dir, [ScramUser(m, user, password) for m in found for user, password in users.items()]
+    )

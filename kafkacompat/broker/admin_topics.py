@@ -39,8 +39,11 @@ from kafkacompat.protocol.messages.delete_topics_response import (
     DeleteTopicsResponse,
 )
 from kafkacompat.protocol.primitives import ZERO_UUID
+from kafkacompat.security.acls import AclOperation, ResourceType
 from kafkacompat.storage.log_config import LogConfig, validate_topic_configs
 from kafkacompat.storage.topic_names import validate_topic_name
+
+TOPIC = ResourceType.TOPIC
 
 DUPLICATE_TOPIC = "Duplicate topic name."
 #: KRaft's bound on what one admin request may create (its records-per-operation limit).
@@ -204,6 +207,8 @@ async def handle_create_topics(
         )
     results: list[CreatableTopicResult] = []
     reported: set[str] = set()
+    secured = context.services.security.authorizer is not None
+    may_create_any = context.authorize_cluster(AclOperation.CREATE)
     for topic in request.topics:
         if topic.name in reported:
             continue
@@ -211,16 +216,35 @@ async def handle_create_topics(
             if counts[topic.name] > 1:
                 reported.add(topic.name)
                 raise _fail(ErrorCode.INVALID_REQUEST, DUPLICATE_TOPIC)
+            if secured and not (
+                may_create_any or context.authorize(AclOperation.CREATE, TOPIC, topic.name)
+            ):
+                raise _fail(ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
             result = await _create(context, topic, request.validate_only)
         except KafkaError as error:
             result = CreatableTopicResult(
                 name=topic.name, error_code=error.code, error_message=error.message, configs=[]
             )
+        if (
+            secured
+            and result.error_code == ErrorCode.NONE
+            and not context.authorize(AclOperation.DESCRIBE_CONFIGS, TOPIC, topic.name)
+        ):
+            # A created topic's configs are only shown to a principal that may describe them.
+            result.topic_config_error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            result.configs = []
         results.append(result)
     return CreateTopicsResponse(topics=results)
 
 
 # -- DeleteTopics -------------------------------------------------------------------------------
+
+
+def _may(context: RequestContext, operation: AclOperation, name: str) -> bool:
+    """DELETE on the cluster allows describing and deleting every topic (as Kafka)."""
+    return context.authorize(operation, TOPIC, name) or context.authorize_cluster(
+        AclOperation.DELETE
+    )
 
 
 async def _delete(context: RequestContext, state: DeleteTopicState) -> DeletableTopicResult:
@@ -230,16 +254,31 @@ async def _delete(context: RequestContext, state: DeleteTopicState) -> Deletable
             raise _fail(
                 ErrorCode.INVALID_REQUEST, "You may not specify both topic name and topic id."
             )
+        denied = _fail(ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed.")
+        if not _may(context, AclOperation.DESCRIBE, state.name):
+            # Whether the topic exists is not disclosed.
+            raise denied
         topic = image.topic(state.name)
         if topic is None:
             raise _fail(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                 "This server does not host this topic-partition.",
             )
+        if not _may(context, AclOperation.DELETE, state.name):
+            raise denied
     else:
         topic = image.topic_by_id(state.topic_id)
         if topic is None:
             raise _fail(ErrorCode.UNKNOWN_TOPIC_ID, "This server does not host this topic ID.")
+        if not _may(context, AclOperation.DELETE, topic.name):
+            # The name is told only to a principal that may describe the topic.
+            describable = _may(context, AclOperation.DESCRIBE, topic.name)
+            return DeletableTopicResult(
+                topic.name if describable else None,
+                topic.topic_id,
+                ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                "Topic authorization failed.",
+            )
     await context.services.controller.delete_topic(topic.name)
     return DeletableTopicResult(topic.name, topic.topic_id, ErrorCode.NONE, None)
 
@@ -336,6 +375,10 @@ async def handle_create_partitions(
             if counts[topic.name] > 1:
                 reported.add(topic.name)
                 raise _fail(ErrorCode.INVALID_REQUEST, DUPLICATE_TOPIC)
+            if not context.authorize(AclOperation.ALTER, TOPIC, topic.name):
+                raise _fail(
+                    ErrorCode.TOPIC_AUTHORIZATION_FAILED, "The topic authorization is failed."
+                )
             await _add_partitions(context, topic, request.validate_only)
         except KafkaError as error:
             results.append(CreatePartitionsTopicResult(topic.name, error.code, error.message))

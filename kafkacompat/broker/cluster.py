@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kafkacompat.broker.context import RequestContext
-from kafkacompat.broker.metadata import CLUSTER_OPERATIONS, TOPIC_OPERATIONS
+from kafkacompat.broker.metadata import TOPIC_OPERATIONS
 from kafkacompat.broker.router import handles
 from kafkacompat.cluster.metadata_image import TopicImage
 from kafkacompat.errors import ErrorCode, KafkaError
@@ -25,9 +25,11 @@ from kafkacompat.protocol.messages.describe_topic_partitions_response import (
     DescribeTopicPartitionsResponsePartition,
     DescribeTopicPartitionsResponseTopic,
 )
+from kafkacompat.security.acls import CLUSTER_NAME, AclOperation, ResourceType
 from kafkacompat.storage.topic_names import validate_topic_name
 
 ENDPOINT_TYPE_BROKER = 1
+TOPIC = ResourceType.TOPIC
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 #: Kafka's max.request.partition.size.limit: the most partitions one response describes.
 MAX_RESPONSE_PARTITIONS = 2000
@@ -45,11 +47,13 @@ async def handle_describe_cluster(
             f"an endpoint of type {request.endpoint_type}",
             endpoint_type=ENDPOINT_TYPE_BROKER,
         )
-    operations = (
-        CLUSTER_OPERATIONS
-        if request.include_cluster_authorized_operations
-        else AUTHORIZED_OPERATIONS_OMITTED
-    )
+    operations = AUTHORIZED_OPERATIONS_OMITTED
+    if request.include_cluster_authorized_operations:
+        operations = (
+            context.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME)
+            if context.authorize_cluster(AclOperation.DESCRIBE)
+            else 0
+        )
     return DescribeClusterResponse(
         error_code=ErrorCode.NONE,
         error_message=None,
@@ -116,6 +120,19 @@ def describe_topic_partitions(
     remaining = max(1, min(request.response_partition_limit, MAX_RESPONSE_PARTITIONS))
     topics: list[DescribeTopicPartitionsResponseTopic] = []
     next_cursor: Cursor | None = None
+    secured = context.services.security.authorizer is not None
+    denied: list[DescribeTopicPartitionsResponseTopic] = []
+    if secured:
+        # Topics the principal may not describe: left out of a listing of all, else reported
+        # (after the others) without disclosing whether they exist.
+        allowed = {n for n in names if context.authorize(AclOperation.DESCRIBE, TOPIC, n)}
+        if request.topics:
+            denied = [
+                _error_topic(n, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                for n in names
+                if n not in allowed
+            ]
+        names = [n for n in names if n in allowed]
     for position, name in enumerate(names):
         try:
             validate_topic_name(name)
@@ -137,6 +154,13 @@ def describe_topic_partitions(
         if remaining <= 0 and position + 1 < len(names):
             next_cursor = Cursor(names[position + 1], 0)
             break
+    if secured:
+        for described in topics:
+            if described.error_code == ErrorCode.NONE and described.name is not None:
+                described.topic_authorized_operations = context.authorized_operations(
+                    TOPIC, described.name
+                )
+        topics.extend(denied)
     return DescribeTopicPartitionsResponse(topics=topics, next_cursor=next_cursor)
 
 

@@ -57,6 +57,8 @@ from kafkacompat.protocol.messages.incremental_alter_configs_response import (
 from kafkacompat.protocol.messages.incremental_alter_configs_response import (
     IncrementalAlterConfigsResponse,
 )
+from kafkacompat.security.acls import CLUSTER_NAME, AclOperation
+from kafkacompat.security.acls import ResourceType as AclResource
 from kafkacompat.storage.log_config import LogConfig, validate_topic_configs
 from kafkacompat.storage.topic_names import validate_topic_name
 
@@ -132,6 +134,30 @@ def _entries(context: RequestContext, resource: DescribeConfigsResource) -> list
     raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {kind}")
 
 
+#: Who may describe or alter the configs of each kind of resource, and the error otherwise.
+_CONFIG_ACL: dict[int, tuple[AclResource, ErrorCode]] = {
+    ResourceType.TOPIC: (AclResource.TOPIC, ErrorCode.TOPIC_AUTHORIZATION_FAILED),
+    ResourceType.GROUP: (AclResource.GROUP, ErrorCode.GROUP_AUTHORIZATION_FAILED),
+    ResourceType.BROKER: (AclResource.CLUSTER, ErrorCode.CLUSTER_AUTHORIZATION_FAILED),
+    ResourceType.BROKER_LOGGER: (AclResource.CLUSTER, ErrorCode.CLUSTER_AUTHORIZATION_FAILED),
+    ResourceType.CLIENT_METRICS: (AclResource.CLUSTER, ErrorCode.CLUSTER_AUTHORIZATION_FAILED),
+}
+
+
+def check_config_access(
+    context: RequestContext, operation: AclOperation, kind: int, name: str
+) -> None:
+    """DESCRIBE_CONFIGS / ALTER_CONFIGS on the topic, group or (for broker-wide kinds) cluster;
+    the kind's authorization error otherwise."""
+    acl = _CONFIG_ACL.get(kind)
+    if acl is None:
+        return
+    resource, error = acl
+    target = CLUSTER_NAME if resource is AclResource.CLUSTER else name
+    if not context.authorize(operation, resource, target):
+        raise KafkaError(error, error.name)
+
+
 def _describe_result(
     entry: ConfigEntry, *, synonyms: bool, documentation: bool
 ) -> DescribeConfigsResourceResult:
@@ -157,6 +183,12 @@ async def handle_describe_configs(
     results = []
     for resource in request.resources:
         try:
+            check_config_access(
+                context,
+                AclOperation.DESCRIBE_CONFIGS,
+                resource.resource_type,
+                resource.resource_name,
+            )
             entries = _entries(context, resource)
         except KafkaError as error:
             results.append(
@@ -247,6 +279,7 @@ async def handle_alter_configs(
                 raise KafkaError(
                     ErrorCode.INVALID_REQUEST, "Each resource must appear at most once."
                 )
+            check_config_access(context, AclOperation.ALTER_CONFIGS, kind, name)
             _check_config_names([c.name for c in resource.configs])
             configs = {c.name: c.value for c in resource.configs}
             await _alter(context, kind, name, configs, request.validate_only)
@@ -337,6 +370,7 @@ async def handle_incremental_alter_configs(
                 raise KafkaError(
                     ErrorCode.INVALID_REQUEST, "Each resource must appear at most once."
                 )
+            check_config_access(context, AclOperation.ALTER_CONFIGS, kind, name)
             await _incremental(context, kind, name, resource.configs, request.validate_only)
         except KafkaError as error:
             responses.append(IncrementalResourceResponse(error.code, error.message, kind, name))

@@ -8,7 +8,12 @@ from kafkacompat.broker.services import BrokerServices
 from kafkacompat.broker.session import Session
 from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo, MetadataImage
 from kafkacompat.protocol.messages.request_header import RequestHeader
-from kafkacompat.security.acls import AclOperation, ResourceType
+from kafkacompat.security.acls import (
+    ALL_OPERATIONS_BITS,
+    CLUSTER_NAME,
+    AclOperation,
+    ResourceType,
+)
 
 __all__ = ["RequestContext"]
 
@@ -74,3 +79,26 @@ class RequestContext:
             return True
         session = self.session
         return authorizer.authorize(session.principal, session.host, operation, resource_type, name)
+
+    def authorize_cluster(self, operation: AclOperation) -> bool:
+        """Whether this session's principal may do ``operation`` on the cluster."""
+        return self.authorize(operation, ResourceType.CLUSTER, CLUSTER_NAME)
+
+    def authorize_any(self, operation: AclOperation, resource_type: ResourceType) -> bool:
+        """Whether this session's principal may do ``operation`` on at least one resource of
+        ``resource_type`` (Kafka's authorizeByResourceType)."""
+        authorizer = self.services.security.authorizer
+        if authorizer is None:
+            return True
+        session = self.session
+        return authorizer.authorize_any(session.principal, session.host, operation, resource_type)
+
+    def authorized_operations(self, resource_type: ResourceType, name: str) -> int:
+        """The KIP-430 bit field of what this session's principal may do on the resource."""
+        authorizer = self.services.security.authorizer
+        if authorizer is None:
+            return ALL_OPERATIONS_BITS[resource_type]
+        session = self.session
+        return authorizer.authorized_operations(
+            session.principal, session.host, resource_type, name
+        )

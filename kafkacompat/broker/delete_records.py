@@ -12,6 +12,7 @@ from kafkacompat.protocol.messages.delete_records_response import (
     DeleteRecordsResponse,
     DeleteRecordsTopicResult,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 
 async def delete_records(context: RequestContext, topic: str, partition: int, offset: int) -> int:
@@ -33,6 +34,14 @@ async def handle_delete_records(
     topics = []
     for topic in request.topics:
         partitions = []
+        if not context.authorize(AclOperation.DELETE, ResourceType.TOPIC, topic.name):
+            denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            partitions = [
+                DeleteRecordsPartitionResult(p.partition_index, -1, denied)
+                for p in topic.partitions
+            ]
+            topics.append(DeleteRecordsTopicResult(topic.name, partitions))
+            continue
         for p in topic.partitions:
             try:
                 low = await delete_records(context, topic.name, p.partition_index, p.offset)

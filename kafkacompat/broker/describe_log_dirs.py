@@ -15,12 +15,17 @@ from kafkacompat.protocol.messages.describe_log_dirs_response import (
     DescribeLogDirsResult,
     DescribeLogDirsTopic,
 )
+from kafkacompat.security.acls import AclOperation
 
 
 @handles(DESCRIBE_LOG_DIRS)
 async def handle_describe_log_dirs(
     context: RequestContext, request: DescribeLogDirsRequest
 ) -> DescribeLogDirsResponse:
+    if not context.authorize_cluster(AclOperation.DESCRIBE):
+        return DescribeLogDirsResponse(
+            error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, results=[]
+        )
     hosted = context.services.partitions
     image = context.image
     wanted: dict[str, set[int] | None]

@@ -33,6 +33,7 @@ from kafkacompat.protocol.messages.list_transactions_response import (
 from kafkacompat.protocol.messages.list_transactions_response import (
     TransactionState as ListedTransaction,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 KNOWN_STATES = {state.value for state in TxnState}
 
@@ -44,6 +45,10 @@ async def handle_describe_transactions(
     coordinator = context.services.transactions.coordinator
     states = []
     for txn_id in request.transactional_ids:
+        if not context.authorize(AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, txn_id):
+            code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            states.append(TransactionState(error_code=code, transactional_id=txn_id))
+            continue
         txn = coordinator.describe(txn_id) if txn_id else None
         if txn is None:
             code = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND if txn_id else ErrorCode.INVALID_REQUEST
@@ -51,7 +56,9 @@ async def handle_describe_transactions(
             continue
         topics: dict[str, list[int]] = {}
         for topic, partition in sorted(txn.partitions):
-            topics.setdefault(topic, []).append(partition)
+            # Only the partitions of topics the principal may describe are shown.
+            if context.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, topic):
+                topics.setdefault(topic, []).append(partition)
         states.append(
             TransactionState(
                 error_code=ErrorCode.NONE,
@@ -79,6 +86,14 @@ async def handle_list_transactions(
     )
     if wanted and not wanted & KNOWN_STATES:
         found = []
+    if context.services.security.authorizer is not None:
+        found = [
+            t
+            for t in found
+            if context.authorize(
+                AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, t.transactional_id
+            )
+        ]
     return ListTransactionsResponse(
         error_code=ErrorCode.NONE,
         unknown_state_filters=unknown,
@@ -90,6 +105,10 @@ async def handle_list_transactions(
 
 
 def _producers(context: RequestContext, topic: str, partition: int) -> PartitionResponse:
+    if not context.authorize(AclOperation.READ, ResourceType.TOPIC, topic):
+        return PartitionResponse(
+            partition, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed."
+        )
     hosted = context.services.partitions.partition_or_none(topic, partition)
     if hosted is None:
         return PartitionResponse(partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)

@@ -41,6 +41,7 @@ from kafkacompat.protocol.messages.fetch_response import (
     NodeEndpoint,
     PartitionData,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 from kafkacompat.storage.results import ReadResult
 
 READ_COMMITTED = 1
@@ -105,6 +106,8 @@ class FetchReader:
         self.read_committed = version >= 4 and request.isolation_level == READ_COMMITTED
         self.hard_limit = version <= LAST_HARD_LIMIT_VERSION
         self.max_bytes = request.max_bytes if version >= 3 else 2**31 - 1
+        #: Topics the principal may not read: TOPIC_AUTHORIZATION_FAILED.
+        self.denied: frozenset[str] = frozenset()
 
     def read_all(
         self, partitions: list[tuple[PartitionKey, PartitionParams]]
@@ -137,6 +140,9 @@ class FetchReader:
         self, key: PartitionKey, topic: str, params: PartitionParams, remaining: int, min_one: bool
     ) -> PartitionRead:
         partition = key[1]
+        if self.denied and topic in self.denied:
+            code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            return PartitionRead(key, None, error_partition(partition, code))
         hosted = self.partitions.partition_or_none(topic, partition)
         if hosted is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -311,6 +317,30 @@ def _response(
     )
 
 
+def _denied_topics(
+    context: RequestContext,
+    image: MetadataImage,
+    fetched: list[tuple[PartitionKey, PartitionParams]],
+    from_follower: bool,
+) -> frozenset[str]:
+    """The fetched topics this principal may not read: a follower needs CLUSTER_ACTION on the
+    cluster, a consumer READ on each topic."""
+    names = set()
+    for (topic_key, _index), _params in fetched:
+        if isinstance(topic_key, uuid.UUID):
+            info = image.topic_by_id(topic_key)
+            if info is None:
+                continue
+            topic_key = info.name
+        names.add(topic_key)
+    if from_follower:
+        allowed = context.authorize_cluster(AclOperation.CLUSTER_ACTION)
+        return frozenset() if allowed else frozenset(names)
+    return frozenset(
+        n for n in names if not context.authorize(AclOperation.READ, ResourceType.TOPIC, n)
+    )
+
+
 @handles(FETCH)
 async def handle_fetch(context: RequestContext, request: FetchRequest) -> FetchResponse:
     version = context.api_version
@@ -332,6 +362,8 @@ async def handle_fetch(context: RequestContext, request: FetchRequest) -> FetchR
         return FetchResponse(error_code=session.error, session_id=0)
     image = context.image
     reader = FetchReader(partitions, image, request, version)
+    if context.services.security.authorizer is not None:
+        reader.denied = _denied_topics(context, image, session.partitions, replica_id >= 0)
     for (topic_key, index), _ in session.partitions:
         hosted = _hosted(partitions, image, topic_key, index)
         if hosted is not None:

@@ -22,10 +22,12 @@ from kafkacompat.protocol.messages.describe_groups_response import (
 from kafkacompat.protocol.messages.list_groups_request import API_KEY as LIST_GROUPS
 from kafkacompat.protocol.messages.list_groups_request import ListGroupsRequest
 from kafkacompat.protocol.messages.list_groups_response import ListedGroup, ListGroupsResponse
+from kafkacompat.security.acls import ALL_OPERATIONS_BITS, AclOperation, ResourceType
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
-# With no authorizer every group operation is allowed: READ (3), DELETE (6), DESCRIBE (8).
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+# With no authorizer every group operation is allowed.
+GROUP_OPERATIONS = ALL_OPERATIONS_BITS[ResourceType.GROUP]
+GROUP = ResourceType.GROUP
 #: Every group here runs the classic protocol.
 GROUP_TYPE = "classic"
 
@@ -39,7 +41,19 @@ async def describe_groups(
         GROUP_OPERATIONS if request.include_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED
     )
     described = []
+    secured = context.services.security.authorizer is not None
     for group_id in request.groups:
+        if secured and not context.authorize(AclOperation.DESCRIBE, GROUP, group_id):
+            described.append(
+                DescribedGroup(
+                    error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                    group_id=group_id,
+                    authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+                )
+            )
+            continue
+        if secured and request.include_authorized_operations:
+            operations = context.authorized_operations(GROUP, group_id)
         d = groups.describe_group(group_id)
         described.append(
             DescribedGroup(
@@ -70,7 +84,13 @@ async def list_groups(context: RequestContext, request: ListGroupsRequest) -> Li
     states = {s.lower() for s in request.states_filter}
     types = {t.lower() for t in request.types_filter}
     listed = []
+    # With DESCRIBE on the cluster every group is listed, else those the principal may describe.
+    filtered = context.services.security.authorizer is not None and not (
+        context.authorize_cluster(AclOperation.DESCRIBE)
+    )
     for group_id, protocol_type, state in sorted(coordinator(context).list_groups()):
+        if filtered and not context.authorize(AclOperation.DESCRIBE, GROUP, group_id):
+            continue
         if states and state.lower() not in states:
             continue
         if types and GROUP_TYPE not in types:
@@ -83,7 +103,10 @@ async def list_groups(context: RequestContext, request: ListGroupsRequest) -> Li
 async def delete_groups(
     context: RequestContext, request: DeleteGroupsRequest
 ) -> DeleteGroupsResponse:
-    results = coordinator(context).delete_groups(list(request.groups_names))
+    names = list(request.groups_names)
+    denied = [n for n in names if not context.authorize(AclOperation.DELETE, GROUP, n)]
+    results = coordinator(context).delete_groups([n for n in names if n not in denied])
+    results.update(dict.fromkeys(denied, ErrorCode.GROUP_AUTHORIZATION_FAILED))
     return DeleteGroupsResponse(
         results=[DeletableGroupResult(name, results[name]) for name in request.groups_names]
     )

@@ -29,6 +29,7 @@ from kafkacompat.protocol.messages.leave_group_response import LeaveGroupRespons
 from kafkacompat.protocol.messages.sync_group_request import API_KEY as SYNC_GROUP
 from kafkacompat.protocol.messages.sync_group_request import SyncGroupRequest
 from kafkacompat.protocol.messages.sync_group_response import SyncGroupResponse
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 #: FindCoordinator key types: consumer groups and transactional ids.
 COORDINATOR_KEY_TYPES = (0, 1)
@@ -41,6 +42,27 @@ def coordinator(context: RequestContext) -> GroupCoordinator:
 def client_host(context: RequestContext) -> str:
     """The client's address as Kafka reports it (``/ip``)."""
     return "/" + context.client_address.rsplit(":", 1)[0]
+
+
+def _coordinator_denied(
+    context: RequestContext, key_type: int, key: str
+) -> tuple[ErrorCode, str] | None:
+    """Finding a group's coordinator needs DESCRIBE on the group, a transactional id's DESCRIBE
+    on the transactional id."""
+    if key_type == 0:
+        if not context.authorize(AclOperation.DESCRIBE, ResourceType.GROUP, key):
+            return ErrorCode.GROUP_AUTHORIZATION_FAILED, "Group authorization failed."
+    elif not context.authorize(AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+        return (
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "Transactional Id authorization failed.",
+        )
+    return None
+
+
+def may_read_group(context: RequestContext, group_id: str) -> bool:
+    """Whether the principal may READ the group (join, sync, heartbeat, leave, commit)."""
+    return context.authorize(AclOperation.READ, ResourceType.GROUP, group_id)
 
 
 @handles(FIND_COORDINATOR)
@@ -59,19 +81,24 @@ async def find_coordinator(
                     Coordinator(key, -1, "", -1, error, message) for key in request.coordinator_keys
                 ]
             )
+        coordinators = []
+        for key in request.coordinator_keys:
+            denied = _coordinator_denied(context, request.key_type, key)
+            if denied is None:
+                coordinators.append(
+                    Coordinator(key, node, endpoint.host, endpoint.port, ErrorCode.NONE, None)
+                )
+            else:
+                coordinators.append(Coordinator(key, -1, "", -1, denied[0], denied[1]))
+        return FindCoordinatorResponse(coordinators=coordinators)
+    denied = (
+        (ErrorCode.INVALID_REQUEST, "unknown coordinator key type")
+        if not valid
+        else _coordinator_denied(context, request.key_type, request.key)
+    )
+    if denied is not None:
         return FindCoordinatorResponse(
-            coordinators=[
-                Coordinator(key, node, endpoint.host, endpoint.port, ErrorCode.NONE, None)
-                for key in request.coordinator_keys
-            ]
-        )
-    if not valid:
-        return FindCoordinatorResponse(
-            error_code=ErrorCode.INVALID_REQUEST,
-            error_message="unknown coordinator key type",
-            node_id=-1,
-            host="",
-            port=-1,
+            error_code=denied[0], error_message=denied[1], node_id=-1, host="", port=-1
         )
     return FindCoordinatorResponse(
         error_code=ErrorCode.NONE,
@@ -85,6 +112,15 @@ async def find_coordinator(
 @handles(JOIN_GROUP)
 async def join_group(context: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     version = context.api_version
+    if not may_read_group(context, request.group_id):
+        return JoinGroupResponse(
+            error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            generation_id=-1,
+            protocol_type=None,
+            protocol_name=None if version >= 7 else "",
+            leader="",
+            member_id="",
+        )
     rebalance_timeout = request.rebalance_timeout_ms
     if version == 0 or rebalance_timeout < 0:
         rebalance_timeout = request.session_timeout_ms
@@ -123,6 +159,13 @@ async def join_group(context: RequestContext, request: JoinGroupRequest) -> Join
 
 @handles(SYNC_GROUP)
 async def sync_group(context: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
+    if not may_read_group(context, request.group_id):
+        return SyncGroupResponse(
+            error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            protocol_type=None,
+            protocol_name=None,
+            assignment=b"",
+        )
     completion = coordinator(context).sync_group(
         request.group_id,
         request.generation_id,
@@ -143,6 +186,8 @@ async def sync_group(context: RequestContext, request: SyncGroupRequest) -> Sync
 
 @handles(HEARTBEAT)
 async def heartbeat(context: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+    if not may_read_group(context, request.group_id):
+        return HeartbeatResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     error = coordinator(context).heartbeat(
         request.group_id, request.member_id, request.group_instance_id, request.generation_id
     )
@@ -151,6 +196,8 @@ async def heartbeat(context: RequestContext, request: HeartbeatRequest) -> Heart
 
 @handles(LEAVE_GROUP)
 async def leave_group(context: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    if not may_read_group(context, request.group_id):
+        return LeaveGroupResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     members: list[tuple[str, str | None]]
     if context.api_version < 3:
         members = [(request.member_id, None)]

@@ -12,6 +12,7 @@ from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages.init_producer_id_request import API_KEY as INIT_PRODUCER_ID
 from kafkacompat.protocol.messages.init_producer_id_request import InitProducerIdRequest
 from kafkacompat.protocol.messages.init_producer_id_response import InitProducerIdResponse
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
@@ -28,6 +29,18 @@ async def handle_init_producer_id(
     context: RequestContext, request: InitProducerIdRequest
 ) -> InitProducerIdResponse:
     producer_id, epoch = request.producer_id, request.producer_epoch
+    if context.services.security.authorizer is not None:
+        if request.transactional_id is not None:
+            if not context.authorize(
+                AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id
+            ):
+                return _error(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        elif not (
+            context.authorize_cluster(AclOperation.IDEMPOTENT_WRITE)
+            or context.authorize_any(AclOperation.WRITE, ResourceType.TOPIC)
+        ):
+            # An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on a topic.
+            return _error(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
     # v3+ may name the producer's current id and epoch (KIP-360): both or neither.
     if (producer_id == NO_PRODUCER_ID) != (epoch == NO_PRODUCER_EPOCH):
         return _error(ErrorCode.INVALID_REQUEST)

@@ -26,6 +26,7 @@ from kafkacompat.protocol.messages.list_offsets_response import (
     ListOffsetsResponse,
     ListOffsetsTopicResponse,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 from kafkacompat.storage.results import (
     EARLIEST_LOCAL_TIMESTAMP,
     EARLIEST_TIMESTAMP,
@@ -108,8 +109,19 @@ async def handle_list_offsets(
     partitions = context.services.partitions
     seen = Counter((t.name, p.partition_index) for t in request.topics for p in t.partitions)
     topics: list[ListOffsetsTopicResponse] = []
+    secured = context.services.security.authorizer is not None
     for topic in request.topics:
         answers: list[ListOffsetsPartitionResponse] = []
+        if secured and not context.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name):
+            answers = [
+                ListOffsetsPartitionResponse(
+                    partition_index=p.partition_index,
+                    error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                )
+                for p in topic.partitions
+            ]
+            topics.append(ListOffsetsTopicResponse(name=topic.name, partitions=answers))
+            continue
         for partition in topic.partitions:
             if version == 0:
                 answers.append(_answer_v0(partitions, topic.name, partition))

@@ -17,12 +17,19 @@ from kafkacompat.protocol.messages.metadata_response import (
     MetadataResponseTopic,
 )
 from kafkacompat.protocol.primitives import ZERO_UUID
+from kafkacompat.security.acls import (
+    ALL_OPERATIONS_BITS,
+    CLUSTER_NAME,
+    AclOperation,
+    ResourceType,
+)
 from kafkacompat.storage.topic_names import validate_topic_name
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+TOPIC = ResourceType.TOPIC
 # With no authorizer every operation is allowed: bits of Kafka's AclOperation codes.
-TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
-CLUSTER_OPERATIONS = sum(1 << op for op in (4, 5, 7, 8, 9, 10, 11, 12))
+TOPIC_OPERATIONS = ALL_OPERATIONS_BITS[ResourceType.TOPIC]
+CLUSTER_OPERATIONS = ALL_OPERATIONS_BITS[ResourceType.CLUSTER]
 
 
 def topic_metadata(topic: TopicImage, operations: int) -> MetadataResponseTopic:
@@ -62,17 +69,29 @@ async def _requested_topic(
     auto_create: bool,
     operations: int,
 ) -> MetadataResponseTopic:
+    secured = context.services.security.authorizer is not None
     if name is None:
         topic = image.topic_by_id(topic_id)
         if topic is None:
             return _error_topic(ErrorCode.UNKNOWN_TOPIC_ID, None, topic_id)
+        if secured and not context.authorize(AclOperation.DESCRIBE, TOPIC, topic.name):
+            # Topic ids are not secret: the id is answered with the error.
+            return _error_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None, topic_id)
         return topic_metadata(topic, operations)
+    if secured and not context.authorize(AclOperation.DESCRIBE, TOPIC, name):
+        # Whether it exists is not disclosed.
+        return _error_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, name)
     try:
         validate_topic_name(name)
     except KafkaError as error:
         return _error_topic(error.code, name)
     topic = image.topic(name)
     if topic is None and auto_create:
+        if secured and not (
+            context.authorize_cluster(AclOperation.CREATE)
+            or context.authorize(AclOperation.CREATE, TOPIC, name)
+        ):
+            return _error_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, name)
         try:
             topic = await context.services.controller.create_topic(
                 name, context.services.config.get_int("num.partitions")
@@ -103,8 +122,13 @@ async def handle_metadata(context: RequestContext, request: MetadataRequest) -> 
     )
     # Version 0 asks for every topic with an empty list; later versions use null for that.
     all_topics = request.topics is None or (version == 0 and not request.topics)
+    secured = context.services.security.authorizer is not None
     if all_topics:
-        topics = [topic_metadata(t, topic_ops) for t in image.list_topics()]
+        listed = image.list_topics()
+        if secured:
+            # Topics the principal may not describe are left out, not reported.
+            listed = [t for t in listed if context.authorize(AclOperation.DESCRIBE, TOPIC, t.name)]
+        topics = [topic_metadata(t, topic_ops) for t in listed]
     else:
         auto_create = request.allow_auto_topic_creation and config.get_bool(
             "auto.create.topics.enable"
@@ -113,6 +137,20 @@ async def handle_metadata(context: RequestContext, request: MetadataRequest) -> 
             await _requested_topic(context, image, t.name, t.topic_id, auto_create, topic_ops)
             for t in request.topics or []
         ]
+    if secured:
+        if request.include_topic_authorized_operations:
+            for answer in topics:
+                denied = answer.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                if not denied and answer.name is not None:
+                    answer.topic_authorized_operations = context.authorized_operations(
+                        TOPIC, answer.name
+                    )
+        if request.include_cluster_authorized_operations:
+            cluster_ops = (
+                context.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME)
+                if context.authorize_cluster(AclOperation.DESCRIBE)
+                else 0
+            )
     return MetadataResponse(
         brokers=[
             MetadataResponseBroker(b.node_id, e.host, e.port, b.rack)

@@ -23,6 +23,7 @@ from kafkacompat.protocol.messages.offset_for_leader_epoch_response import (
     OffsetForLeaderEpochResponse,
     OffsetForLeaderTopicResult,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 
 def _answer(
@@ -49,11 +50,27 @@ async def handle_offset_for_leader_epoch(
     context: RequestContext, request: OffsetForLeaderEpochRequest
 ) -> OffsetForLeaderEpochResponse:
     partitions = context.services.partitions
+    denied: set[str] = set()
+    if context.services.security.authorizer is not None and not context.authorize_cluster(
+        AclOperation.CLUSTER_ACTION
+    ):
+        denied = {
+            t.topic
+            for t in request.topics
+            if not context.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, t.topic)
+        }
     return OffsetForLeaderEpochResponse(
         topics=[
             OffsetForLeaderTopicResult(
                 topic=topic.topic,
-                partitions=[_answer(partitions, topic.topic, p) for p in topic.partitions],
+                partitions=[
+                    EpochEndOffset(
+                        error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, partition=p.partition
+                    )
+                    if topic.topic in denied
+                    else _answer(partitions, topic.topic, p)
+                    for p in topic.partitions
+                ],
             )
             for topic in request.topics
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kafkacompat.broker.context import RequestContext
-from kafkacompat.broker.groups import coordinator
+from kafkacompat.broker.groups import coordinator, may_read_group
 from kafkacompat.broker.router import handles
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata, TopicPartition
 from kafkacompat.errors import ErrorCode
@@ -33,8 +33,16 @@ from kafkacompat.protocol.messages.offset_fetch_response import (
     OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 NO_OFFSET = OffsetAndMetadata(-1, -1, "")
+#: Stands for the offsets of a topic the principal may not describe.
+DENIED_OFFSET = OffsetAndMetadata(-1, -1, "")
+TOPIC = ResourceType.TOPIC
+
+
+def may_describe_group(context: RequestContext, group_id: str) -> bool:
+    return context.authorize(AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
 
 
 def partition_exists(context: RequestContext, topic: str, partition: int) -> bool:
@@ -60,9 +68,16 @@ async def offset_commit(
         expire = groups.clock() + request.retention_time_ms
     errors: dict[TopicPartition, ErrorCode] = {}
     offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    secured = context.services.security.authorizer is not None
+    if secured and not may_read_group(context, request.group_id):
+        return _commit_response(request, ErrorCode.GROUP_AUTHORIZATION_FAILED, errors)
     for topic in request.topics:
+        denied = secured and not context.authorize(AclOperation.READ, TOPIC, topic.name)
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
+            if denied:
+                errors[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if not partition_exists(context, *tp):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue
@@ -84,13 +99,20 @@ async def offset_commit(
                 offsets,
             )
         )
+    return _commit_response(request, ErrorCode.NONE, errors)
+
+
+def _commit_response(
+    request: OffsetCommitRequest, every: ErrorCode, errors: dict[TopicPartition, ErrorCode]
+) -> OffsetCommitResponse:
+    """Each partition's error (``every`` for all, when it is not NONE)."""
     return OffsetCommitResponse(
         topics=[
             OffsetCommitResponseTopic(
                 topic.name,
                 [
                     OffsetCommitResponsePartition(
-                        p.partition_index, errors[(topic.name, p.partition_index)]
+                        p.partition_index, every or errors[(topic.name, p.partition_index)]
                     )
                     for p in topic.partitions
                 ],
@@ -101,6 +123,29 @@ async def offset_commit(
 
 
 def fetch_group(
+    context: RequestContext, group_id: str, topics: list[tuple[str, list[int]]] | None
+) -> dict[str, list[tuple[int, OffsetAndMetadata]]]:
+    """A group's committed offsets by topic (all of them when ``topics`` is None). Topics the
+    principal may not describe are left out when all are asked for; asked for by name, they are
+    answered TOPIC_AUTHORIZATION_FAILED (offset -1)."""
+    denied: list[tuple[str, list[int]]] = []
+    if context.services.security.authorizer is not None:
+        if topics is None:
+            return {
+                name: offsets
+                for name, offsets in fetch_group_offsets(context, group_id, None).items()
+                if context.authorize(AclOperation.DESCRIBE, TOPIC, name)
+            }
+        allowed = [t for t in topics if context.authorize(AclOperation.DESCRIBE, TOPIC, t[0])]
+        denied = [t for t in topics if t not in allowed]
+        topics = allowed
+    result = fetch_group_offsets(context, group_id, topics)
+    for name, parts in denied:
+        result[name] = [(p, DENIED_OFFSET) for p in parts]
+    return result
+
+
+def fetch_group_offsets(
     context: RequestContext, group_id: str, topics: list[tuple[str, list[int]]] | None
 ) -> dict[str, list[tuple[int, OffsetAndMetadata]]]:
     """A group's committed offsets by topic (all of them when ``topics`` is None)."""
@@ -125,6 +170,8 @@ def checked(
 ) -> tuple[int, int, str | None, ErrorCode]:
     """Offset, leader epoch, metadata and error of one partition: with ``require_stable``,
     offsets pending in an open transaction are UNSTABLE_OFFSET_COMMIT."""
+    if value is DENIED_OFFSET:
+        return -1, -1, "", ErrorCode.TOPIC_AUTHORIZATION_FAILED
     if require_stable and context.services.transactions.offsets.is_pending(
         group_id, (topic, partition)
     ):
@@ -142,6 +189,13 @@ async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> 
                 if group.topics is None
                 else [(t.name, list(t.partition_indexes)) for t in group.topics]
             )
+            if not may_describe_group(context, group.group_id):
+                groups.append(
+                    OffsetFetchResponseGroup(
+                        group.group_id, [], ErrorCode.GROUP_AUTHORIZATION_FAILED
+                    )
+                )
+                continue
             found = fetch_group(context, group.group_id, wanted)
             groups.append(
                 OffsetFetchResponseGroup(
@@ -170,6 +224,23 @@ async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> 
         if request.topics is None
         else [(t.name, list(t.partition_indexes)) for t in request.topics]
     )
+    if not may_describe_group(context, request.group_id):
+        error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+        if context.api_version >= 2:
+            return OffsetFetchResponse(topics=[], error_code=error)
+        # v0-1 have no top-level error: every partition asked for carries it.
+        return OffsetFetchResponse(
+            topics=[
+                OffsetFetchResponseTopic(
+                    t.name,
+                    [
+                        OffsetFetchResponsePartition(p, -1, -1, "", error)
+                        for p in t.partition_indexes
+                    ],
+                )
+                for t in request.topics or []
+            ]
+        )
     found = fetch_group(context, request.group_id, wanted)
     return OffsetFetchResponse(
         topics=[
@@ -202,10 +273,16 @@ async def offset_delete(
 ) -> OffsetDeleteResponse:
     unknown: dict[TopicPartition, ErrorCode] = {}
     wanted: list[TopicPartition] = []
+    secured = context.services.security.authorizer is not None
+    if secured and not context.authorize(AclOperation.DELETE, ResourceType.GROUP, request.group_id):
+        return OffsetDeleteResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     for topic in request.topics:
+        denied = secured and not context.authorize(AclOperation.READ, TOPIC, topic.name)
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
-            if partition_exists(context, *tp):
+            if denied:
+                unknown[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif partition_exists(context, *tp):
                 wanted.append(tp)
             else:
                 unknown[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

@@ -40,6 +40,7 @@ from kafkacompat.protocol.records import (
     TRANSACTIONAL_BIT,
     read_header,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 log = logging.getLogger("kafkacompat.produce")
 _I32 = struct.Struct(">i")
@@ -184,17 +185,68 @@ async def produce_partition(
     )
 
 
+def _unauthorized(context: RequestContext, request: ProduceRequest) -> KafkaError | None:
+    """TRANSACTIONAL_ID_AUTHORIZATION_FAILED for a request with transactional records whose
+    principal may not WRITE its transactional id (Kafka then refuses the whole request)."""
+    transactional = any(
+        data.records is not None and is_transactional(data.records)
+        for topic_data in request.topic_data
+        for data in topic_data.partition_data
+    )
+    if not transactional:
+        return None
+    tid = request.transactional_id
+    if tid is not None and context.authorize(
+        AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, tid
+    ):
+        return None
+    return KafkaError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+
+
+def _every_partition(
+    context: RequestContext, request: ProduceRequest, error: KafkaError
+) -> ProduceResponse | None:
+    """``error`` for every partition of the request (none sent, connection closed, at acks=0)."""
+    if request.acks == 0:
+        raise ProtocolError(f"acks=0 produce refused ({error.code.name})")
+    return ProduceResponse(
+        responses=[
+            TopicProduceResponse(
+                name=t.name,
+                partition_responses=[
+                    _error(p.index, error, context.api_version) for p in t.partition_data
+                ],
+            )
+            for t in request.topic_data
+        ]
+    )
+
+
 @handles(PRODUCE)
 async def handle_produce(
     context: RequestContext, request: ProduceRequest
 ) -> ProduceResponse | None:
     acks, transactional_id = request.acks, request.transactional_id
+    authorizer = context.services.security.authorizer
+    if authorizer is not None:
+        denied = _unauthorized(context, request)
+        if denied is not None:
+            return _every_partition(context, request, denied)
     responses = []
     for topic_data in request.topic_data:
         name = topic_data.name
         partitions = []
-        for data in topic_data.partition_data:
-            partitions.append(await produce_partition(context, name, data, acks, transactional_id))
+        if authorizer is not None and not context.authorize(
+            AclOperation.WRITE, ResourceType.TOPIC, name
+        ):
+            denied = KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+            for data in topic_data.partition_data:
+                partitions.append(_error(data.index, denied, context.api_version))
+        else:
+            for data in topic_data.partition_data:
+                partitions.append(
+                    await produce_partition(context, name, data, acks, transactional_id)
+                )
         responses.append(TopicProduceResponse(name=name, partition_responses=partitions))
     if acks == 0:
         failed = [

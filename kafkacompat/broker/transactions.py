@@ -38,8 +38,10 @@ from kafkacompat.protocol.messages.txn_offset_commit_response import (
     TxnOffsetCommitResponsePartition,
     TxnOffsetCommitResponseTopic,
 )
+from kafkacompat.security.acls import AclOperation, ResourceType
 
 E = ErrorCode
+TOPIC = ResourceType.TOPIC
 #: From these versions PRODUCER_FENCED is sent as such (KIP-588).
 FIRST_FENCED_VERSION = {22: 4, ADD_PARTITIONS_TO_TXN: 2, ADD_OFFSETS_TO_TXN: 2, END_TXN: 2,
                         TXN_OFFSET_COMMIT: 3}  # fmt: skip
@@ -50,6 +52,11 @@ MAX_INIT_ATTEMPTS = 3
 
 def service(context: RequestContext) -> TransactionService:
     return context.services.transactions
+
+
+def may_write_transaction(context: RequestContext, transactional_id: str) -> bool:
+    """Whether the principal may WRITE the transactional id (every client transaction API)."""
+    return context.authorize(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)
 
 
 def for_version(code: ErrorCode, api_key: int, version: int) -> ErrorCode:
@@ -77,15 +84,21 @@ async def init_transactional_producer(
 
 
 def _partition_errors(
-    context: RequestContext, topics: list[AddPartitionsToTxnTopic]
+    context: RequestContext, topics: list[AddPartitionsToTxnTopic], client: bool
 ) -> tuple[list[TopicPartition], dict[TopicPartition, ErrorCode]]:
+    """The partitions to add, and the errors of the others (a client's request, v0-3, needs
+    WRITE on each topic)."""
     image = context.image
     wanted: list[TopicPartition] = []
     unknown: dict[TopicPartition, ErrorCode] = {}
+    secured = client and context.services.security.authorizer is not None
     for topic in topics:
         info = image.topic(topic.name)
+        denied = secured and not context.authorize(AclOperation.WRITE, TOPIC, topic.name)
         for p in topic.partitions:
-            if info is None or not 0 <= p < info.partitions:
+            if denied:
+                unknown[(topic.name, p)] = E.TOPIC_AUTHORIZATION_FAILED
+            elif info is None or not 0 <= p < info.partitions:
                 unknown[(topic.name, p)] = E.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 wanted.append((topic.name, p))
@@ -95,9 +108,12 @@ def _partition_errors(
 def _add_one(
     context: RequestContext, txn: AddPartitionsToTxnTransaction, version: int
 ) -> AddPartitionsToTxnResult:
-    wanted, errors = _partition_errors(context, txn.topics)
+    client = version < FIRST_BATCHED_VERSION
+    wanted, errors = _partition_errors(context, txn.topics, client)
     coordinator = service(context).coordinator
-    if not txn.transactional_id:
+    if client and not may_write_transaction(context, txn.transactional_id):
+        errors = dict.fromkeys([*wanted, *errors], E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    elif not txn.transactional_id:
         errors = dict.fromkeys([*wanted, *errors], E.INVALID_REQUEST)
     elif txn.verify_only:
         errors.update(
@@ -130,6 +146,9 @@ async def handle_add_partitions_to_txn(
 ) -> AddPartitionsToTxnResponse:
     version = context.api_version
     if version >= FIRST_BATCHED_VERSION:
+        # v4+ comes from brokers verifying transactions: CLUSTER_ACTION on the cluster.
+        if not context.authorize_cluster(AclOperation.CLUSTER_ACTION):
+            return AddPartitionsToTxnResponse(error_code=E.CLUSTER_AUTHORIZATION_FAILED)
         results = [_add_one(context, txn, version) for txn in request.transactions]
         return AddPartitionsToTxnResponse(error_code=E.NONE, results_by_transaction=results)
     single = AddPartitionsToTxnTransaction(
@@ -147,6 +166,10 @@ async def handle_add_partitions_to_txn(
 async def handle_add_offsets_to_txn(
     context: RequestContext, request: AddOffsetsToTxnRequest
 ) -> AddOffsetsToTxnResponse:
+    if not may_write_transaction(context, request.transactional_id):
+        return AddOffsetsToTxnResponse(error_code=E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    if not context.authorize(AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return AddOffsetsToTxnResponse(error_code=E.GROUP_AUTHORIZATION_FAILED)
     if not request.transactional_id or not request.group_id:
         return AddOffsetsToTxnResponse(error_code=E.INVALID_REQUEST)
     code = service(context).coordinator.add_offsets(
@@ -160,6 +183,12 @@ async def handle_add_offsets_to_txn(
 
 @handles(END_TXN)
 async def handle_end_txn(context: RequestContext, request: EndTxnRequest) -> EndTxnResponse:
+    if not may_write_transaction(context, request.transactional_id):
+        return EndTxnResponse(
+            error_code=E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+        )
     if not request.transactional_id:
         return EndTxnResponse(error_code=E.INVALID_REQUEST)
     txns = service(context)
@@ -198,6 +227,24 @@ async def handle_txn_offset_commit(
     version = context.api_version
     txns = service(context)
     code = E.INVALID_GROUP_ID if not request.group_id else E.NONE
+    secured = context.services.security.authorizer is not None
+    if secured and not may_write_transaction(context, request.transactional_id):
+        code = E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif secured and not context.authorize(AclOperation.READ, ResourceType.GROUP, request.group_id):
+        code = E.GROUP_AUTHORIZATION_FAILED
+    if code in (E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, E.GROUP_AUTHORIZATION_FAILED):
+        return TxnOffsetCommitResponse(
+            topics=[
+                TxnOffsetCommitResponseTopic(
+                    t.name,
+                    [
+                        TxnOffsetCommitResponsePartition(p.partition_index, code)
+                        for p in t.partitions
+                    ],
+                )
+                for t in request.topics
+            ]
+        )
     if code == E.NONE:
         code = txns.coordinator.check_offset_commit(
             request.transactional_id, request.producer_id, request.producer_epoch, request.group_id
@@ -212,8 +259,9 @@ async def handle_txn_offset_commit(
     for topic in request.topics:
         info = image.topic(topic.name)
         partitions = []
+        denied = secured and not context.authorize(AclOperation.READ, TOPIC, topic.name)
         for p in topic.partitions:
-            error = code
+            error = E.TOPIC_AUTHORIZATION_FAILED if denied else code
             if error == E.NONE and (info is None or not 0 <= p.partition_index < info.partitions):
                 error = E.UNKNOWN_TOPIC_OR_PARTITION
             metadata = p.committed_metadata

@@ -23,6 +23,7 @@ from kafkacompat.protocol.messages.write_txn_markers_response import (
     WritableTxnMarkerTopicResult,
     WriteTxnMarkersResponse,
 )
+from kafkacompat.security.acls import AclOperation
 
 log = logging.getLogger("kafkacompat.transactions")
 
@@ -56,6 +57,22 @@ async def handle_write_txn_markers(
 ) -> WriteTxnMarkersResponse:
     hosted = context.services.partitions
     results = []
+    # Brokers write markers: ALTER or CLUSTER_ACTION on the cluster.
+    if not (
+        context.authorize_cluster(AclOperation.ALTER)
+        or context.authorize_cluster(AclOperation.CLUSTER_ACTION)
+    ):
+        denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        for marker in request.markers:
+            topics = [
+                WritableTxnMarkerTopicResult(
+                    t.name,
+                    [WritableTxnMarkerPartitionResult(p, denied) for p in t.partition_indexes],
+                )
+                for t in marker.topics
+            ]
+            results.append(WritableTxnMarkerResult(marker.producer_id, topics))
+        return WriteTxnMarkersResponse(markers=results)
     for marker in request.markers:
         batch = control_batch(
             marker.producer_id,

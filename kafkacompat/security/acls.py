@@ -53,3 +53,49 @@ class PermissionType(IntEnum):
 
 #: The name of the one CLUSTER resource.
 CLUSTER_NAME = "kafka-cluster"
+
+
+#: The operations each resource type supports (KIP-430 authorized-operations bit fields).
+SUPPORTED_OPERATIONS: dict[ResourceType, tuple[AclOperation, ...]] = {
+    ResourceType.TOPIC: (
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.CREATE,
+        AclOperation.DESCRIBE,
+        AclOperation.DELETE,
+        AclOperation.ALTER,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS,
+    ),
+    ResourceType.GROUP: (
+        AclOperation.READ,
+        AclOperation.DESCRIBE,
+        AclOperation.DELETE,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS,
+    ),
+    ResourceType.CLUSTER: (
+        AclOperation.CREATE,
+        AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS,
+        AclOperation.IDEMPOTENT_WRITE,
+        AclOperation.ALTER,
+        AclOperation.DESCRIBE,
+    ),
+    ResourceType.TRANSACTIONAL_ID: (AclOperation.DESCRIBE, AclOperation.WRITE),
+    ResourceType.DELEGATION_TOKEN: (AclOperation.DESCRIBE,),
+    ResourceType.USER: (AclOperation.CREATE_TOKENS, AclOperation.DESCRIBE_TOKENS),
+}
+
+#: Every operation a resource type supports, as a KIP-430 bit field (nothing denied).
+ALL_OPERATIONS_BITS: dict[ResourceType, int] = {
+    resource_type: sum(1 << op for op in ops) for resource_type, ops in SUPPORTED_OPERATIONS.items()
+}
+
+#: The resource name an ACL uses to match every resource of its type.
+WILDCARD_RESOURCE = "*"
+#: The principal an ACL uses to match every user.
+WILDCARD_PRINCIPAL = "User:*"
+#: The host an ACL uses to match every client address.
+WILDCARD_HOST = "*"

@@ -8,7 +8,7 @@ from kafkacompat.config import Config
 from kafkacompat.security.authorizer import Authorizer, build_authorizer
 from kafkacompat.security.quotas import QuotaManager
 from kafkacompat.security.sasl_server import SaslAuthenticator
-from kafkacompat.security.scram_credentials import ScramCredentialStore
+from kafkacompat.security.scram_credentials import SCRAM_NAMESPACE, ScramCredentialStore
 from kafkacompat.storage.state_store import StateStore
 
 __all__ = ["SecurityServices", "build_security"]
@@ -25,7 +25,7 @@ class SecurityServices:
 
 def build_security(config: Config, state: StateStore) -> SecurityServices:
     """Open the durable security state (credentials, ACLs, quotas) in ``state``."""
-    credentials = ScramCredentialStore(state.namespace("scram-credentials"))
+    credentials = ScramCredentialStore(state.namespace(SCRAM_NAMESPACE))
     return SecurityServices(
         sasl=SaslAuthenticator(config, credentials),
         scram_credentials=credentials,
