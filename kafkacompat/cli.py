@@ -184,10 +184,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         _add_scram_users(config, args.add_scram)
         trio.run(run_until_signalled, config)
-    except ConfigError as exc:
-        print(f"kafkacompat: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"kafkacompat: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:  # a bad setting or a busy port: one line, no traceback
+        cause = _sole_cause(exc)
+        if isinstance(cause, ConfigError):
+            print(f"kafkacompat: {cause}", file=sys.stderr)
+            return 2
+        if isinstance(cause, OSError):
+            print(f"kafkacompat: {cause}", file=sys.stderr)
+            return 1
+        raise
     return 0
+
+
+def _sole_cause(exc: BaseException) -> BaseException:
+    """The one exception inside nested exception groups (Trio's nurseries wrap what fails at
+    start), or ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

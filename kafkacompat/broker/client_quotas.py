@@ -6,7 +6,7 @@ import trio
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
-from kafkacompat.errors import KafkaError
+from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.messages import alter_client_quotas_response as alter_out
 from kafkacompat.protocol.messages import describe_client_quotas_response as describe_out
 from kafkacompat.protocol.messages.alter_client_quotas_request import (
@@ -19,6 +19,7 @@ from kafkacompat.protocol.messages.describe_client_quotas_request import (
 from kafkacompat.protocol.messages.describe_client_quotas_request import (
     DescribeClientQuotasRequest,
 )
+from kafkacompat.security.acls import AclOperation
 from kafkacompat.security.quota_store import (
     IP,
     Alteration,
@@ -27,13 +28,19 @@ from kafkacompat.security.quota_store import (
     is_ip_literal,
 )
 
+_CLUSTER_DENIED = "Cluster authorization failed."
+
 
 @handles(DESCRIBE_CLIENT_QUOTAS)
 async def handle_describe_client_quotas(
     context: RequestContext, request: DescribeClientQuotasRequest
 ) -> describe_out.DescribeClientQuotasResponse:
-    # Authorization (Kafka: DESCRIBE_CONFIGS on CLUSTER, else CLUSTER_AUTHORIZATION_FAILED as
-    # the response's error with null entries) belongs here, before the definitions are read.
+    if not context.authorize_cluster(AclOperation.DESCRIBE_CONFIGS):
+        return describe_out.DescribeClientQuotasResponse(
+            error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            error_message=_CLUSTER_DENIED,
+            entries=None,
+        )
     components = [FilterComponent(c.entity_type, c.match_type, c.match) for c in request.components]
     try:
         found = context.services.security.quotas.store.describe(components, request.strict)
@@ -55,8 +62,19 @@ async def handle_describe_client_quotas(
 async def handle_alter_client_quotas(
     context: RequestContext, request: AlterClientQuotasRequest
 ) -> alter_out.AlterClientQuotasResponse:
-    # Authorization (Kafka: ALTER_CONFIGS on CLUSTER, else every entry answers
-    # CLUSTER_AUTHORIZATION_FAILED and nothing changes) belongs here, before anything is altered.
+    if not context.authorize_cluster(AclOperation.ALTER_CONFIGS):
+        return alter_out.AlterClientQuotasResponse(
+            entries=[
+                alter_out.EntryData(
+                    error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                    error_message=_CLUSTER_DENIED,
+                    entity=[
+                        alter_out.EntityData(e.entity_type, e.entity_name) for e in entry.entity
+                    ],
+                )
+                for entry in request.entries
+            ]
+        )
     alterations = [
         Alteration(
             entity_of((e.entity_type, e.entity_name) for e in entry.entity),

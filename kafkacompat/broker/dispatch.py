@@ -103,7 +103,7 @@ class RequestPipeline:
             session.client_id = header.client_id
         context = RequestContext(self.services, session, header)
         observing = self.observe_hooks
-        started = time.perf_counter() if observing or self.services.security.quotas.active else 0.0
+        started = time.perf_counter()
         for authorize in self.authorize_hooks:
             authorize(context, request)
         intercept = self.intercept

@@ -13,6 +13,7 @@ from kafkacompat import __version__
 from kafkacompat.broker.broker import Broker
 from kafkacompat.config import Config, HostPort
 from kafkacompat.listeners import Listener
+from kafkacompat.security.sasl_server import check_sasl_config
 from kafkacompat.server.accepting import ListenerSecurity, listener_security
 from kafkacompat.server.connection import serve_connection
 from kafkacompat.server.idle import IdleConnections
@@ -76,6 +77,7 @@ async def serve(
     """
     broker = broker or Broker(config)
     try:
+        check_sasl_config(config, broker.listeners)
         security = {
             listener.name: listener_security(config, listener) for listener in broker.listeners
         }
