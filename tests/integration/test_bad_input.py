@@ -48,8 +48,8 @@ def closed_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
         ),
         (
             "schema known but not served",
-            struct.pack(">i", 10) + struct.pack(">hhih", 17, 1, 1, -1),
-            "API key 17 is not served",
+            struct.pack(">i", 10) + struct.pack(">hhih", 40, 1, 1, -1),  # RenewDelegationToken
+            "API key 40 is not served",
         ),
         (
             "unsupported metadata version",

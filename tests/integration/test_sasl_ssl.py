@@ -111,3 +111,23 @@ def test_no_secret_reaches_the_log(tmp_path: Path) -> None:
     for secret in (*PASSWORDS, "wrong-password-xyz"):
         assert secret not in log
     assert log.count("authentication failed") >= 3  # one line per failed login
+
+
+def test_the_kafka_secure_broker_fixture(kafka_secure_broker: KafkaBroker) -> None:
+    """The README's example: alice, with no ACLs yet, may not write; admin may."""
+    from kafka import KafkaProducer
+    from kafka.errors import TopicAuthorizationFailedError
+
+    security = kafka_secure_broker.security
+    assert security is not None
+    assert security.ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    settings = security.kafka_python("alice", mechanism="SCRAM-SHA-512")
+    producer = KafkaProducer(bootstrap_servers=kafka_secure_broker.bootstrap, **settings)
+    with pytest.raises(TopicAuthorizationFailedError):
+        producer.send("orders", b"x").get(timeout=10)
+    producer.close()
+    admin = KafkaProducer(
+        bootstrap_servers=kafka_secure_broker.bootstrap, **security.kafka_python()
+    )
+    assert admin.send("orders", b"x").get(timeout=10).offset == 0
+    admin.close()

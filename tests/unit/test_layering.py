@@ -21,6 +21,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "partitions": ("broker", "server", "coordinators", "cluster"),
     "coordinators": ("broker", "server", "cluster"),
     "cluster": ("broker", "server", "coordinators"),
+    "security": ("broker", "server", "coordinators", "partitions", "cluster", "protocol"),
     "broker": ("server",),
 }
 
