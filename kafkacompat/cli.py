@@ -1,4 +1,5 @@
-"""`kafkacompat serve`: run a broker from the command line (and `topics`: see cli_topics)."""
+"""`kafkacompat serve`: run a broker from the command line (and `topics`, `groups` and `top`: see
+cli_topics, cli_groups and cli_top)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 import trio
 
 from kafkacompat import __version__
+from kafkacompat.cli_groups import add_parser as add_groups_parser
+from kafkacompat.cli_groups import run as run_groups
+from kafkacompat.cli_top import add_parser as add_top_parser
+from kafkacompat.cli_top import run as run_top
 from kafkacompat.cli_topics import add_parser as add_topics_parser
 from kafkacompat.cli_topics import run as run_topics
 from kafkacompat.config import (
@@ -89,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(optional iterations=, salt=; repeatable)",
     )
     add_topics_parser(commands)
+    add_groups_parser(commands)
+    add_top_parser(commands)
     return parser
 
 
@@ -176,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "topics":
         return run_topics(args)
+    if args.command == "groups":
+        return run_groups(args)
+    if args.command == "top":
+        return run_top(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
