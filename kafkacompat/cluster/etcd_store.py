@@ -18,7 +18,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,7 +256,7 @@ class EtcdStore:
 
     # -- watches -----------------------------------------------------------------------------
 
-    async def watch(self, key_prefix: str, start_revision: int) -> AsyncIterator[Change]:
+    async def watch(self, key_prefix: str, start_revision: int) -> AsyncGenerator[Change, None]:
         """Changes under ``key_prefix`` from ``start_revision`` on, in revision order, until
         cancelled. Raises `WatchLost` when etcd no longer has that history (compacted) or the
         stream breaks: read the prefix again and watch from the new revision."""

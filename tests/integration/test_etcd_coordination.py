@@ -5,7 +5,8 @@ writes fenced so a deposed controller changes nothing, ordered watches that repo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing
 from pathlib import Path
 
@@ -26,7 +27,14 @@ from kafkacompat.cluster.etcd_store import (
     WatchLost,
     parse_store_url,
 )
-from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo
+from kafkacompat.cluster.metadata_follower import MetadataKeys, follow_metadata
+from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo, MetadataImage
+from kafkacompat.cluster.metadata_records import (
+    PartitionState,
+    TopicRecord,
+    partition_key,
+    topic_key,
+)
 from kafkacompat.cluster.registration import (
     BROKERS,
     BrokerRegistration,
@@ -203,3 +211,65 @@ async def test_unreachable_etcd_is_reported(tmp_path: Path) -> None:
     store = EtcdStore(endpoints, "/gone", timeout=1.0)
     with pytest.raises(EtcdUnavailable, match=f"127.0.0.1:{endpoints[0].port}"):
         await store.read_prefix()
+
+
+async def test_every_broker_follows_the_metadata_and_rereads_after_compaction(
+    store: EtcdStore,
+) -> None:
+    """A follower publishes the image the keys describe, after each change, and recovers
+    by reading everything again when its watch has lost history."""
+    images: list[MetadataImage] = []
+    keys = MetadataKeys("cluster-x")
+    election = ControllerElection(store, 2)
+    registration = BrokerRegistration(store, broker(2, 9093), 5, 1)
+    await registration.register()
+    topic_id = uuid.uuid4()
+
+    def published_until(check: Callable[[MetadataImage], bool]) -> Callable[[], Awaitable[None]]:
+        async def wait() -> None:
+            with trio.fail_after(10):
+                while not (images and check(images[-1])):
+                    await trio.sleep(0.02)
+
+        return wait
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(follow_metadata, store, keys, images.append)
+        assert images[-1].controller_id == -1
+        assert [b.node_id for b in images[-1].brokers] == [2]
+        assert await election.campaign(registration.lease)
+        await published_until(lambda image: image.controller_id == 2)()
+        record = TopicRecord(topic_id, ((2,), (2,)), {"cleanup.policy": "compact"})
+        await election.write(
+            [
+                Put(topic_key("t"), record.encode()),
+                Put(partition_key("t", 0), PartitionState.first((2,), 2, election.epoch).encode()),
+            ]
+        )
+        await published_until(lambda image: image.topic("t") is not None)()
+        topic = images[-1].topic("t")
+        assert topic is not None
+        assert (topic.topic_id, topic.partitions, dict(topic.configs)) == (
+            topic_id,
+            2,
+            {"cleanup.policy": "compact"},
+        )
+        assert [(p.leader, p.leader_epoch, p.replicas, p.isr) for p in topic.assignment] == [
+            (2, 0, (2,), (2,)),
+            (-1, 0, (2,), ()),
+        ]
+        # Stopped, then restarted after changes and a compaction of etcd's history: it reads
+        # everything again and sees the changes it missed.
+        nursery.cancel_scope.cancel()
+    revision = await election.write(
+        [Put(partition_key("t", 1), PartitionState.first((2,), 2, election.epoch).encode())]
+    )
+    await store._call("/kv/compaction", {"revision": str(revision)})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(follow_metadata, store, keys, images.append)
+        topic = images[-1].topic("t")
+        assert topic is not None
+        assert [p.leader for p in topic.assignment] == [2, 2]
+        await registration.unregister()
+        await published_until(lambda image: image.brokers == () and image.controller_id == -1)()
+        nursery.cancel_scope.cancel()

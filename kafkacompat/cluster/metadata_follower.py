@@ -1,0 +1,117 @@
+"""Every broker's copy of the cluster metadata: read from etcd, kept current by a watch, and
+published as immutable `MetadataImage`s (the ZooKeeper era's UpdateMetadata, pulled instead of
+pushed).
+
+`MetadataKeys` holds the keys as last seen and builds an image from them; `follow_metadata`
+reads the cluster's prefix, publishes, then applies each watched change from the next revision
+on; when etcd has compacted the history the watch needed, it reads everything again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import aclosing
+
+import trio
+
+from kafkacompat.cluster.controller_election import CONTROLLER, decode_controller
+from kafkacompat.cluster.etcd_store import Change, Entry, EtcdStore, EtcdUnavailable, WatchLost
+from kafkacompat.cluster.metadata_image import MetadataImage, PartitionImage, TopicImage
+from kafkacompat.cluster.metadata_records import PARTITIONS, TOPICS, PartitionState, TopicRecord
+from kafkacompat.cluster.registration import BROKERS, decode_broker
+
+__all__ = ["MetadataKeys", "follow_metadata"]
+
+log = logging.getLogger(__name__)
+
+_NO_CONTROLLER = -1
+
+
+class MetadataKeys:
+    """The cluster's keys (relative to its prefix) and the revision they are current to."""
+
+    def __init__(self, cluster_id: str) -> None:
+        self.cluster_id = cluster_id
+        self.values: dict[str, bytes] = {}
+        self.revision = 0
+
+    def load(self, revision: int, entries: Iterable[Entry]) -> None:
+        self.values = {e.key: e.value for e in entries}
+        self.revision = revision
+
+    def apply(self, change: Change) -> None:
+        if change.value is None:
+            self.values.pop(change.key, None)
+        else:
+            self.values[change.key] = change.value
+        self.revision = max(self.revision, change.revision)
+
+    def image(self) -> MetadataImage:
+        """The metadata these keys describe."""
+        brokers = [decode_broker(v) for k, v in self.values.items() if k.startswith(BROKERS)]
+        controller = self.values.get(CONTROLLER)
+        controller_id = decode_controller(controller).node_id if controller else _NO_CONTROLLER
+        states: dict[tuple[str, int], PartitionState] = {}
+        for key, value in self.values.items():
+            if key.startswith(PARTITIONS):
+                topic, _, index = key[len(PARTITIONS) :].rpartition("/")
+                states[(topic, int(index))] = PartitionState.decode(value)
+        topics = [
+            self._topic(key[len(TOPICS) :], TopicRecord.decode(value), states)
+            for key, value in self.values.items()
+            if key.startswith(TOPICS)
+        ]
+        return MetadataImage.build(self.cluster_id, controller_id, brokers, topics)
+
+    @staticmethod
+    def _topic(
+        name: str, record: TopicRecord, states: dict[tuple[str, int], PartitionState]
+    ) -> TopicImage:
+        partitions = []
+        for index, replicas in enumerate(record.replicas):
+            state = states.get((name, index))
+            if state is None:  # created, its state not written yet: no leader
+                partitions.append(PartitionImage(index, -1, 0, replicas, ()))
+            else:
+                partitions.append(
+                    PartitionImage(index, state.leader, state.leader_epoch, replicas, state.isr)
+                )
+        return TopicImage(
+            name,
+            record.topic_id,
+            len(record.replicas),
+            tuple(partitions),
+            record.configs,
+            record.internal,
+        )
+
+
+async def follow_metadata(
+    store: EtcdStore,
+    keys: MetadataKeys,
+    publish: Callable[[MetadataImage], None],
+    *,
+    retry_after: float = 0.5,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Keep ``keys`` current and ``publish`` an image after every change, until cancelled;
+    reports started after the first full read."""
+    started = False
+    while True:
+        try:
+            revision, entries = await store.read_prefix()
+            keys.load(revision, entries)
+            publish(keys.image())
+            if not started:
+                task_status.started()
+                started = True
+            async with aclosing(store.watch("", revision + 1)) as changes:
+                async for change in changes:
+                    keys.apply(change)
+                    publish(keys.image())
+        except WatchLost as lost:
+            log.info("metadata watch lost (%s); reading the cluster metadata again", lost)
+        except EtcdUnavailable as exc:
+            log.warning("cannot read the cluster metadata: %s", exc)
+            await trio.sleep(retry_after)
