@@ -17,11 +17,16 @@ import trio
 
 from kafkacompat.cluster.controller_election import CONTROLLER, decode_controller
 from kafkacompat.cluster.etcd_store import Change, Entry, EtcdStore, EtcdUnavailable, WatchLost
-from kafkacompat.cluster.metadata_image import MetadataImage, PartitionImage, TopicImage
+from kafkacompat.cluster.metadata_image import (
+    MetadataImage,
+    MetadataView,
+    PartitionImage,
+    TopicImage,
+)
 from kafkacompat.cluster.metadata_records import PARTITIONS, TOPICS, PartitionState, TopicRecord
 from kafkacompat.cluster.registration import BROKERS, decode_broker
 
-__all__ = ["MetadataKeys", "follow_metadata"]
+__all__ = ["ImageUpdates", "MetadataKeys", "follow_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +120,28 @@ async def follow_metadata(
         except EtcdUnavailable as exc:
             log.warning("cannot read the cluster metadata: %s", exc)
             await trio.sleep(retry_after)
+
+
+class ImageUpdates:
+    """Publishes each new image to the view and wakes whoever waits for a change."""
+
+    def __init__(self, view: MetadataView) -> None:
+        self.view = view
+        self._changed = trio.Event()
+
+    def publish(self, image: MetadataImage) -> None:
+        self.view.publish(image)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def next_change(self) -> MetadataImage:
+        """Wait for the next published image."""
+        await self._changed.wait()
+        return self.view.image
+
+    async def wait_for(self, check: Callable[[MetadataImage], bool]) -> MetadataImage:
+        """Wait until the current image passes ``check`` (the caller bounds the wait)."""
+        image = self.view.image
+        while not check(image):
+            image = await self.next_change()
+        return image

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from kafkacompat.errors import ErrorCode, KafkaError
 
-__all__ = ["NO_LEADER", "assign_replicas", "elect_leader", "rack_alternated"]
+__all__ = ["NO_LEADER", "assign_replicas", "elect_leader", "placement_order", "rack_alternated"]
 
 NO_LEADER = -1
 
@@ -38,6 +38,18 @@ def rack_alternated(racks: Mapping[int, str]) -> list[int]:
         ordered.extend(queue[depth] for queue in queues if depth < len(queue))
         depth += 1
     return ordered
+
+
+def placement_order(brokers: Mapping[int, str | None]) -> list[int]:
+    """The order placement walks the brokers in: rack-alternated when every broker has a
+    rack, by node id when none has; refused when only some have."""
+    racks = {b: r for b, r in brokers.items() if r is not None}
+    if racks and len(racks) != len(brokers):
+        raise KafkaError(
+            ErrorCode.INVALID_REPLICATION_FACTOR,
+            "Not all brokers have rack information for replica rack aware assignment.",
+        )
+    return rack_alternated(racks) if racks else sorted(brokers)
 
 
 def assign_replicas(
@@ -66,12 +78,7 @@ def assign_replicas(
             f"{len(brokers)}.",
         )
     racks = {b: r for b, r in brokers.items() if r is not None}
-    if racks and len(racks) != len(brokers):
-        raise KafkaError(
-            ErrorCode.INVALID_REPLICATION_FACTOR,
-            "Not all brokers have rack information for replica rack aware assignment.",
-        )
-    ordered = rack_alternated(racks) if racks else sorted(brokers)
+    ordered = placement_order(brokers)
     count = len(ordered)
     start = random.randrange(count) if start_index is None else start_index
     shift = random.randrange(count) if replica_shift is None else replica_shift

@@ -1,0 +1,76 @@
+"""The controller's work: campaign while there is no controller, and while this broker is the
+controller, bring partition states in line with the brokers that are alive.
+
+One task per broker. It waits on metadata changes (the follower publishes them): when etcd names
+no controller it campaigns under the broker's lease; when this broker is the controller it writes,
+fenced by its epoch, the first leadership of new partitions, the removal of departed brokers
+from ISRs with new leaders where needed, and the return of leaders for leaderless partitions.
+A write refused because this broker was deposed makes it a follower again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+
+from kafkacompat.cluster.controller_election import ControllerElection, NotController
+from kafkacompat.cluster.etcd_store import EtcdUnavailable, Put
+from kafkacompat.cluster.leadership import leadership_changes
+from kafkacompat.cluster.metadata_follower import ImageUpdates
+from kafkacompat.cluster.metadata_image import MetadataImage
+from kafkacompat.cluster.metadata_records import PartitionState, partition_key
+from kafkacompat.cluster.replica_placement import elect_leader
+
+__all__ = ["controller_writes", "run_controller"]
+
+log = logging.getLogger(__name__)
+
+
+def controller_writes(image: MetadataImage, controller_epoch: int) -> list[Put]:
+    """What the controller must write for ``image``: first states of new partitions (a
+    partition without an ISR has never had a state) and leadership changes."""
+    live = {b.node_id for b in image.brokers}
+    writes: list[Put] = []
+    for topic in image.list_topics():
+        for partition in topic.assignment:
+            if partition.isr:
+                continue
+            leader = elect_leader(partition.replicas, partition.replicas, live)
+            state = PartitionState.first(partition.replicas, leader, controller_epoch)
+            writes.append(Put(partition_key(topic.name, partition.index), state.encode()))
+    for name, index, state in leadership_changes(image, live, controller_epoch):
+        writes.append(Put(partition_key(name, index), state.encode()))
+    return writes
+
+
+async def run_controller(
+    election: ControllerElection,
+    updates: ImageUpdates,
+    lease: Callable[[], int],
+    *,
+    retry_after: float = 0.5,
+) -> None:
+    """Campaign and control until cancelled; ``lease`` gives the broker's current lease."""
+    while True:
+        image = updates.view.image
+        try:
+            if not election.is_controller:
+                if image.controller_id < 0 and lease():
+                    await election.campaign(lease())
+                if not election.is_controller:
+                    await updates.next_change()
+                continue
+            if image.controller_id not in (-1, election.node_id):
+                election.resign_locally()
+                continue
+            writes = controller_writes(image, election.epoch)
+            if writes:
+                await election.write(writes)
+            await updates.next_change()
+        except NotController as exc:
+            log.info("%s", exc)
+        except EtcdUnavailable as exc:
+            log.warning("controller cannot reach etcd: %s", exc)
+            await trio.sleep(retry_after)
