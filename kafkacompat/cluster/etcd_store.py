@@ -256,11 +256,14 @@ class EtcdStore:
 
     # -- watches -----------------------------------------------------------------------------
 
-    async def watch(self, key_prefix: str, start_revision: int) -> AsyncGenerator[Change, None]:
+    async def watch(
+        self, key_prefix: str, start_revision: int
+    ) -> AsyncGenerator[list[Change], None]:
         """Changes under ``key_prefix`` from ``start_revision`` on, in revision order, until
-        cancelled. Raises `WatchLost` when etcd no longer has that history (compacted) or the
+        cancelled, as etcd sends them: a batch holds whole revisions (a transaction's changes
+        arrive together). Raises `WatchLost` when etcd no longer has that history (compacted) or the
         stream breaks: read the prefix again and watch from the new revision."""
-        send, receive = trio.open_memory_channel[Change | BaseException](256)
+        send, receive = trio.open_memory_channel[list[Change] | BaseException](256)
         stop = threading.Event()
         token = trio.lowlevel.current_trio_token()
         start = self.full_key(key_prefix).encode()
@@ -274,7 +277,7 @@ class EtcdStore:
 
         opened: list[Any] = []
 
-        def deliver(item: Change | BaseException) -> None:
+        def deliver(item: list[Change] | BaseException) -> None:
             trio.from_thread.run(send.send, item, trio_token=token)
 
         def stream() -> None:
@@ -290,8 +293,9 @@ class EtcdStore:
                         if stop.is_set():
                             return
                         if line.strip():
-                            for change in self._changes(line):
-                                deliver(change)
+                            changes = self._changes(line)
+                            if changes:
+                                deliver(changes)
                 raise WatchLost("the watch stream ended")
             except BaseException as exc:  # handed to the Trio side, which raises it there
                 if stop.is_set():

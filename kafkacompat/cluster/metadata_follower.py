@@ -112,8 +112,9 @@ async def follow_metadata(
                 task_status.started()
                 started = True
             async with aclosing(store.watch("", revision + 1)) as changes:
-                async for change in changes:
-                    keys.apply(change)
+                async for batch in changes:
+                    for change in batch:
+                        keys.apply(change)
                     publish(keys.image())
         except WatchLost as lost:
             log.info("metadata watch lost (%s); reading the cluster metadata again", lost)

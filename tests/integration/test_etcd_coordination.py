@@ -179,8 +179,8 @@ async def test_watch_sees_changes_in_order_then_reports_compaction(
 
     async def follow() -> None:
         async with aclosing(store.watch("topics/", revision + 1)) as changes:
-            async for change in changes:
-                seen.append(change)
+            async for batch in changes:
+                seen.extend(batch)
                 if len(seen) == 3:
                     return
 
