@@ -43,6 +43,17 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "offsets.retention.minutes": 10080,
         "offsets.retention.check.interval.ms": 600000,
         "offset.metadata.max.bytes": 4096,
+        # KIP-848 consumer groups (group.protocol=consumer), Kafka 4.0's names and defaults;
+        # the assignors are named ("uniform", "range") or by Kafka's class names, first default.
+        "group.consumer.session.timeout.ms": 45000,
+        "group.consumer.min.session.timeout.ms": 45000,
+        "group.consumer.max.session.timeout.ms": 60000,
+        "group.consumer.heartbeat.interval.ms": 5000,
+        "group.consumer.min.heartbeat.interval.ms": 5000,
+        "group.consumer.max.heartbeat.interval.ms": 15000,
+        "group.consumer.max.size": 2147483647,
+        "group.consumer.assignors": "uniform,range",
+        "group.consumer.migration.policy": "bidirectional",
         "producer.id.expiration.ms": 86400000,
         "transaction.max.timeout.ms": 900000,
         "transactional.id.expiration.ms": 604800000,
@@ -101,6 +112,14 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "allow.everyone.if.no.acl.found": False,
         "quota.window.num": 11,
         "quota.window.size.seconds": 1,
+        # Not Kafka settings: the operations HTTP listener (kafkacompat.ops). ``http.listener``
+        # is HOST:PORT serving /metrics, /healthz, /readyz and the web console (empty: off;
+        # --dev: 127.0.0.1 on a free port); at most ``metrics.max.partitions`` partitions get
+        # series of their own; the console changes topics and group offsets only with
+        # ``http.console.write.enable`` and HTTP basic auth as a SASL PLAIN or SCRAM user.
+        "http.listener": "",
+        "metrics.max.partitions": 10000,
+        "http.console.write.enable": False,
     }
 )
 
@@ -118,13 +137,15 @@ def is_secret(name: str) -> bool:
 
 #: What `--dev` changes, for tests and local development: a consumer group forms at once (no
 #: initial rebalance delay), segments are small, and the log is never fsynced explicitly (the
-#: flush settings are stated even where they equal the defaults, so `--dev` always means it).
+#: flush settings are stated even where they equal the defaults, so `--dev` always means it);
+#: the operations HTTP listener runs on a free loopback port.
 DEV_OVERRIDES: Mapping[str, int | bool | str] = MappingProxyType(
     {
         "group.initial.rebalance.delay.ms": 0,
         "log.segment.bytes": 16 * 1024 * 1024,
         "log.flush.interval.messages": 9223372036854775807,
         "log.flush.interval.ms": 9223372036854775807,
+        "http.listener": "127.0.0.1:0",
     }
 )
 

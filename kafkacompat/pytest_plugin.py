@@ -5,12 +5,17 @@ Installed with kafkacompat (entry point ``pytest11``), so its fixtures need no i
 - ``kafka_broker``: a fresh broker per test (a `kafkacompat.testing.KafkaBroker`) on 127.0.0.1 and
   an ephemeral port, with its data under the test's ``tmp_path``. ``.bootstrap``, ``.port``,
   ``.data_dir``, ``.restart()`` (same port, same data), ``.stop()``, ``.start()``, ``.faults``
-  (in-process only: errors, delays, stalls, dropped connections on purpose; cleared at teardown).
+  (in-process only: errors, delays, stalls, dropped connections on purpose; cleared at teardown),
+  ``.clock`` (in-process only: ``.clock.advance(seconds=..., minutes=..., days=...)`` moves the
+  broker's time forward and returns once retention, session and transaction timeouts, offsets
+  expiry and compaction lags that became due have run; `kafkacompat.testing_clock`).
 - ``kafka_bootstrap``: its ``"HOST:PORT"``.
 - ``kafka_secure_broker``: a broker secured as users run Kafka (SASL_SSL with a test CA made at
   start, PLAIN and SCRAM users, ACLs on); ``.security`` hands out the CA file, the users and
   client settings. The marker's ``security=`` secures ``kafka_broker`` the same way.
 - ``kafka_broker_session`` / ``kafka_bootstrap_session``: one broker shared by the whole session.
+  Its clock never moves back: time a test advances stays advanced for the tests after it, so
+  tests that advance time belong on ``kafka_broker``.
 
 Brokers run in-process (on a thread with its own Trio loop) unless asked otherwise, by priority:
 ``@pytest.mark.parametrize("kafka_broker", ["subprocess"], indirect=True)``, the marker

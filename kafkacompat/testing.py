@@ -14,21 +14,26 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
 
 import trio
 
+from kafkacompat.broker.broker import Broker
+from kafkacompat.clock import BrokerClock, reset_clock, use_clock
 from kafkacompat.config import DEV_OVERRIDES, Config, HostPort
 from kafkacompat.faults import Faults
 from kafkacompat.server.listener import RunningBroker, serve
+from kafkacompat.testing_clock import BrokerTime
 from kafkacompat.testing_security import BrokerSecurity
 
 __all__ = [
     "BrokerProcess",
     "BrokerSecurity",
     "BrokerThread",
+    "BrokerTime",
     "KafkaBroker",
     "dev_config",
     "local_config",
@@ -39,10 +44,14 @@ T = TypeVar("T")
 
 
 class BrokerThread:
-    """A broker serving on a background thread, so blocking clients can talk to it."""
+    """A broker serving on a background thread, so blocking clients can talk to it.
 
-    def __init__(self, config: Config) -> None:
+    Its clock starts ``clock_offset_ms`` ahead of real time (`clock` moves it further).
+    """
+
+    def __init__(self, config: Config, *, clock_offset_ms: int = 0) -> None:
         self.config = config
+        self._clock_offset_ms = clock_offset_ms
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._running: RunningBroker | None = None
@@ -63,6 +72,11 @@ class BrokerThread:
     def port(self) -> int:
         return self.running.port
 
+    @property
+    def http_address(self) -> HostPort | None:
+        """Where the HTTP listener (metrics, health, console) listens; None when it is off."""
+        return self.running.http_address
+
     def bootstrap_for(self, listener: str) -> str:
         """``HOST:PORT`` of one listener (by name, e.g. ``"SASL_SSL"``)."""
         return self.running.bootstrap_for(listener)
@@ -72,12 +86,29 @@ class BrokerThread:
         """The faults this broker injects (`kafkacompat.faults`)."""
         return self.running.broker.faults
 
+    @property
+    def clock(self) -> BrokerTime:
+        """This broker's clock, to advance from the test's thread (`kafkacompat.testing_clock`)."""
+        return BrokerTime(self)
+
+    @property
+    def clock_offset_ms(self) -> int:
+        """How far (ms) this broker's clock runs ahead of real time."""
+        running = self._running
+        return self._clock_offset_ms if running is None else running.broker.clock.offset_ms
+
+    def advance_clock(self, ms: int) -> int:
+        """Move the broker's clock ``ms`` forward on its loop; returns the new time once every
+        timer that became due has run."""
+        return self.call(self.running.broker.clock.advance, ms)
+
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
         with trio.CancelScope() as scope:
             self._cancel = scope
             async with trio.open_nursery() as nursery:
-                self._running = await nursery.start(serve, self.config)
+                broker = Broker(self.config, clock=BrokerClock(self._clock_offset_ms))
+                self._running = await nursery.start(partial(serve, broker=broker), self.config)
                 self._started.set()
 
     def _run(self) -> None:
@@ -98,13 +129,26 @@ class BrokerThread:
         return self
 
     def call(self, func: Callable[..., Awaitable[T]], *args: object) -> T:
-        """Run an async function on the broker's own Trio loop and return its result."""
+        """Run an async function on the broker's own Trio loop and return its result (it reads
+        the broker's clock, as the broker's own tasks do)."""
         assert self._token is not None, "broker not started"
-        return trio.from_thread.run(func, *args, trio_token=self._token)
+        return trio.from_thread.run(self._with_clock, func, args, trio_token=self._token)
+
+    async def _with_clock(self, func: Callable[..., Awaitable[T]], args: tuple[object, ...]) -> T:
+        running = self._running
+        if running is None:
+            return await func(*args)
+        token = use_clock(running.broker.clock)
+        try:
+            return await func(*args)
+        finally:
+            reset_clock(token)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None:
             return
+        if self._running is not None:
+            self._clock_offset_ms = self._running.broker.clock.offset_ms
         if self._token is not None and self._cancel is not None and self._thread.is_alive():
             cancel = self._cancel
             with suppress(trio.RunFinishedError):
@@ -138,6 +182,7 @@ def dev_config(data_dir: Path, port: int = 0, **settings: int | bool | str) -> C
 
 
 _LISTENING = re.compile(rb"listening on (\S+):(\d+) ")
+_HTTP_LISTENING = re.compile(rb"http listening on (\S+):(\d+)")
 
 
 class BrokerProcess:
@@ -169,6 +214,21 @@ class BrokerProcess:
     def pid(self) -> int:
         assert self.proc is not None, "broker not started"
         return self.proc.pid
+
+    def http_address(self, timeout: float = 10.0) -> HostPort | None:
+        """Where the HTTP listener listens, from the log's last "http listening on" line; None
+        when it is off (--dev turns it on). It is logged just after the Kafka listeners: wait
+        up to ``timeout`` seconds for it when it is on."""
+        deadline = time.monotonic() + timeout
+        while self.proc is not None and self.log_path.exists():
+            found = _HTTP_LISTENING.findall(self.log_path.read_bytes())
+            if found:
+                return HostPort(found[-1][0].decode(), int(found[-1][1]))
+            http_on = self.settings.get("http.listener", "127.0.0.1:0" if self.dev else "")
+            if not http_on or time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        return None
 
     def command(self, port: int) -> list[str]:
         args = [sys.executable, "-m", "kafkacompat", "serve", "--listen", f"127.0.0.1:{port}"]
@@ -272,6 +332,7 @@ class KafkaBroker:
         self.port = 0
         self._thread: BrokerThread | None = None
         self._process: BrokerProcess | None = None
+        self._clock_offset_ms = 0
 
     @property
     def host(self) -> str:
@@ -305,6 +366,38 @@ class KafkaBroker:
         return self.thread.faults
 
     @property
+    def clock(self) -> BrokerTime:
+        """This broker's clock: ``.advance(seconds=..., ms=..., minutes=..., days=...)`` moves it
+        forward and returns once what became due has run (`kafkacompat.testing_clock`). It keeps
+        its time over restarts. In-process brokers only."""
+        if self.mode != "inprocess":
+            raise NotImplementedError(
+                "time control works with in-process brokers only "
+                "(this kafka_broker runs as a subprocess, on real time)"
+            )
+        return BrokerTime(self)
+
+    @property
+    def clock_offset_ms(self) -> int:
+        """How far (ms) the broker's clock runs ahead of real time."""
+        thread = self._thread
+        return self._clock_offset_ms if thread is None else thread.clock_offset_ms
+
+    def advance_clock(self, ms: int) -> int:
+        """Move the clock ``ms`` forward: at once when running, else from the next start."""
+        if self._thread is None:
+            self._clock_offset_ms += ms
+            return int(time.time() * 1000) + self._clock_offset_ms
+        return self._thread.advance_clock(ms)
+
+    @property
+    def http_address(self) -> HostPort | None:
+        """Where the broker's HTTP listener (metrics, health, console) listens."""
+        if self._thread is not None:
+            return self._thread.http_address
+        return self._process.http_address() if self._process is not None else None
+
+    @property
     def process(self) -> BrokerProcess:
         assert self._process is not None, "not a subprocess broker, or not running"
         return self._process
@@ -320,7 +413,8 @@ class KafkaBroker:
         settings = self._settings()
         if self.mode == "inprocess":
             config = dev_config(self.data_dir, self.port, **settings)
-            self._thread = BrokerThread(config).start(timeout)
+            thread = BrokerThread(config, clock_offset_ms=self._clock_offset_ms)
+            self._thread = thread.start(timeout)
             self.port = self._thread.port
         else:
             process = BrokerProcess(self.data_dir, settings)
@@ -333,6 +427,7 @@ class KafkaBroker:
         thread, process = self._thread, self._process
         self._thread = self._process = None
         if thread is not None:
+            self._clock_offset_ms = thread.clock_offset_ms
             thread.stop()
         if process is not None:
             process.stop()

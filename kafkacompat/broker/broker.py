@@ -18,7 +18,7 @@ from kafkacompat.broker.fetch_sessions import FetchSessionCache
 from kafkacompat.broker.identity import load_or_create_identity
 from kafkacompat.broker.router import Handler, registered_handlers
 from kafkacompat.broker.services import BrokerServices
-from kafkacompat.clock import now_ms
+from kafkacompat.clock import BrokerClock, use_clock
 from kafkacompat.cluster.controller import LocalController
 from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo
 from kafkacompat.cluster.topic_configs import topic_defaults
@@ -47,8 +47,14 @@ def _load_handlers() -> dict[int, Handler]:
 class Broker:
     """One broker's state and its request pipeline; the server feeds the pipeline frames."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, clock: BrokerClock | None = None) -> None:
         self.config = config
+        #: This broker's time (`kafkacompat.clock`). Built inside a Trio run (as `serve` does),
+        #: it is installed for the building task and every task and worker thread started from
+        #: it, so `now_ms` there reads it; built outside one, it leaves the thread's clock alone.
+        self.clock = clock or BrokerClock()
+        if trio.lowlevel.in_trio_run():
+            use_clock(self.clock)
         self.node_id = config.node_id
         identity = load_or_create_identity(config.data_dir, config.node_id, config.cluster_id)
         self.cluster_id = identity.cluster_id
@@ -99,11 +105,13 @@ class Broker:
             ),
             api_ranges=api_ranges,
             security=build_security(config, self.partitions.state),
+            clock=self.clock,
         )
         self.pipeline = RequestPipeline(handlers, self.services)
         #: Faults to inject on purpose (tests); none are set unless a test sets them.
         self.faults = Faults(self.pipeline)
-        self._last_retention_ms = now_ms()
+        self._last_retention_ms = self.clock.now_ms()
+        self.clock.on_advance(self._catch_up)
 
     def _broker_info(self) -> BrokerInfo:
         first = self.endpoint
@@ -148,8 +156,18 @@ class Broker:
         interval = self.config.get_int("log.retention.check.interval.ms") / 1000
         while True:
             await trio.sleep(min(interval, 1.0))
-            now = now_ms()
+            now = self.clock.now_ms()
             retention = now - self._last_retention_ms >= interval * 1000
             if retention:
                 self._last_retention_ms = now
             await self.partitions.maintain(now, retention=retention)
+
+    async def _catch_up(self, now: int) -> None:
+        """After the clock jumped to ``now``: run every timer that became due, and check
+        retention and compaction at once (their check intervals are not waited for)."""
+        self.groups.catch_up()
+        await self.transactions.catch_up()
+        self._last_retention_ms = now
+        await self.partitions.maintain(now, retention=True)
+        if self.config.get_bool("log.cleaner.enable"):
+            await self.cleaner.clean_due()

@@ -28,8 +28,6 @@ AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 # With no authorizer every group operation is allowed.
 GROUP_OPERATIONS = ALL_OPERATIONS_BITS[ResourceType.GROUP]
 GROUP = ResourceType.GROUP
-#: Every group here runs the classic protocol.
-GROUP_TYPE = "classic"
 
 
 @handles(DESCRIBE_GROUPS)
@@ -88,14 +86,16 @@ async def list_groups(context: RequestContext, request: ListGroupsRequest) -> Li
     filtered = context.services.security.authorizer is not None and not (
         context.authorize_cluster(AclOperation.DESCRIBE)
     )
-    for group_id, protocol_type, state in sorted(coordinator(context).list_groups()):
+    for group_id, protocol_type, state, group_type in sorted(
+        coordinator(context).list_groups_typed()
+    ):
         if filtered and not context.authorize(AclOperation.DESCRIBE, GROUP, group_id):
             continue
         if states and state.lower() not in states:
             continue
-        if types and GROUP_TYPE not in types:
+        if types and group_type not in types:
             continue
-        listed.append(ListedGroup(group_id, protocol_type, state, GROUP_TYPE))
+        listed.append(ListedGroup(group_id, protocol_type, state, group_type))
     return ListGroupsResponse(error_code=ErrorCode.NONE, groups=listed)
 
 

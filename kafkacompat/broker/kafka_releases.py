@@ -5,7 +5,9 @@ KRaft broker, the only mode it has. The ranges are those a broker accepts; where
 advertises in ApiVersions a lower minimum than it accepts, `ADVERTISED_MIN` says so. APIs only
 brokers and controllers send each other (LeaderAndIsr, StopReplica, UpdateMetadata,
 ControlledShutdown, AlterPartition, Envelope, AllocateProducerIds) are left out: a single broker
-has no peer to serve them to, and protocol_specs/ holds no schema for them.
+has no peer to serve them to, and protocol_specs/ holds no schema for them. KIP-848's
+ConsumerGroupHeartbeat and ConsumerGroupDescribe (68, 69) were early access in 3.7-3.9, served
+only when opted in: they are listed from 4.0, where they are served by default.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ _CHANGES: tuple[tuple[str, str], ...] = (
     ("3.4", ""),
     ("3.5", "1=0-15 2=0-8"),
     ("3.6", "24=0-4"),
-    ("3.7", "0=0-10 1=0-16 8=0-9 9=0-9 60=0-1 68=0-0"),
-    ("3.8", "0=0-11 10=0-5 16=0-5 22=0-5 24=0-5 25=0-4 26=0-4 28=0-4 66=0-1 69=0-0"),
+    ("3.7", "0=0-10 1=0-16 8=0-9 9=0-9 60=0-1"),
+    ("3.8", "0=0-11 10=0-5 16=0-5 22=0-5 24=0-5 25=0-4 26=0-4 28=0-4 66=0-1"),
     ("3.9", "1=0-17 2=0-9 10=0-6 18=0-4"),
     (
         "4.0",

@@ -97,6 +97,7 @@ async def offset_commit(
                 request.group_instance_id,
                 request.generation_id_or_member_epoch,
                 offsets,
+                version,
             )
         )
     return _commit_response(request, ErrorCode.NONE, errors)
@@ -196,6 +197,14 @@ async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> 
                     )
                 )
                 continue
+            if context.api_version >= 9:
+                # A consumer-protocol member fetches at its current member epoch.
+                error = coordinator(context).validate_offset_fetch(
+                    group.group_id, group.member_id, group.member_epoch
+                )
+                if error != ErrorCode.NONE:
+                    groups.append(OffsetFetchResponseGroup(group.group_id, [], error))
+                    continue
             found = fetch_group(context, group.group_id, wanted)
             groups.append(
                 OffsetFetchResponseGroup(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kafkacompat.broker.fetch_sessions import FetchSessionCache
+from kafkacompat.clock import REAL_TIME, BrokerClock
 from kafkacompat.cluster.controller import Controller
 from kafkacompat.cluster.metadata_image import MetadataView
 from kafkacompat.config import Config
@@ -38,3 +39,5 @@ class BrokerServices:
     api_ranges: tuple[ApiRange, ...]
     #: SASL, SCRAM credentials, the authorizer (None: all allowed) and quotas.
     security: SecurityServices
+    #: The broker's clock (`kafkacompat.clock`); `now_ms` reads it in the broker's tasks.
+    clock: BrokerClock = REAL_TIME

@@ -208,7 +208,13 @@ def _member_error(context: RequestContext, request: TxnOffsetCommitRequest) -> E
     """The group membership checks of TxnOffsetCommit v3+ (skipped without a generation)."""
     if request.generation_id < 0 and not request.member_id:
         return E.NONE
-    group = context.services.groups.coordinator.groups.get(request.group_id)
+    groups = context.services.groups.coordinator
+    consumer_error = groups.validate_consumer_txn_offset_commit(
+        request.group_id, request.member_id, request.generation_id
+    )
+    if consumer_error is not None:
+        return consumer_error
+    group = groups.groups.get(request.group_id)
     if group is None:
         return E.NONE if request.generation_id < 0 else E.ILLEGAL_GENERATION
     if group.static_member_fenced(request.member_id, request.group_instance_id):

@@ -1,7 +1,8 @@
 """The group coordinator: a facade over peers that routes each group to its group type.
 
 Peers, each given what it needs when built: the committed offsets (`OffsetManager`), one state
-machine per group type in `group_types` (today `ClassicGroups`), and the timer queue they share.
+machine per group type in `group_types` (`ClassicGroups`, KIP-848's `ConsumerGroups`), and the
+timer queue they share.
 Describe/List/DeleteGroups ask every group type; offset commits and deletes ask the group's own
 type to validate first; due timers go to the type named by their key. A new group type is a
 sibling module registered in `group_types`.
@@ -9,6 +10,9 @@ sibling module registered in `group_types`.
 Synchronous and clock-driven: every call takes the time from ``clock`` (ms), and time-based work
 (rebalance and session timeouts, offset expiry) runs from `poll`, which the Trio shell calls when
 `next_deadline` is reached. ``on_deadline`` is told whenever an earlier deadline appears.
+
+A group's type is fixed while it has members; an empty group of one type is taken over by the
+first member of the other (Kafka 4.0's conversion of empty groups), its offsets kept.
 """
 
 from __future__ import annotations
@@ -16,6 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from kafkacompat.coordinators.classic_groups import ClassicGroups
+from kafkacompat.coordinators.consumer_group_heartbeat import (
+    Heartbeat,
+    HeartbeatResult,
+    TopicsView,
+    fail,
+)
+from kafkacompat.coordinators.consumer_group_persistence import ConsumerGroupStore
+from kafkacompat.coordinators.consumer_group_state import ConsumerGroup
+from kafkacompat.coordinators.consumer_groups import ConsumerGroupConfig, ConsumerGroups
 from kafkacompat.coordinators.group import (
     Completion,
     Group,
@@ -54,6 +67,7 @@ class GroupCoordinator:
         config: GroupConfig,
         clock: Callable[[], int],
         on_deadline: Callable[[], None] = lambda: None,
+        consumer_config: ConsumerGroupConfig | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -63,8 +77,18 @@ class GroupCoordinator:
         )
         self.timers = TimerQueue(on_deadline)
         self._classic = ClassicGroups(config, clock, self.offsets, self.timers)
+        self._consumer = ConsumerGroups(
+            consumer_config or ConsumerGroupConfig(),
+            clock,
+            self.offsets,
+            self.timers,
+            ConsumerGroupStore(store.namespace),
+        )
         #: Group-type state machines by type: where a new group type is registered.
-        self.group_types: dict[str, GroupTypeModule] = {self._classic.group_type: self._classic}
+        self.group_types: dict[str, GroupTypeModule] = {
+            self._classic.group_type: self._classic,
+            self._consumer.group_type: self._consumer,
+        }
         self._next_expiry = -1
         self._load(store)
 
@@ -77,7 +101,8 @@ class GroupCoordinator:
         loaded = store.load()
         self.offsets.load(loaded.offsets)
         now = self.clock()
-        self._classic.load(loaded.groups, now)  # only classic groups are stored
+        self._classic.load(loaded.groups, now)
+        self._consumer.load(now)
         for group_id in self.offsets.groups():
             if self._type_of(group_id) is None:
                 self._classic.create_group(group_id, state_timestamp=-1)
@@ -111,7 +136,52 @@ class GroupCoordinator:
     # -- the classic protocol --------------------------------------------------------------------
 
     def join_group(self, request: JoinRequest) -> Completion[JoinResult]:
+        if self._consumer.has_group(request.group_id):
+            if not self._consumer.is_empty(request.group_id):
+                return Completion.of(JoinResult(E.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
+            self._consumer.drop(request.group_id)
         return self._classic.join_group(request)
+
+    # -- the consumer protocol (KIP-848) ---------------------------------------------------------
+
+    def consumer_group_heartbeat(self, heartbeat: Heartbeat, topics: TopicsView) -> HeartbeatResult:
+        """ConsumerGroupHeartbeat; ``topics`` is every topic: name -> (id, partition count)."""
+        group_id = heartbeat.group_id
+        classic = self._classic.groups.get(group_id)
+        invalid = self._consumer.request_error(heartbeat)
+        if invalid is not None:
+            return invalid
+        if classic is not None:
+            if heartbeat.member_epoch != 0 or not classic.is_(GroupState.EMPTY):
+                return fail(E.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+            classic.state = GroupState.DEAD
+            del self._classic.groups[group_id]
+            self.offsets.store.write(group_id, None, None, delete_group=True)
+        return self._consumer.heartbeat(heartbeat, topics)
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        """The consumer group ``group_id``, for describing it (not to be changed)."""
+        return self._consumer.groups.get(group_id)
+
+    def validate_offset_fetch(
+        self, group_id: str, member_id: str | None, member_epoch: int
+    ) -> ErrorCode:
+        """OffsetFetch v9+ of a consumer group checks the member's epoch; others pass."""
+        if not self._consumer.has_group(group_id):
+            return E.NONE
+        return self._consumer.validate_offset_fetch(group_id, member_id, member_epoch)
+
+    def validate_consumer_txn_offset_commit(
+        self, group_id: str, member_id: str, generation_id: int
+    ) -> ErrorCode | None:
+        """TxnOffsetCommit to a consumer group (None: not one): its member epoch, a stale one
+        answered ILLEGAL_GENERATION as Kafka does for transactional producers."""
+        if not self._consumer.has_group(group_id):
+            return None
+        error = self._consumer.validate_offset_commit(
+            group_id, member_id, None, generation_id, self.clock()
+        )
+        return E.ILLEGAL_GENERATION if error is E.STALE_MEMBER_EPOCH else error
 
     def sync_group(
         self,
@@ -153,16 +223,26 @@ class GroupCoordinator:
         group_instance_id: str | None,
         generation_id: int,
         offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        api_version: int | None = None,
     ) -> dict[TopicPartition, ErrorCode]:
-        """OffsetCommit: an error per partition; commit timestamps default to now."""
+        """OffsetCommit: an error per partition; commit timestamps default to now. At the wire's
+        ``api_version``, members of consumer-protocol groups must use v9+, and from v9 an unknown
+        group is GROUP_ID_NOT_FOUND (not ILLEGAL_GENERATION)."""
+        wire_v9 = api_version is None or api_version >= 9
         now = self.clock()
         module = self._type_of(group_id)
-        if module is not None:
+        if not wire_v9 and self._consumer.has_member(group_id, member_id):
+            error = E.UNSUPPORTED_VERSION
+        elif module is not None:
             error = module.validate_offset_commit(
                 group_id, member_id, group_instance_id, generation_id, now
             )
         elif generation_id >= 0:
-            error = E.ILLEGAL_GENERATION
+            error = (
+                E.GROUP_ID_NOT_FOUND
+                if api_version is not None and wire_v9
+                else E.ILLEGAL_GENERATION
+            )
         else:  # a group that only stores offsets (no group management)
             self._classic.create_group(group_id, state_timestamp=now)
             error = E.NONE
@@ -229,3 +309,11 @@ class GroupCoordinator:
     def list_groups(self) -> list[tuple[str, str, str]]:
         """(group id, protocol type, state) of every live group."""
         return [entry for module in self.group_types.values() for entry in module.list_groups()]
+
+    def list_groups_typed(self) -> list[tuple[str, str, str, str]]:
+        """(group id, protocol type, state, group type) of every live group."""
+        return [
+            (*entry, group_type)
+            for group_type, module in self.group_types.items()
+            for entry in module.list_groups()
+        ]

@@ -8,7 +8,9 @@ from typing import TypeVar
 import trio
 
 from kafkacompat.clock import now_ms
-from kafkacompat.config import Config
+from kafkacompat.config import Config, ConfigError
+from kafkacompat.coordinators.assignors import assignor_named
+from kafkacompat.coordinators.consumer_groups import ConsumerGroupConfig
 from kafkacompat.coordinators.group import Completion, GroupConfig
 from kafkacompat.coordinators.group_coordinator import GroupCoordinator
 from kafkacompat.coordinators.group_offsets import NAMESPACE, GroupOffsetStore
@@ -28,6 +30,45 @@ def group_config(config: Config) -> GroupConfig:
     )
 
 
+MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
+
+
+def _bounded(config: Config, name: str) -> int:
+    """``group.consumer.<name>``, checked against its min and max settings."""
+    value = config.get_int(f"group.consumer.{name}")
+    low = config.get_int(f"group.consumer.min.{name}")
+    high = config.get_int(f"group.consumer.max.{name}")
+    if not low <= value <= high:
+        raise ConfigError(f"group.consumer.{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def consumer_group_config(config: Config) -> ConsumerGroupConfig:
+    """The KIP-848 settings, checked as Kafka checks them at start-up."""
+    names = [n.strip() for n in config.get_str("group.consumer.assignors").split(",") if n.strip()]
+    assignors = []
+    for name in names:
+        assignor = assignor_named(name)
+        if assignor is None:
+            raise ConfigError(f"group.consumer.assignors: unknown assignor {name!r}")
+        assignors.append(assignor.name)
+    if not assignors:
+        raise ConfigError("group.consumer.assignors must name at least one assignor")
+    policy = config.get_str("group.consumer.migration.policy").strip().lower()
+    if policy not in MIGRATION_POLICIES:
+        raise ConfigError(
+            f"group.consumer.migration.policy must be one of {', '.join(MIGRATION_POLICIES)}"
+        )
+    session = _bounded(config, "session.timeout.ms")
+    interval = _bounded(config, "heartbeat.interval.ms")
+    if interval >= session:
+        raise ConfigError("group.consumer.heartbeat.interval.ms must be below the session timeout")
+    max_size = config.get_int("group.consumer.max.size")
+    if max_size < 1:
+        raise ConfigError("group.consumer.max.size must be at least 1")
+    return ConsumerGroupConfig(session, interval, max_size, tuple(assignors), policy)
+
+
 async def wait_for(completion: Completion[T]) -> T:
     """The completion's value, once the coordinator has produced it."""
     if not completion.done:
@@ -44,11 +85,22 @@ class GroupService:
         self._wake = trio.Event()
         store = GroupOffsetStore(state.namespace(NAMESPACE))
         self.coordinator = GroupCoordinator(
-            store, group_config(config), now_ms, on_deadline=self._wake_up
+            store,
+            group_config(config),
+            now_ms,
+            on_deadline=self._wake_up,
+            consumer_config=consumer_group_config(config),
         )
 
     def _wake_up(self) -> None:
         self._wake.set()
+
+    def catch_up(self) -> None:
+        """Run the timers due now (the clock jumped), check offsets expiry at once (its check
+        interval is not waited for), and have the timer task look again."""
+        self.coordinator.poll()
+        self.coordinator.expire_offsets()
+        self._wake_up()
 
     async def run_timers(self) -> None:
         while True:

@@ -1,7 +1,7 @@
 """Group types, and what the coordinator asks of each group-type state machine.
 
-Groups share one id space and each has a type: ``classic`` (JoinGroup/SyncGroup/Heartbeat) is the
-only one today. A KIP-848 ``consumer`` state machine is a sibling module implementing
+Groups share one id space and each has a type: ``classic`` (JoinGroup/SyncGroup/Heartbeat) or
+KIP-848's ``consumer`` (ConsumerGroupHeartbeat), each a sibling module implementing
 `GroupTypeModule`, registered in `GroupCoordinator.group_types`; the coordinator asks every module
 there for Describe/List/DeleteGroups, routes due timers by their key's owner (the group type), and
 asks a group's own module to validate offset commits and deletes and to say how its offsets age.
@@ -17,6 +17,7 @@ from kafkacompat.coordinators.offset_manager import ExpiryRule
 from kafkacompat.errors import ErrorCode
 
 CLASSIC = "classic"
+CONSUMER = "consumer"
 
 
 class GroupTypeModule(Protocol):

@@ -127,20 +127,29 @@ class TransactionService:
             if completion.transactional_id not in self._in_flight:
                 await self.complete_or_retry(completion, wake=False)
 
+    async def _run_due(self) -> None:
+        """Abort the transactions past their timeout and expire idle transactional ids."""
+        for completion in self.coordinator.timed_out():
+            log.info("aborting transaction %s: timed out", completion.transactional_id)
+            await self.complete_or_retry(completion, wake=False)
+        now = now_ms()
+        if now >= self._next_expiry_ms:
+            self.coordinator.expire_ids()
+            self._next_expiry_ms = now + self._expiry_interval_ms
+
+    async def catch_up(self) -> None:
+        """Run what is due now (the clock jumped), then have the timer task look again."""
+        await self._run_due()
+        self.wake()
+
     async def run_timers(self) -> None:
         """Finish transactions a crash left preparing, then abort timed-out ones, forever."""
         await self._retry_unfinished()
         while True:
             self._wake = trio.Event()
-            for completion in self.coordinator.timed_out():
-                log.info("aborting transaction %s: timed out", completion.transactional_id)
-                await self.complete_or_retry(completion, wake=False)
+            await self._run_due()
             if self._retry:
                 await self._retry_unfinished()
-            now = now_ms()
-            if now >= self._next_expiry_ms:
-                self.coordinator.expire_ids()
-                self._next_expiry_ms = now + self._expiry_interval_ms
             deadline = self.coordinator.next_deadline()
             deadline = (
                 self._next_expiry_ms if deadline is None else min(deadline, self._next_expiry_ms)

@@ -49,6 +49,10 @@ class LogCleaner:
         finally:
             self._stopping = True
 
+    async def clean_due(self) -> list[CleanerStats]:
+        """One pass over what is due now (the clock moved), as the background task makes."""
+        return await self._pass(force=False)
+
     async def clean_now(self) -> list[CleanerStats]:
         """One pass over every compacted partition with dirty data, whatever its ratio."""
         return await self._pass(force=True)

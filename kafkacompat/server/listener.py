@@ -13,6 +13,7 @@ from kafkacompat import __version__
 from kafkacompat.broker.broker import Broker
 from kafkacompat.config import Config, HostPort
 from kafkacompat.listeners import Listener
+from kafkacompat.ops.service import Ops, http_listener
 from kafkacompat.security.sasl_server import check_sasl_config
 from kafkacompat.server.accepting import ListenerSecurity, listener_security
 from kafkacompat.server.connection import serve_connection
@@ -41,6 +42,8 @@ class RunningBroker:
     listen: HostPort
     #: Where every listener listens, by listener name.
     addresses: Mapping[str, HostPort] = field(default_factory=dict)
+    #: Where the HTTP listener (metrics, health, console) listens; None when it is off.
+    http_address: HostPort | None = None
 
     @property
     def port(self) -> int:
@@ -78,6 +81,7 @@ async def serve(
     broker = broker or Broker(config)
     try:
         check_sasl_config(config, broker.listeners)
+        http_listener(broker)  # a bad http.listener fails before anything is bound
         security = {
             listener.name: listener_security(config, listener) for listener in broker.listeners
         }
@@ -109,6 +113,8 @@ async def _serve_listeners(
 ) -> None:
     config = broker.config
     idle = IdleConnections(config.get_int("connections.max.idle.ms") / 1000)
+    http = http_listener(broker)
+    ops = Ops(broker) if http is not None else None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(broker.run_background_tasks)
         nursery.start_soon(idle.run)
@@ -122,7 +128,8 @@ async def _serve_listeners(
                 listener=listener,
                 security=security[listener.name],
             )
-            await nursery.start(partial(trio.serve_listeners, handler, sockets))
+            connection = handler if ops is None else ops.counted(handler, listener.name)
+            await nursery.start(partial(trio.serve_listeners, connection, sockets))
         shown = ", ".join(
             f"{addresses[listener.name]} ({listener.name}, "
             f"advertised {broker.endpoint_for(listener.name)})"
@@ -136,5 +143,10 @@ async def _serve_listeners(
             broker.cluster_id,
             config.data_dir,
         )
+        http_address = None
+        if ops is not None and http is not None:
+            ops.readiness.listeners_bound = True
+            http_address = await nursery.start(ops.serve, http)
+            log.info("http listening on %s", http_address)
         first = opened[0][0].name
-        task_status.started(RunningBroker(broker, addresses[first], dict(addresses)))
+        task_status.started(RunningBroker(broker, addresses[first], dict(addresses), http_address))

@@ -311,16 +311,25 @@ class PartitionLog:
         """Retention's decision, in memory only: drop the expired segments from the log and
         return them; their files are removed by `LogSegment.delete` (slow, callable elsewhere —
         reads that raced with it see a short or empty `FileSlice`)."""
-        count = self._retention_count(delete_enabled=self.config.delete_enabled, now_ms=now_ms)
+        count = self._retention_count(
+            delete_enabled=self.config.delete_enabled,
+            now_ms=now_ms,
+            active_deletable=self.high_watermark >= self.log_end_offset,
+        )
+        if count == len(self._segments):  # the active segment expired too: roll, as Kafka
+            self.roll(now_ms)
         return self._detach_oldest(count)
 
-    def _retention_count(self, *, delete_enabled: bool, now_ms: int) -> int:
+    def _retention_count(
+        self, *, delete_enabled: bool, now_ms: int, active_deletable: bool = False
+    ) -> int:
         return segments_to_delete(
             self._segments,
             self.config,
             log_start_offset=self._log_start_offset,
             delete_enabled=delete_enabled,
             now_ms=now_ms,
+            active_deletable=active_deletable,
         )
 
     def _delete_oldest(self, count: int) -> None:

@@ -30,18 +30,22 @@ def deletable_prefix(
     retention_bytes: int,
     log_start_offset: int,
     delete_enabled: bool = True,
+    active_deletable: bool = False,
 ) -> int:
-    """Number of oldest segments to delete; the last (active) segment is never counted.
+    """Number of oldest segments to delete.
 
     A segment goes when its largest timestamp is more than ``retention_ms`` old, when the log is
     over ``retention_bytes`` even without it, or when it lies wholly below the log start offset.
     Time and size retention apply only with ``delete_enabled`` (``cleanup.policy`` has delete);
-    a negative ``retention_ms`` / ``retention_bytes`` disables that limit.
+    a negative ``retention_ms`` / ``retention_bytes`` disables that limit. The last (active)
+    segment counts for time and size only when ``active_deletable`` (as Kafka: non-empty and
+    wholly below the high watermark; the caller rolls a new one before deleting it).
     """
-    candidates = len(segments) - 1
+    kept = 1 if not active_deletable or segments[-1].size == 0 else 0
+    candidates = len(segments) - kept
     count = 0
     # Below the log start offset: the next segment starts at or before it.
-    while count < candidates and segments[count + 1].base_offset <= log_start_offset:
+    while count < len(segments) - 1 and segments[count + 1].base_offset <= log_start_offset:
         count += 1
     if delete_enabled and retention_ms >= 0:
         by_time = 0
@@ -65,6 +69,7 @@ def segments_to_delete(
     log_start_offset: int,
     delete_enabled: bool,
     now_ms: int,
+    active_deletable: bool = False,
 ) -> int:
     """`deletable_prefix` of a partition's segments under ``config``'s retention limits."""
     return deletable_prefix(
@@ -74,4 +79,5 @@ def segments_to_delete(
         retention_bytes=config.retention_bytes,
         log_start_offset=log_start_offset,
         delete_enabled=delete_enabled,
+        active_deletable=active_deletable,
     )

@@ -37,13 +37,14 @@ def test_retention_and_time_based_flush_run_in_the_background(tmp_path: Path) ->
             replicas.create_topic(f"churn-{n}", 2)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
-            aged.log_start_offset < 5 or synced.recovery_point < 1
+            aged.log_start_offset < 6 or synced.recovery_point < 1
         ):
             time.sleep(0.05)
-        # Every segment but the active one was older than retention.ms: deleted, files too.
-        assert (aged.log_start_offset, aged.segment_base_offsets) == (5, [5])
+        # Every segment was older than retention.ms, the active one too: as Kafka, it is rolled
+        # and all are deleted, files too; an empty segment starts at the log end.
+        assert (aged.log_start_offset, aged.segment_base_offsets) == (6, [6])
         files = sorted(p.name for p in (tmp_path / "data" / "aged-0").glob("*.log"))
-        assert files == ["00000000000000000005.log"]
+        assert files == ["00000000000000000006.log"]
         assert synced.recovery_point == synced.log_end_offset == 1
         # The task is still alive: a later append is flushed too.
         broker.call(partial(replicas.append, "synced", 0, build_batch([(b"k", b"w", [])], old)))

@@ -404,7 +404,7 @@ def with_consumer_type(h: Harness) -> FakeConsumerGroups:
 
 
 def test_group_admin_asks_every_group_type(h: Harness) -> None:
-    assert list(h.coordinator.group_types) == [CLASSIC]
+    assert list(h.coordinator.group_types) == [CLASSIC, "consumer"]
     (a,) = h.stable_group(1)
     fake = with_consumer_type(h)
     assert sorted(h.coordinator.list_groups()) == [

@@ -16,13 +16,15 @@ PACKAGE = Path(kafkacompat.__file__).parent
 
 #: Packages that must never import these (not even for type checking).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "protocol": ("broker", "server", "coordinators", "partitions", "cluster", "storage"),
-    "storage": ("broker", "server", "coordinators", "partitions", "cluster"),
-    "partitions": ("broker", "server", "coordinators", "cluster"),
-    "coordinators": ("broker", "server", "cluster"),
-    "cluster": ("broker", "server", "coordinators"),
-    "security": ("broker", "server", "coordinators", "partitions", "cluster", "protocol"),
-    "broker": ("server",),
+    "protocol": ("broker", "server", "coordinators", "partitions", "cluster", "storage", "ops"),
+    "storage": ("broker", "server", "coordinators", "partitions", "cluster", "ops"),
+    "partitions": ("broker", "server", "coordinators", "cluster", "ops"),
+    "coordinators": ("broker", "server", "cluster", "ops"),
+    "cluster": ("broker", "server", "coordinators", "ops"),
+    "security": ("broker", "server", "coordinators", "partitions", "cluster", "protocol", "ops"),
+    "broker": ("server", "ops"),
+    # Operations (metrics, health, console) read the broker from above; the server starts them.
+    "ops": ("server",),
 }
 
 

@@ -79,14 +79,17 @@ def test_retention_by_time(tmp_path: Path) -> None:
     assert apply_retention(log, now_ms=2 * DAY + 1) == 0  # segment 0 max ts is DAY + 1
     assert apply_retention(log, now_ms=2 * DAY + 2) == 1
     assert (log.segment_base_offsets, log.log_start_offset) == ([4, 8], 4)
-    assert apply_retention(log, now_ms=100 * DAY) == 1  # never the active segment
-    assert (log.segment_base_offsets, log.log_start_offset) == ([8], 8)
     assert not (tmp_path / "t-0" / f"{0:020d}.log").exists()
     assert not (tmp_path / "t-0" / f"{0:020d}.index").exists()
     with pytest.raises(KafkaError) as err:
-        log.read(7, 100)
+        log.read(3, 100)
     assert err.value.code == ErrorCode.OFFSET_OUT_OF_RANGE
     assert [r[0] for r in decode(log.read(8, 1 << 20).read_bytes())] == [8, 9, 10, 11]
+    # As Kafka: an expired active segment goes too; a new, empty one starts at the log end.
+    assert apply_retention(log, now_ms=100 * DAY) == 2
+    assert (log.segment_base_offsets, log.log_start_offset) == ([12], 12)
+    assert log.log_end_offset == 12
+    assert apply_retention(log, now_ms=200 * DAY) == 0  # never an empty active segment
 
 
 def test_retention_forever_and_compact_policy(tmp_path: Path) -> None:

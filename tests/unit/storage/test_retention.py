@@ -9,10 +9,17 @@ def segs(*spec: tuple[int, int, int]) -> list[SegmentStats]:
     return [SegmentStats(*s) for s in spec]
 
 
-def test_never_the_active_segment() -> None:
+def test_the_active_segment_only_when_deletable_and_not_empty() -> None:
     one = segs((0, 100, 0))
-    assert deletable_prefix(one, now_ms=10**9, retention_ms=0, retention_bytes=0,
-                            log_start_offset=50) == 0  # fmt: skip
+    kw = {"now_ms": 10**9, "retention_ms": 0, "retention_bytes": -1, "log_start_offset": 50}
+    assert deletable_prefix(one, **kw) == 0
+    assert deletable_prefix(one, **kw, active_deletable=True) == 1
+    assert deletable_prefix(segs((0, 0, 0)), **kw, active_deletable=True) == 0
+    two = segs((0, 100, 0), (10, 100, 5000))
+    assert deletable_prefix(two, **{**kw, "now_ms": 5000, "retention_ms": 1000},
+                            active_deletable=True) == 1  # fmt: skip
+    by_size = {**kw, "retention_ms": -1, "retention_bytes": 0}
+    assert deletable_prefix(two, **by_size, active_deletable=True) == 2
 
 
 def test_time_size_and_start_offset() -> None:

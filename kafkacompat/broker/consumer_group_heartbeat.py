@@ -1,0 +1,112 @@
+"""ConsumerGroupHeartbeat (KIP-848): the consumer protocol's one membership API. The coordinator
+decides; this handler checks access, shows it the topics and translates the answer."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.groups import client_host, coordinator, may_read_group
+from kafkacompat.broker.router import handles
+from kafkacompat.cluster.metadata_image import MetadataImage
+from kafkacompat.coordinators.consumer_group_heartbeat import Heartbeat, TopicsView
+from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.consumer_group_heartbeat_request import (
+    API_KEY as CONSUMER_GROUP_HEARTBEAT,
+)
+from kafkacompat.protocol.messages.consumer_group_heartbeat_request import (
+    ConsumerGroupHeartbeatRequest,
+)
+from kafkacompat.protocol.messages.consumer_group_heartbeat_response import (
+    Assignment,
+    ConsumerGroupHeartbeatResponse,
+    TopicPartitions,
+)
+from kafkacompat.security.acls import AclOperation, ResourceType
+
+#: The topics view of the last metadata image seen (without an authorizer): one per image, so
+#: the coordinator can tell by identity that no topic changed.
+_VIEW: tuple[MetadataImage, TopicsView] | None = None
+
+
+def visible_topics(context: RequestContext) -> TopicsView:
+    """The topics a member may be assigned: not internal, and (with an authorizer) those the
+    principal may describe."""
+    global _VIEW
+    image = context.image
+    secured = context.services.security.authorizer is not None
+    cached = _VIEW
+    if not secured and cached is not None and cached[0] is image:
+        return cached[1]
+    view: TopicsView = MappingProxyType(
+        {
+            t.name: (t.topic_id, t.partitions)
+            for t in image.list_topics()
+            if not t.internal
+            and (
+                not secured or context.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, t.name)
+            )
+        }
+    )
+    if not secured:
+        _VIEW = (image, view)
+    return view
+
+
+def _denied_topics(context: RequestContext, names: list[str] | None) -> list[str]:
+    if context.services.security.authorizer is None or not names:
+        return []
+    return [n for n in names if not context.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, n)]
+
+
+# v1 is marked unstable in the schema, yet it is what Kafka 4.0 serves (client-made member ids
+# and regex subscriptions).
+@handles(CONSUMER_GROUP_HEARTBEAT, max_version=1)
+async def consumer_group_heartbeat(
+    context: RequestContext, request: ConsumerGroupHeartbeatRequest
+) -> ConsumerGroupHeartbeatResponse:
+    if not may_read_group(context, request.group_id):
+        return ConsumerGroupHeartbeatResponse(
+            error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            error_message="Group authorization failed.",
+        )
+    denied = _denied_topics(context, request.subscribed_topic_names)
+    if denied:
+        return ConsumerGroupHeartbeatResponse(
+            error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            error_message=f"Topic authorization failed for {', '.join(sorted(denied))}.",
+        )
+    owned = request.topic_partitions
+    heartbeat = Heartbeat(
+        group_id=request.group_id,
+        member_id=request.member_id,
+        member_epoch=request.member_epoch,
+        instance_id=request.instance_id,
+        rack_id=request.rack_id,
+        rebalance_timeout_ms=request.rebalance_timeout_ms,
+        subscribed_topic_names=(
+            None
+            if request.subscribed_topic_names is None
+            else tuple(request.subscribed_topic_names)
+        ),
+        subscribed_topic_regex=request.subscribed_topic_regex,
+        server_assignor=request.server_assignor,
+        owned=None if owned is None else [(t.topic_id, list(t.partitions)) for t in owned],
+        client_id=context.client_id or "",
+        client_host=client_host(context),
+        version=context.api_version,
+    )
+    result = coordinator(context).consumer_group_heartbeat(heartbeat, visible_topics(context))
+    assignment = None
+    if result.assignment is not None:
+        assignment = Assignment(
+            [TopicPartitions(tid, sorted(parts)) for tid, parts in result.assignment.items()]
+        )
+    return ConsumerGroupHeartbeatResponse(
+        error_code=result.error,
+        error_message=result.message,
+        member_id=result.member_id,
+        member_epoch=result.member_epoch,
+        heartbeat_interval_ms=result.heartbeat_interval_ms,
+        assignment=assignment,
+    )

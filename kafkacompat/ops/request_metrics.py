@@ -1,0 +1,231 @@
+"""What the request pipeline's observe hook counts: per request and per partition of a request,
+never per record (record counts come from batch headers).
+
+Plain dicts of ints, turned into Prometheus families only when scraped (`metrics.py`).
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_left
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.router import Handler
+
+__all__ = ["LATENCY_BUCKETS", "VALIDATION_ERRORS", "ApiStats", "RequestCounters", "request_name"]
+
+#: Upper bounds (seconds) of the request-latency histogram buckets (the last is +Inf).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+#: Produce errors that mean the broker refused the records themselves (validation).
+VALIDATION_ERRORS = frozenset(
+    {
+        2,  # CORRUPT_MESSAGE
+        10,  # MESSAGE_TOO_LARGE
+        18,  # RECORD_LIST_TOO_LARGE
+        32,  # INVALID_TIMESTAMP
+        43,  # UNSUPPORTED_FOR_MESSAGE_FORMAT
+        76,  # UNSUPPORTED_COMPRESSION_TYPE
+        87,  # INVALID_RECORD
+    }
+)
+
+PRODUCE = 0
+FETCH = 1
+#: Series of partitions beyond `metrics.max.partitions` are added up under this key.
+OVERFLOW = ("_overflow", -1)
+
+#: A v2 batch header's batchLength, magic and recordsCount, in one unpack.
+_BATCH = struct.Struct(">8xi4xb40xi")
+_V2_HEADER = 61
+
+
+def request_name(handler: Handler) -> str:
+    """Kafka's request name (the ``request`` label of its RequestMetrics): ``ListOffsets``."""
+    return "".join(part.capitalize() for part in handler.name.split("_"))
+
+
+def record_count(records: memoryview | bytes) -> int:
+    """Records in a produced record set, from its batch headers (a v0/v1 message counts one)."""
+    count = 0
+    pos = 0
+    end = len(records)
+    unpack = _BATCH.unpack_from
+    while pos + _V2_HEADER <= end:
+        length, magic, records_count = unpack(records, pos)
+        count += records_count if magic >= 2 else 1
+        pos += 12 + length
+    if pos < end and count == 0:
+        count = 1  # a lone legacy message shorter than a v2 header
+    return count
+
+
+class ApiStats:
+    """One API's request count and handling-time histogram."""
+
+    __slots__ = ("buckets", "name", "requests", "seconds")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.requests = 0
+        #: Requests per bucket of `LATENCY_BUCKETS` (not cumulative; the last one is +Inf).
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.seconds = 0.0
+
+
+class RequestCounters:
+    """Counters kept by the observe hook; read (not reset) by the scrape."""
+
+    def __init__(self, handlers: dict[int, Handler], max_partitions: int) -> None:
+        self.names = {key: request_name(handler) for key, handler in handlers.items()}
+        self.max_partitions = max_partitions
+        self.apis: dict[int, ApiStats] = {}
+        #: (request, error code) -> count; error NONE is not counted.
+        self.errors: dict[tuple[str, int], int] = {}
+        #: (topic, partition) -> [records, bytes] appended by Produce.
+        self.produced: dict[tuple[str, int], list[int]] = {}
+        #: (topic, partition) -> record bytes sent by Fetch.
+        self.bytes_out: dict[tuple[str, int], int] = {}
+        #: Produce refusals by error code (what validation refused).
+        self.refusals: dict[int, int] = {}
+        #: Open and accepted connections by listener.
+        self.connections: dict[str, int] = {}
+        self.connections_accepted: dict[str, int] = {}
+
+    # -- the hook --------------------------------------------------------------------------------
+
+    def observe(self, context: RequestContext, request: Any, response: Any, elapsed: float) -> None:
+        api_key = context.header.request_api_key
+        stats = self.apis.get(api_key)
+        if stats is None:
+            name = self.names.get(api_key, str(api_key))
+            stats = self.apis[api_key] = ApiStats(name)
+        stats.requests += 1
+        stats.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+        stats.seconds += elapsed
+        if api_key == PRODUCE:
+            self._produce(stats.name, request, response)
+        elif api_key == FETCH:
+            if response is not None:
+                self._fetch(stats.name, context, response)
+        elif response is not None:
+            self._errors(stats.name, response)
+
+    def _key(self, table: dict[tuple[str, int], Any], topic: str, index: int) -> tuple[str, int]:
+        key = (topic, index)
+        if key in table or len(table) < self.max_partitions:
+            return key
+        return OVERFLOW
+
+    def _produce(self, name: str, request: Any, response: Any) -> None:
+        failed: set[tuple[str, int]] | None = None
+        if response is not None:
+            for topic in response.responses:
+                for part in topic.partition_responses:
+                    code = part.error_code
+                    if code:
+                        if failed is None:
+                            failed = set()
+                        failed.add((topic.name, part.index))
+                        self.errors[(name, code)] = self.errors.get((name, code), 0) + 1
+                        if code in VALIDATION_ERRORS:
+                            self.refusals[code] = self.refusals.get(code, 0) + 1
+        produced = self.produced
+        for topic in request.topic_data:
+            topic_name = topic.name
+            for part in topic.partition_data:
+                records = part.records
+                if records is None or (failed and (topic_name, part.index) in failed):
+                    continue
+                key = (topic_name, part.index)
+                entry = produced.get(key)
+                if entry is None:
+                    entry = produced.setdefault(self._key(produced, topic_name, part.index), [0, 0])
+                entry[0] += record_count(records)
+                entry[1] += len(records)
+
+    def _fetch(self, name: str, context: RequestContext, response: Any) -> None:
+        errors = self.errors
+        if response.error_code:
+            errors[(name, response.error_code)] = errors.get((name, response.error_code), 0) + 1
+        out = self.bytes_out
+        for topic in response.responses:
+            topic_name = topic.topic
+            if not topic_name:  # Fetch v13+ names topics by id
+                image = context.services.metadata.image.topic_by_id(topic.topic_id)
+                topic_name = image.name if image is not None else str(topic.topic_id)
+            for part in topic.partitions:
+                code = part.error_code
+                if code:
+                    errors[(name, code)] = errors.get((name, code), 0) + 1
+                records = part.records
+                if records is not None:
+                    size = records.size if hasattr(records, "size") else len(records)
+                    if size:
+                        key = self._key(out, topic_name, part.partition_index)
+                        out[key] = out.get(key, 0) + size
+
+    def _errors(self, name: str, response: Any) -> None:
+        """Every ``error_code`` in the response, at any depth (per partition at most)."""
+        errors = self.errors
+        stack = [response]
+        while stack:
+            item = stack.pop()
+            code = getattr(item, "error_code", 0)
+            if code:
+                errors[(name, code)] = errors.get((name, code), 0) + 1
+            for child_field in _nested_fields(type(item)):
+                child = getattr(item, child_field)
+                if isinstance(child, list):
+                    stack.extend(c for c in child if is_dataclass(c))
+                elif child is not None and is_dataclass(child):
+                    stack.append(child)
+
+    # -- connections (counted by the listener's connection wrapper) -------------------------------
+
+    def connection_opened(self, listener: str) -> None:
+        self.connections[listener] = self.connections.get(listener, 0) + 1
+        self.connections_accepted[listener] = self.connections_accepted.get(listener, 0) + 1
+
+    def connection_closed(self, listener: str) -> None:
+        self.connections[listener] = self.connections.get(listener, 0) - 1
+
+
+_NESTED: dict[type, tuple[str, ...]] = {}
+
+
+def _nested_fields(cls: type) -> tuple[str, ...]:
+    """Fields of a generated message class that may hold nested messages."""
+    found = _NESTED.get(cls)
+    if found is None:
+        if not is_dataclass(cls):
+            found = ()
+        else:
+            found = tuple(
+                f.name
+                for f in fields(cls)
+                if f.name != "unknown_tagged_fields"
+                and ("list[" in str(f.type) or str(f.type)[:1].isupper())
+            )
+        _NESTED[cls] = found
+    return found
