@@ -1,5 +1,5 @@
-"""What metrics cost: produce throughput with the HTTP listener (metrics hook, connection
-counting, a scrape every few seconds) on and off.
+"""What metrics cost: produce throughput with the HTTP listener (the metrics hooks: requests,
+request queue/send/total times, connection counting; a scrape every few seconds) on and off.
 
     python benchmarks/metrics_bench.py [--seconds 8] [--repeats 3] [--scrape-every 5]
 
@@ -161,7 +161,8 @@ def main() -> None:
         f"# Metrics on vs off — {datetime.date.today()}",
         "",
         f"{args.repeats} repeats of {args.seconds:g} s per row and mode, medians; 'on' is "
-        f"`http.listener` set (metrics hook, connection counting) with /metrics scraped every "
+        f"`http.listener` set (metrics hooks: requests, request queue/send/total times, "
+        f"connections) with /metrics scraped every "
         f"{args.scrape_every:g} s ({scrapes} scrapes in all). Load before the run: "
         f"{load_before:.2f}; {os.cpu_count()} CPUs; {time.monotonic() - started:.0f} s.",
         "",
@@ -177,6 +178,22 @@ def main() -> None:
         lines.append(
             f"| {label} | {off:,.0f} | {on:,.0f} | {on / off:.3f} | {cpu_off:.1f} | "
             f"{cpu_on:.1f} | {cpu_on / cpu_off:.3f} |"
+        )
+    lines += [
+        "",
+        f"Per repeat (each repeat runs both modes back to back; load after the run: "
+        f"{os.getloadavg()[0]:.2f}):",
+        "",
+        "| workload | off msgs/s | on msgs/s | on/off per repeat | spread of off (max/min) |",
+        "|---|---|---|---|---:|",
+    ]
+    for key in args.only or list(WORKLOADS):
+        offs, ons = rates[(key, "off")], rates[(key, "on")]
+        paired = sorted(b / a for a, b in zip(offs, ons, strict=True))
+        lines.append(
+            f"| {key} | {', '.join(f'{r:,.0f}' for r in offs)} | "
+            f"{', '.join(f'{r:,.0f}' for r in ons)} | median {statistics.median(paired):.3f} "
+            f"({paired[0]:.3f}-{paired[-1]:.3f}) | {max(offs) / min(offs):.2f} |"
         )
     report = "\n".join(lines) + "\n"
     print(report)

@@ -1,5 +1,5 @@
-"""`kafkacompat serve`: run a broker from the command line (and `topics`, `groups` and `top`: see
-cli_topics, cli_groups and cli_top)."""
+"""`kafkacompat serve`: run a broker from the command line (and `topics`, `groups`, `top` and
+`faults`: see cli_topics, cli_groups, cli_top and cli_faults)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 import trio
 
 from kafkacompat import __version__
+from kafkacompat.cli_faults import add_parser as add_faults_parser
+from kafkacompat.cli_faults import run as run_faults
 from kafkacompat.cli_groups import add_parser as add_groups_parser
 from kafkacompat.cli_groups import run as run_groups
 from kafkacompat.cli_top import add_parser as add_top_parser
@@ -51,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--node-id", type=int, help="this broker's node id (default 1)")
     serve.add_argument("--cluster-id", help="cluster id (default: generated on first start)")
+    serve.add_argument(
+        "--metadata-store",
+        metavar="etcd://HOST:PORT[,HOST:PORT...][/PREFIX]",
+        help="run as a broker of the cluster kept in this etcd (metadata.store.url); "
+        "default: a single broker",
+    )
     serve.add_argument(
         "--config",
         type=Path,
@@ -96,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_topics_parser(commands)
     add_groups_parser(commands)
     add_top_parser(commands)
+    add_faults_parser(commands)
     return parser
 
 
@@ -119,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     }
     for name, text in file_values.items():
         settings[name] = parse_setting(name, text)
+    if args.metadata_store:
+        settings["metadata.store.url"] = args.metadata_store
     if args.emulate_kafka is not None:
         settings[EMULATE_SETTING] = args.emulate_kafka
     if args.max_version:
@@ -187,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_groups(args)
     if args.command == "top":
         return run_top(args)
+    if args.command == "faults":
+        return run_faults(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

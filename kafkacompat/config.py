@@ -15,6 +15,11 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "auto.create.topics.enable": True,
         "num.partitions": 1,
         "default.replication.factor": 1,
+        # A cluster on etcd (empty: a single broker): etcd://HOST:PORT[,HOST:PORT...][/PREFIX].
+        "metadata.store.url": "",
+        "broker.session.timeout.ms": 9000,
+        "broker.heartbeat.interval.ms": 2000,
+        "broker.rack": "",
         "delete.topic.enable": True,
         "message.max.bytes": 1048588,
         "log.retention.ms": 604800000,
@@ -120,6 +125,9 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "http.listener": "",
         "metrics.max.partitions": 10000,
         "http.console.write.enable": False,
+        # Fault injection over HTTP (/faults; `kafkacompat faults`), for tests in any language:
+        # off unless set (--dev leaves it off), behind basic auth when the broker has SASL users.
+        "http.faults.enable": False,
     }
 )
 

@@ -167,7 +167,7 @@ async def _create(
         raise _fail(ErrorCode.INVALID_REQUEST, "Duplicate config name in the request.")
     overrides = validate_topic_configs({c.name: c.value for c in topic.configs})
     info = await context.services.controller.create_topic(
-        name, partitions, overrides, validate_only=validate_only
+        name, partitions, overrides, validate_only=validate_only, replication_factor=factor
     )
     effective = LogConfig.from_overrides(overrides, context.services.partitions.defaults)
     configs = [

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 import trio
 
 from kafkacompat.broker.api_versions import limit_versions
+from kafkacompat.broker.cluster_node import ClusterNode
 from kafkacompat.broker.dispatch import RequestPipeline
 from kafkacompat.broker.fetch_sessions import FetchSessionCache
-from kafkacompat.broker.identity import load_or_create_identity
+from kafkacompat.broker.identity import META_FILE, load_or_create_identity, replace_cluster_id
 from kafkacompat.broker.router import Handler, registered_handlers
 from kafkacompat.broker.services import BrokerServices
 from kafkacompat.clock import BrokerClock, use_clock
+from kafkacompat.cluster.cluster_admin import ClusterAdmin
 from kafkacompat.cluster.controller import LocalController
 from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo
 from kafkacompat.cluster.topic_configs import topic_defaults
@@ -56,6 +58,7 @@ class Broker:
         if trio.lowlevel.in_trio_run():
             use_clock(self.clock)
         self.node_id = config.node_id
+        fresh_data_dir = not (config.data_dir / META_FILE).exists()
         identity = load_or_create_identity(config.data_dir, config.node_id, config.cluster_id)
         self.cluster_id = identity.cluster_id
         #: Every listener, and the address clients of each are told (known once bound).
@@ -74,12 +77,28 @@ class Broker:
             fsync_state=fsync_everything,
             max_open_files=config.get_int("log.open.files.max"),
         )
-        self.controller = LocalController(
-            self.partitions,
-            self.cluster_id,
-            self._broker_info(),
-            max_partitions=config.get_int("max.broker.partitions"),
-        )
+        #: In a cluster (``metadata.store.url``): membership and local hosting; None alone.
+        self.cluster: ClusterNode | None = None
+        self.controller: LocalController | ClusterAdmin
+        if config.get_str("metadata.store.url"):
+            self.cluster = ClusterNode(
+                config,
+                self.partitions,
+                self.cluster_id,
+                self._broker_info(),
+                fresh_data_dir=fresh_data_dir,
+                adopt_cluster_id=self._adopt_cluster_id,
+            )
+            self.controller = self.cluster.member.admin
+            metadata_view = self.cluster.member.view
+        else:
+            self.controller = LocalController(
+                self.partitions,
+                self.cluster_id,
+                self._broker_info(),
+                max_partitions=config.get_int("max.broker.partitions"),
+            )
+            metadata_view = self.controller.view
         self.cleaner = LogCleaner(
             self.partitions,
             threads=config.get_int("log.cleaner.threads"),
@@ -95,7 +114,7 @@ class Broker:
             node_id=self.node_id,
             config=config,
             partitions=self.partitions,
-            metadata=self.controller.view,
+            metadata=metadata_view,
             controller=self.controller,
             groups=self.groups,
             transactions=self.transactions,
@@ -119,7 +138,13 @@ class Broker:
             BrokerEndpoint(name, address.host, address.port)
             for name, address in self.advertised_by_listener.items()
         )
-        return BrokerInfo(self.node_id, first.host, first.port, endpoints=endpoints)
+        rack = self.config.get_str("broker.rack") or None
+        return BrokerInfo(self.node_id, first.host, first.port, rack=rack, endpoints=endpoints)
+
+    def _adopt_cluster_id(self, cluster_id: str) -> None:
+        """A new data directory joining an existing cluster takes the cluster's id."""
+        replace_cluster_id(self.config.data_dir, cluster_id, self.node_id)
+        self.cluster_id = cluster_id
 
     def bind(self, bound_ports: Mapping[str, int]) -> None:
         """Record the ports actually bound, by listener name (they differ from the configured
@@ -128,7 +153,10 @@ class Broker:
             if listener.name in bound_ports:
                 address = listener.advertised_for(bound_ports[listener.name])
                 self.advertised_by_listener[listener.name] = address
-        self.controller.set_endpoint(self._broker_info())
+        if self.cluster is not None:
+            self.cluster.set_endpoint(self._broker_info())
+        elif isinstance(self.controller, LocalController):
+            self.controller.set_endpoint(self._broker_info())
 
     @property
     def endpoint(self) -> HostPort:

@@ -3,13 +3,10 @@ decides; this handler checks access, shows it the topics and translates the answ
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 from kafkacompat.broker.context import RequestContext
-from kafkacompat.broker.groups import client_host, coordinator, may_read_group
+from kafkacompat.broker.groups import client_host, coordinator, may_read_group, visible_topics
 from kafkacompat.broker.router import handles
-from kafkacompat.cluster.metadata_image import MetadataImage
-from kafkacompat.coordinators.consumer_group_heartbeat import Heartbeat, TopicsView
+from kafkacompat.coordinators.consumer_group_heartbeat import Heartbeat
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages.consumer_group_heartbeat_request import (
     API_KEY as CONSUMER_GROUP_HEARTBEAT,
@@ -23,34 +20,6 @@ from kafkacompat.protocol.messages.consumer_group_heartbeat_response import (
     TopicPartitions,
 )
 from kafkacompat.security.acls import AclOperation, ResourceType
-
-#: The topics view of the last metadata image seen (without an authorizer): one per image, so
-#: the coordinator can tell by identity that no topic changed.
-_VIEW: tuple[MetadataImage, TopicsView] | None = None
-
-
-def visible_topics(context: RequestContext) -> TopicsView:
-    """The topics a member may be assigned: not internal, and (with an authorizer) those the
-    principal may describe."""
-    global _VIEW
-    image = context.image
-    secured = context.services.security.authorizer is not None
-    cached = _VIEW
-    if not secured and cached is not None and cached[0] is image:
-        return cached[1]
-    view: TopicsView = MappingProxyType(
-        {
-            t.name: (t.topic_id, t.partitions)
-            for t in image.list_topics()
-            if not t.internal
-            and (
-                not secured or context.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, t.name)
-            )
-        }
-    )
-    if not secured:
-        _VIEW = (image, view)
-    return view
 
 
 def _denied_topics(context: RequestContext, names: list[str] | None) -> list[str]:

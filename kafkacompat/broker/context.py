@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafkacompat.broker.services import BrokerServices
 from kafkacompat.broker.session import Session
 from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo, MetadataImage
+from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.partition import Partition
 from kafkacompat.protocol.messages.request_header import RequestHeader
 from kafkacompat.security.acls import (
     ALL_OPERATIONS_BITS,
@@ -16,6 +19,10 @@ from kafkacompat.security.acls import (
 )
 
 __all__ = ["RequestContext"]
+
+
+#: Finds the hosted partition a request may use (`RequestContext.led_partition`).
+PartitionLookup = Callable[[str, int], Partition]
 
 
 @dataclass(slots=True)
@@ -35,6 +42,18 @@ class RequestContext:
     @property
     def client_address(self) -> str:
         return self.session.peer
+
+    def led_partition(self, topic: str, index: int) -> Partition:
+        """The hosted partition ``topic``-``index`` this broker leads: NOT_LEADER_OR_FOLLOWER
+        when the cluster metadata names another leader, UNKNOWN_TOPIC_OR_PARTITION when it is
+        not hosted here."""
+        services = self.services
+        if services.metadata.image.led_elsewhere(topic, index, services.node_id):
+            raise KafkaError(
+                ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                f"broker {services.node_id} does not lead {topic}-{index}",
+            )
+        return services.partitions.partition(topic, index)
 
     @property
     def image(self) -> MetadataImage:
@@ -59,6 +78,18 @@ class RequestContext:
         found = self.this_broker.endpoint(self.session.listener_name)
         assert found is not None, "a request comes in on one of the broker's listeners"
         return found
+
+    def coordinator(self) -> tuple[int, BrokerEndpoint]:
+        """The broker coordinating groups and transactions, and its endpoint on this request's
+        listener: this broker alone; in a cluster, until coordinators follow the internal
+        topics' leaders, the controller (this broker while there is none)."""
+        image = self.image
+        controller = image.broker(image.controller_id)
+        if controller is not None and controller.node_id != self.node_id:
+            endpoint = controller.endpoint(self.session.listener_name)
+            if endpoint is not None:
+                return controller.node_id, endpoint
+        return self.node_id, self.this_endpoint
 
     def reachable_brokers(self, image: MetadataImage) -> list[tuple[BrokerInfo, BrokerEndpoint]]:
         """The brokers of ``image`` that have this request's listener, with their endpoint on it

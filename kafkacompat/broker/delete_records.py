@@ -17,7 +17,7 @@ from kafkacompat.security.acls import AclOperation, ResourceType
 
 async def delete_records(context: RequestContext, topic: str, partition: int, offset: int) -> int:
     """Move the log start offset to ``offset`` (-1: the high watermark); the new low watermark."""
-    hosted = context.services.partitions.partition(topic, partition)
+    hosted = context.led_partition(topic, partition)
     if not hosted.config.delete_enabled:
         raise KafkaError(
             ErrorCode.POLICY_VIOLATION,

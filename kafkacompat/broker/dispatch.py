@@ -32,12 +32,22 @@ from kafkacompat.protocol.headers import (
 )
 from kafkacompat.protocol.primitives import DECODE_ERRORS
 
-__all__ = ["AuthorizeHook", "DropConnection", "Interceptor", "ObserveHook", "RequestPipeline"]
+__all__ = [
+    "AuthorizeHook",
+    "ConnectionHook",
+    "DropConnection",
+    "Interceptor",
+    "ObserveHook",
+    "RequestPipeline",
+]
 
 #: Called with the context and the decoded request before the handler; raises to refuse.
 AuthorizeHook = Callable[[RequestContext, Any], None]
 #: Called with the context, the request, the response (None: none sent) and seconds spent.
 ObserveHook = Callable[[RequestContext, Any, Any, float], None]
+#: Called by the connection loop after a request's response is written (or not, for acks=0)
+#: with its API key and seconds queued, spent writing the response and in all.
+ConnectionHook = Callable[[int, float, float, float], None]
 
 
 class DropConnection(ProtocolError):
@@ -63,6 +73,7 @@ class RequestPipeline:
         self.services = services
         self.authorize_hooks: list[AuthorizeHook] = []
         self.observe_hooks: list[ObserveHook] = []
+        self.connection_hooks: list[ConnectionHook] = []
         self.intercept: Interceptor | None = None
 
     async def handle_frame(

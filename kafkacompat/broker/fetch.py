@@ -99,9 +99,12 @@ class FetchReader:
         image: MetadataImage,
         request: FetchRequest,
         version: int,
+        node_id: int = -1,
     ) -> None:
         self.partitions = partitions
         self.image = image
+        #: This broker: a partition the metadata gives another leader is NOT_LEADER_OR_FOLLOWER.
+        self.node_id = node_id
         self.version = version
         self.read_committed = version >= 4 and request.isolation_level == READ_COMMITTED
         self.hard_limit = version <= LAST_HARD_LIMIT_VERSION
@@ -143,6 +146,9 @@ class FetchReader:
         if self.denied and topic in self.denied:
             code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             return PartitionRead(key, None, error_partition(partition, code))
+        if self.node_id >= 0 and self.image.led_elsewhere(topic, partition, self.node_id):
+            code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            return PartitionRead(key, topic, error_partition(partition, code))
         hosted = self.partitions.partition_or_none(topic, partition)
         if hosted is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -361,7 +367,7 @@ async def handle_fetch(context: RequestContext, request: FetchRequest) -> FetchR
     if session.kind == "error":
         return FetchResponse(error_code=session.error, session_id=0)
     image = context.image
-    reader = FetchReader(partitions, image, request, version)
+    reader = FetchReader(partitions, image, request, version, context.services.node_id)
     if context.services.security.authorizer is not None:
         reader.denied = _denied_topics(context, image, session.partitions, replica_id >= 0)
     for (topic_key, index), _ in session.partitions:

@@ -3,8 +3,12 @@ LeaveGroup. The coordinator decides; these handlers translate versions and await
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
+from kafkacompat.cluster.metadata_image import MetadataImage
+from kafkacompat.coordinators.consumer_group_heartbeat import TopicsView
 from kafkacompat.coordinators.group_coordinator import GroupCoordinator, JoinRequest
 from kafkacompat.coordinators.group_service import wait_for
 from kafkacompat.errors import ErrorCode
@@ -33,6 +37,35 @@ from kafkacompat.security.acls import AclOperation, ResourceType
 
 #: FindCoordinator key types: consumer groups and transactional ids.
 COORDINATOR_KEY_TYPES = (0, 1)
+
+
+#: The topics view of the last metadata image seen (without an authorizer): one per image, so
+#: the coordinator can tell by identity that no topic changed.
+_VIEW: tuple[MetadataImage, TopicsView] | None = None
+
+
+def visible_topics(context: RequestContext) -> TopicsView:
+    """The topics a member may be assigned: not internal, and (with an authorizer) those the
+    principal may describe."""
+    global _VIEW
+    image = context.image
+    secured = context.services.security.authorizer is not None
+    cached = _VIEW
+    if not secured and cached is not None and cached[0] is image:
+        return cached[1]
+    view: TopicsView = MappingProxyType(
+        {
+            t.name: (t.topic_id, t.partitions)
+            for t in image.list_topics()
+            if not t.internal
+            and (
+                not secured or context.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, t.name)
+            )
+        }
+    )
+    if not secured:
+        _VIEW = (image, view)
+    return view
 
 
 def coordinator(context: RequestContext) -> GroupCoordinator:
@@ -69,9 +102,8 @@ def may_read_group(context: RequestContext, group_id: str) -> bool:
 async def find_coordinator(
     context: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse:
-    """This single broker coordinates every group and every transactional id."""
-    endpoint = context.this_endpoint
-    node = context.node_id
+    """The coordinator of every group and transactional id (`RequestContext.coordinator`)."""
+    node, endpoint = context.coordinator()
     valid = request.key_type in COORDINATOR_KEY_TYPES
     if context.api_version >= 4:
         if not valid:
@@ -136,7 +168,10 @@ async def join_group(context: RequestContext, request: JoinGroupRequest) -> Join
         client_host=client_host(context),
         require_known_member_id=version >= 4,
     )
-    result = await wait_for(coordinator(context).join_group(join))
+    groups = coordinator(context)
+    # A classic member joining a consumer group is assigned from the topics it may see.
+    topics = None if groups.consumer_group(join.group_id) is None else visible_topics(context)
+    result = await wait_for(groups.join_group(join, topics))
     ok = result.error == ErrorCode.NONE
     # Before v7 the protocol name is not nullable.
     protocol_name = result.protocol_name if ok else None

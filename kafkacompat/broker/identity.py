@@ -43,6 +43,16 @@ def load_or_create_identity(data_dir: Path, node_id: int, cluster_id: str | None
         return Identity(stored_cluster, stored_node)
     data_dir.mkdir(parents=True, exist_ok=True)
     identity = Identity(cluster_id or new_cluster_id(), node_id)
+    _write(path, identity)
+    return identity
+
+
+def replace_cluster_id(data_dir: Path, cluster_id: str, node_id: int) -> None:
+    """Give a new data directory the id of the cluster it joins."""
+    _write(data_dir / META_FILE, Identity(cluster_id, node_id))
+
+
+def _write(path: Path, identity: Identity) -> None:
     text = f"version=1\ncluster.id={identity.cluster_id}\nnode.id={identity.node_id}\n"
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -50,4 +60,3 @@ def load_or_create_identity(data_dir: Path, node_id: int, cluster_id: str | None
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    return identity

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.context import PartitionLookup, RequestContext
 from kafkacompat.broker.fetch import leader_epoch_error
 from kafkacompat.broker.router import handles
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.protocol.messages.list_offsets_request import API_KEY as LIST_OFFSETS
 from kafkacompat.protocol.messages.list_offsets_request import (
     ListOffsetsPartition,
@@ -41,11 +40,11 @@ UNKNOWN = -1
 
 
 def _answer_v0(
-    partitions: PartitionManager, topic: str, partition: ListOffsetsPartition
+    partitions: PartitionLookup, topic: str, partition: ListOffsetsPartition
 ) -> ListOffsetsPartitionResponse:
     answer = ListOffsetsPartitionResponse(partition_index=partition.partition_index)
     try:
-        hosted = partitions.partition(topic, partition.partition_index)
+        hosted = partitions(topic, partition.partition_index)
     except KafkaError as exc:
         answer.error_code = exc.code
         return answer
@@ -57,7 +56,7 @@ READ_COMMITTED = 1
 
 
 def _answer(
-    partitions: PartitionManager,
+    partitions: PartitionLookup,
     topic: str,
     partition: ListOffsetsPartition,
     version: int,
@@ -66,7 +65,7 @@ def _answer(
     index = partition.partition_index
     answer = ListOffsetsPartitionResponse(partition_index=index)
     try:
-        hosted = partitions.partition(topic, index)
+        hosted = partitions(topic, index)
     except KafkaError as exc:
         answer.error_code = exc.code
         return answer
@@ -106,7 +105,7 @@ async def handle_list_offsets(
     context: RequestContext, request: ListOffsetsRequest
 ) -> ListOffsetsResponse:
     version = context.api_version
-    partitions = context.services.partitions
+    partitions = context.led_partition
     seen = Counter((t.name, p.partition_index) for t in request.topics for p in t.partitions)
     topics: list[ListOffsetsTopicResponse] = []
     secured = context.services.security.authorizer is not None

@@ -6,11 +6,10 @@ current leader epoch is checked first, as for fetches (KIP-320).
 
 from __future__ import annotations
 
-from kafkacompat.broker.context import RequestContext
+from kafkacompat.broker.context import PartitionLookup, RequestContext
 from kafkacompat.broker.fetch import leader_epoch_error
 from kafkacompat.broker.router import handles
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.protocol.messages.offset_for_leader_epoch_request import (
     API_KEY as OFFSET_FOR_LEADER_EPOCH,
 )
@@ -27,11 +26,11 @@ from kafkacompat.security.acls import AclOperation, ResourceType
 
 
 def _answer(
-    partitions: PartitionManager, topic: str, partition: OffsetForLeaderPartition
+    partitions: PartitionLookup, topic: str, partition: OffsetForLeaderPartition
 ) -> EpochEndOffset:
     answer = EpochEndOffset(partition=partition.partition)
     try:
-        hosted = partitions.partition(topic, partition.partition)
+        hosted = partitions(topic, partition.partition)
     except KafkaError as exc:
         answer.error_code = exc.code
         return answer
@@ -49,7 +48,7 @@ def _answer(
 async def handle_offset_for_leader_epoch(
     context: RequestContext, request: OffsetForLeaderEpochRequest
 ) -> OffsetForLeaderEpochResponse:
-    partitions = context.services.partitions
+    partitions = context.led_partition
     denied: set[str] = set()
     if context.services.security.authorizer is not None and not context.authorize_cluster(
         AclOperation.CLUSTER_ACTION

@@ -144,8 +144,14 @@ async def produce_partition(
     version = context.api_version
     index, records = data.index, data.records
     try:
+        services = context.services
+        if services.metadata.image.led_elsewhere(topic, index, services.node_id):
+            raise KafkaError(
+                ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                f"broker {services.node_id} does not lead {topic}-{index}",
+            )
         # As Kafka: a name that is not a topic here, legal or not, is an unknown topic.
-        partition = context.services.partitions.partition_or_none(topic, index)
+        partition = services.partitions.partition_or_none(topic, index)
         if partition is None:
             raise KafkaError(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,

@@ -42,6 +42,7 @@ class Controller(Protocol):
         configs: Mapping[str, str | None] | None = None,
         *,
         validate_only: bool = False,
+        replication_factor: int | None = None,
     ) -> TopicImage: ...
 
     async def create_partitions(
@@ -133,7 +134,10 @@ class LocalController:
         configs: Mapping[str, str | None] | None = None,
         *,
         validate_only: bool = False,
+        replication_factor: int | None = None,
     ) -> TopicImage:
+        """Create a topic here (one broker: ``replication_factor`` can only be 1, which the
+        request handlers have checked)."""
         validate_topic_name(name)
         async with self._writing:
             if partitions > 0:

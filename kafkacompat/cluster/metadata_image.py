@@ -123,6 +123,15 @@ class MetadataImage:
         """Every topic, by name."""
         return sorted(self.topics.values(), key=lambda t: t.name)
 
+    def led_elsewhere(self, topic: str, index: int, node_id: int) -> bool:
+        """Whether the cluster knows ``topic``-``index`` and ``node_id`` does not lead it (then
+        the answer is NOT_LEADER_OR_FOLLOWER, and the client refreshes its metadata)."""
+        found = self.topics.get(topic)
+        if found is None:
+            return False
+        partition = found.partition(index)
+        return partition is not None and partition.leader != node_id
+
     def broker(self, node_id: int) -> BrokerInfo | None:
         for broker in self.brokers:
             if broker.node_id == node_id:

@@ -2,12 +2,14 @@
 
 One key per group, ``0x03 | group`` (u16 length + UTF-8; 0x01 and 0x02 are the offsets' and
 classic groups'); the value is JSON: epochs, assignor, subscribed topics, each member's target
-and its member state (epochs, assigned and pending partitions). Who owns each partition is
+and its member state (epochs, assigned and pending partitions; for a member using the classic
+protocol, its session timeout and protocols). Who owns each partition is
 derived from the members on load. A group is written when it changed, removed by a tombstone.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import uuid
@@ -15,6 +17,7 @@ from typing import Any
 
 from kafkacompat.coordinators.assignors import Assignment
 from kafkacompat.coordinators.consumer_group_state import (
+    ClassicMemberMetadata,
     ConsumerGroup,
     ConsumerMember,
     MemberState,
@@ -36,6 +39,24 @@ def _assignment(value: Assignment) -> dict[str, list[int]]:
 
 def _read_assignment(doc: dict[str, list[int]]) -> Assignment:
     return {uuid.UUID(tid): frozenset(parts) for tid, parts in doc.items()}
+
+
+def _classic(value: ClassicMemberMetadata | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {
+        "session_timeout_ms": value.session_timeout_ms,
+        "protocols": [[name, base64.b64encode(data).decode()] for name, data in value.protocols],
+    }
+
+
+def _read_classic(doc: dict[str, Any] | None) -> ClassicMemberMetadata | None:
+    if doc is None:
+        return None
+    return ClassicMemberMetadata(
+        doc["session_timeout_ms"],
+        [(name, base64.b64decode(data)) for name, data in doc["protocols"]],
+    )
 
 
 def encode_group(group: ConsumerGroup) -> bytes:
@@ -62,6 +83,7 @@ def encode_group(group: ConsumerGroup) -> bytes:
                 "state": m.state.value,
                 "assigned": _assignment(m.assigned),
                 "pending_revocation": _assignment(m.pending_revocation),
+                "classic": _classic(m.classic),
             }
             for m in group.members.values()
         ],
@@ -99,6 +121,7 @@ def decode_group(group_id: str, data: bytes) -> ConsumerGroup:
             _read_assignment(m["assigned"]),
             _read_assignment(m["pending_revocation"]),
         )
+        member.classic = _read_classic(m.get("classic"))
         group.add(member)
         group.claim(member.member_id, member.assigned)
         group.claim(member.member_id, member.pending_revocation)

@@ -40,6 +40,20 @@ class ConsumerGroupState(Enum):
 
 
 @dataclass(slots=True)
+class ClassicMemberMetadata:
+    """What a member using the classic protocol (JoinGroup/SyncGroup) inside a consumer group
+    joined with: its session timeout and its protocols (name, embedded metadata) by preference."""
+
+    session_timeout_ms: int
+    protocols: list[tuple[str, bytes]]
+
+    @property
+    def protocol_name(self) -> str:
+        """The protocol it is answered with: its preferred one."""
+        return self.protocols[0][0]
+
+
+@dataclass(slots=True)
 class ConsumerMember:
     member_id: str
     instance_id: str | None = None
@@ -60,6 +74,12 @@ class ConsumerMember:
     #: Timers are never cancelled: a due timer counts only when its deadline is the current one.
     session_deadline: int = -1
     revocation_deadline: int = -1
+    #: Set for a member using the classic protocol (None: the consumer protocol).
+    classic: ClassicMemberMetadata | None = None
+    #: A classic member's deadlines (not stored): to rejoin after REBALANCE_IN_PROGRESS, and to
+    #: send SyncGroup after its JoinGroup; -1 when none is running.
+    join_deadline: int = -1
+    sync_deadline: int = -1
 
     def subscribes(self, topic: str) -> bool:
         if topic in self.subscribed_topic_names:
@@ -101,6 +121,33 @@ class ConsumerGroup:
             if not stable or member.member_epoch != self.assignment_epoch:
                 return ConsumerGroupState.RECONCILING
         return ConsumerGroupState.STABLE
+
+    def uses_classic_protocol_only(self, except_member: str) -> bool:
+        """Whether every member but ``except_member`` (itself using the consumer protocol)
+        uses the classic protocol."""
+        leaving = self.members.get(except_member)
+        if leaving is None or leaving.classic is not None:
+            return False
+        return all(m.classic is not None for i, m in self.members.items() if i != except_member)
+
+    def supports_classic_protocols(self, protocol_type: str, names: list[str]) -> bool:
+        """Whether a classic member with these protocols may join: of the consumer protocol
+        type, sharing a protocol with every classic member already in."""
+        if protocol_type != "consumer" or not names:
+            return False
+        classic = [m.classic for m in self.members.values() if m.classic is not None]
+        return any(all(any(n == name for n, _ in c.protocols) for c in classic) for name in names)
+
+    def waiting_on_unreleased(self, member: ConsumerMember) -> bool:
+        """Whether partitions of the member's target are still owned by another member."""
+        if member.state is not MemberState.UNRELEASED_PARTITIONS:
+            return False
+        for topic, parts in self.target.get(member.member_id, {}).items():
+            mine = member.assigned.get(topic, frozenset())
+            for p in parts - mine:
+                if self.owners.get((topic, p)) not in (None, member.member_id):
+                    return True
+        return False
 
     def bump_epoch(self) -> None:
         self.group_epoch += 1

@@ -24,6 +24,7 @@ from kafkacompat.coordinators.consumer_group_heartbeat import (
     fail,
     request_error,
 )
+from kafkacompat.coordinators.consumer_group_migration import downgrade_allowed
 from kafkacompat.coordinators.consumer_group_persistence import ConsumerGroupStore
 from kafkacompat.coordinators.consumer_group_reconcile import reconcile
 from kafkacompat.coordinators.consumer_group_state import (
@@ -45,6 +46,9 @@ log = logging.getLogger("kafkacompat.groups")
 E = ErrorCode
 _SESSION = "session"
 _REVOCATION = "revocation"
+#: A classic member's deadlines: rejoining after REBALANCE_IN_PROGRESS, and syncing after joining.
+CLASSIC_JOIN = "classic-join"
+CLASSIC_SYNC = "classic-sync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +80,20 @@ class ConsumerGroups:
         self._offsets = offsets
         self._timers = timers
         self._store = store
+        #: Asked to turn a group classic when ``member_id``, its last member using the consumer
+        #: protocol, leaves; answers whether it did (set by the coordinator, which owns both).
+        self.downgrade: Callable[[ConsumerGroup, str], bool] = lambda group, member_id: False
+
+    @property
+    def config(self) -> ConsumerGroupConfig:
+        return self._config
 
     def load(self, now: int) -> None:
         """Restore the stored groups; their members' sessions start again from ``now``."""
         self.groups = self._store.load()
         for group in self.groups.values():
             for member in group.members.values():
-                self._touch_session(group, member, now)
+                self.touch_session(group, member, now)
 
     # -- ConsumerGroupHeartbeat ------------------------------------------------------------------
 
@@ -135,18 +146,15 @@ class ConsumerGroups:
             if error is not None:
                 return error
         changed = self._update(member, hb) or changed
-        if self._refresh_topics(group, topics) or changed:
+        if self.refresh_topics(group, topics) or changed:
             group.bump_epoch()
         if group.group_epoch > group.assignment_epoch:
-            self._assign(group)
+            self.assign(group)
         before = (dict(member.assigned), member.member_epoch)
         reconcile(group, member, hb.owned, now)
-        self._touch_session(group, member, now)
+        self.touch_session(group, member, now)
         if member.state is MemberState.UNREVOKED_PARTITIONS:
-            self._timers.schedule(
-                member.revocation_deadline,
-                TimerKey(CONSUMER, _REVOCATION, group.group_id, member.member_id),
-            )
+            self.schedule_revocation(group, member)
         send = hb.member_epoch == 0 or before != (member.assigned, member.member_epoch)
         if hb.owned is not None and not send:
             send = {t: frozenset(p) for t, p in hb.owned if p} != member.assigned
@@ -219,7 +227,7 @@ class ConsumerGroups:
             member.server_assignor = hb.server_assignor
         return changed
 
-    def _refresh_topics(self, group: ConsumerGroup, topics: TopicsView) -> bool:
+    def refresh_topics(self, group: ConsumerGroup, topics: TopicsView) -> bool:
         """Whether the subscribed topics (created, deleted, grown) differ from those seen.
 
         Matched once per distinct subscription, and not again while neither the topics (the same
@@ -245,7 +253,7 @@ class ConsumerGroups:
         group.subscribed_topics = current
         return True
 
-    def _assign(self, group: ConsumerGroup) -> None:
+    def assign(self, group: ConsumerGroup) -> None:
         """A new target assignment for the group epoch, by the members' preferred assignor."""
         preferred = [m.server_assignor for m in group.members.values() if m.server_assignor]
         name = max(set(preferred), key=preferred.count) if preferred else self._config.assignors[0]
@@ -278,22 +286,61 @@ class ConsumerGroups:
             # A static member leaving for now keeps its partitions until its session ends.
             member.previous_member_epoch = member.member_epoch
             member.member_epoch = STATIC_LEAVE_EPOCH
-            self._touch_session(group, member, now)
+            self.touch_session(group, member, now)
         else:
-            self._remove(group, member.member_id)
+            self.fence(group, member.member_id)
+            return HeartbeatResult(E.NONE, None, hb.member_id, hb.member_epoch)
         self._store.save(group)
         return HeartbeatResult(E.NONE, None, hb.member_id, hb.member_epoch)
 
-    def _remove(self, group: ConsumerGroup, member_id: str) -> None:
+    def schedule_revocation(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        """The deadline by which the member must have revoked its pending partitions."""
+        key = TimerKey(CONSUMER, _REVOCATION, group.group_id, member.member_id)
+        self._timers.schedule(member.revocation_deadline, key)
+
+    def save(self, group: ConsumerGroup) -> None:
+        self._store.save(group)
+
+    def fence(self, group: ConsumerGroup, member_id: str) -> None:
+        """Remove a member (it left, or was fenced) and store the group; when it was the last
+        member using the consumer protocol, the group may become classic instead."""
+        policy = self._config.migration_policy
+        if downgrade_allowed(group, member_id, policy) and self.downgrade(group, member_id):
+            return
+        self.remove_member(group, member_id)
+        self._store.save(group)
+
+    def remove_member(self, group: ConsumerGroup, member_id: str) -> None:
         if group.remove(member_id) is not None:
             group.bump_epoch()
             if not group.members:
                 group.state_timestamp = self._clock()
 
-    def _touch_session(self, group: ConsumerGroup, member: ConsumerMember, now: int) -> None:
-        member.session_deadline = now + self._config.session_timeout_ms
+    def touch_session(self, group: ConsumerGroup, member: ConsumerMember, now: int) -> None:
+        """Start the member's session again: the classic session timeout it joined with, or
+        the consumer groups' one."""
+        timeout = self._config.session_timeout_ms
+        if member.classic is not None:
+            timeout = member.classic.session_timeout_ms
+        member.session_deadline = now + timeout
         key = TimerKey(CONSUMER, _SESSION, group.group_id, member.member_id)
         self._timers.schedule(member.session_deadline, key)
+
+    def schedule_classic(self, group: ConsumerGroup, member: ConsumerMember, kind: str) -> None:
+        """A classic member's join or sync deadline, one rebalance timeout from now."""
+        deadline = self._clock() + member.rebalance_timeout_ms
+        if kind == CLASSIC_JOIN:
+            member.join_deadline = deadline
+        else:
+            member.sync_deadline = deadline
+        self._timers.schedule(deadline, TimerKey(CONSUMER, kind, group.group_id, member.member_id))
+
+    def adopt(self, group: ConsumerGroup, now: int) -> None:
+        """A group converted from a classic group: held, stored, its members' sessions begun."""
+        self.groups[group.group_id] = group
+        for member in group.members.values():
+            self.touch_session(group, member, now)
+        self._store.save(group)
 
     def on_timer(self, deadline: int, key: TimerKey, now: int) -> None:
         group = self.groups.get(key.group_id)
@@ -306,10 +353,17 @@ class ConsumerGroups:
             if member.state is not MemberState.UNREVOKED_PARTITIONS:
                 return
             log.info("group %s: member %s did not revoke in time", group.group_id, key.member_id)
+        elif key.kind == CLASSIC_JOIN and deadline == member.join_deadline:
+            log.info(
+                "group %s: classic member %s did not rejoin in time", group.group_id, key.member_id
+            )
+        elif key.kind == CLASSIC_SYNC and deadline == member.sync_deadline:
+            log.info(
+                "group %s: classic member %s did not sync in time", group.group_id, key.member_id
+            )
         else:
             return
-        self._remove(group, member.member_id)
-        self._store.save(group)
+        self.fence(group, member.member_id)
 
     # -- offsets ---------------------------------------------------------------------------------
 
@@ -383,6 +437,12 @@ class ConsumerGroups:
         group = self.groups.get(group_id)
         return group is not None and member_id in group.members
 
+    def has_consumer_protocol_member(self, group_id: str, member_id: str) -> bool:
+        """Whether ``member_id`` is a member of the group using the consumer protocol."""
+        group = self.groups.get(group_id)
+        member = None if group is None else group.members.get(member_id)
+        return member is not None and member.classic is None
+
     def is_empty(self, group_id: str) -> bool:
         return not self.groups[group_id].members
 
@@ -391,7 +451,10 @@ def _member_epoch_error(group: ConsumerGroup, member_id: str, epoch: int) -> Err
     member = group.members.get(member_id)
     if member is None:
         return E.UNKNOWN_MEMBER_ID
-    return E.NONE if epoch == member.member_epoch else E.STALE_MEMBER_EPOCH
+    if epoch == member.member_epoch:
+        return E.NONE
+    # A classic member's generation is its member epoch.
+    return E.ILLEGAL_GENERATION if member.classic is not None else E.STALE_MEMBER_EPOCH
 
 
 def _copy_subscription(new: ConsumerMember, old: ConsumerMember) -> None:

@@ -11,20 +11,32 @@ Synchronous and clock-driven: every call takes the time from ``clock`` (ms), and
 (rebalance and session timeouts, offset expiry) runs from `poll`, which the Trio shell calls when
 `next_deadline` is reached. ``on_deadline`` is told whenever an earlier deadline appears.
 
-A group's type is fixed while it has members; an empty group of one type is taken over by the
-first member of the other (Kafka 4.0's conversion of empty groups), its offsets kept.
+An empty group of one type is taken over by the first member of the other (Kafka 4.0's
+conversion of empty groups), its offsets kept. Groups with members migrate online as
+``group.consumer.migration.policy`` allows (`consumer_group_migration`): a consumer-protocol
+member joining a classic group upgrades it; classic members inside a consumer group are served
+(`ClassicMembers`); when the last consumer-protocol member leaves, the group is downgraded.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from kafkacompat.coordinators.classic_groups import ClassicGroups
+from kafkacompat.coordinators.consumer_group_classic import ClassicMembers
 from kafkacompat.coordinators.consumer_group_heartbeat import (
     Heartbeat,
     HeartbeatResult,
     TopicsView,
     fail,
+)
+from kafkacompat.coordinators.consumer_group_migration import (
+    MalformedProtocol,
+    from_classic_group,
+    to_classic_group,
+    upgrade_refusal,
 )
 from kafkacompat.coordinators.consumer_group_persistence import ConsumerGroupStore
 from kafkacompat.coordinators.consumer_group_state import ConsumerGroup
@@ -50,6 +62,8 @@ from kafkacompat.coordinators.offset_manager import OffsetManager
 from kafkacompat.errors import ErrorCode
 
 __all__ = ["GroupCoordinator", "JoinRequest"]
+
+log = logging.getLogger("kafkacompat.groups")
 
 E = ErrorCode
 
@@ -84,6 +98,8 @@ class GroupCoordinator:
             self.timers,
             ConsumerGroupStore(store.namespace),
         )
+        self._consumer.downgrade = self._downgrade
+        self._classic_members = ClassicMembers(self._consumer, config, clock)
         #: Group-type state machines by type: where a new group type is registered.
         self.group_types: dict[str, GroupTypeModule] = {
             self._classic.group_type: self._classic,
@@ -135,10 +151,20 @@ class GroupCoordinator:
 
     # -- the classic protocol --------------------------------------------------------------------
 
-    def join_group(self, request: JoinRequest) -> Completion[JoinResult]:
-        if self._consumer.has_group(request.group_id):
-            if not self._consumer.is_empty(request.group_id):
-                return Completion.of(JoinResult(E.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
+    def join_group(
+        self, request: JoinRequest, topics: TopicsView | None = None
+    ) -> Completion[JoinResult]:
+        """JoinGroup; ``topics`` (name -> (id, partition count)) serves a classic member joining
+        a consumer group (without it, the topics the group last saw)."""
+        consumer = self._consumer.groups.get(request.group_id)
+        if consumer is not None:
+            if consumer.members:
+                if topics is None:
+                    seen = consumer.topics_seen
+                    topics = (
+                        MappingProxyType(consumer.subscribed_topics) if seen is None else seen[0]
+                    )
+                return Completion.of(self._classic_members.join(consumer, request, topics))
             self._consumer.drop(request.group_id)
         return self._classic.join_group(request)
 
@@ -152,12 +178,61 @@ class GroupCoordinator:
         if invalid is not None:
             return invalid
         if classic is not None:
-            if heartbeat.member_epoch != 0 or not classic.is_(GroupState.EMPTY):
+            if heartbeat.member_epoch != 0:
                 return fail(E.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
-            classic.state = GroupState.DEAD
-            del self._classic.groups[group_id]
-            self.offsets.store.write(group_id, None, None, delete_group=True)
+            if classic.is_(GroupState.EMPTY):
+                self._forget_classic(group_id)
+            else:
+                refused = self._upgrade(classic, topics)
+                if refused is not None:
+                    return refused
         return self._consumer.heartbeat(heartbeat, topics)
+
+    def _forget_classic(self, group_id: str) -> None:
+        self._classic.groups.pop(group_id).state = GroupState.DEAD
+        self.offsets.store.write(group_id, None, None, delete_group=True)
+
+    def _upgrade(self, classic: Group, topics: TopicsView) -> HeartbeatResult | None:
+        """Turn a non-empty classic group into a consumer group, if the policy and the group
+        allow (None); otherwise the heartbeat's GROUP_ID_NOT_FOUND answer."""
+        group_id = classic.group_id
+        config = self._consumer.config
+        refusal = upgrade_refusal(classic, config.migration_policy, config.max_size)
+        if refusal is not None:
+            log.info(refusal)
+            return fail(E.GROUP_ID_NOT_FOUND, refusal)
+        now = self.clock()
+        try:
+            converted = from_classic_group(classic, topics, now)
+        except MalformedProtocol as exc:
+            message = (
+                f"Cannot upgrade the classic group {group_id} to consumer group because the "
+                "embedded consumer protocol is malformed."
+            )
+            log.warning("%s (%s)", message, exc)
+            return fail(E.GROUP_ID_NOT_FOUND, message)
+        # Members waiting in a rebalance rejoin the consumer group.
+        for member in classic.members.values():
+            member.finish_join(JoinResult(E.REBALANCE_IN_PROGRESS, member.member_id))
+            member.finish_sync(SyncResult(E.REBALANCE_IN_PROGRESS))
+        self._forget_classic(group_id)
+        self._consumer.adopt(converted, now)
+        log.info("group %s: upgraded from classic to consumer", group_id)
+        return None
+
+    def _downgrade(self, group: ConsumerGroup, leaving_member_id: str) -> bool:
+        """Turn a consumer group whose last consumer-protocol member leaves into a classic group
+        rebalancing; False (it stays) when a member's embedded protocol cannot be read."""
+        now = self.clock()
+        try:
+            classic = to_classic_group(group, leaving_member_id, now)
+        except MalformedProtocol as exc:
+            log.warning("group %s: cannot downgrade to classic: %s", group.group_id, exc)
+            return False
+        self._consumer.drop(group.group_id)
+        self._classic.adopt(classic, now)
+        log.info("group %s: downgraded from consumer to classic", group.group_id)
+        return True
 
     def consumer_group(self, group_id: str) -> ConsumerGroup | None:
         """The consumer group ``group_id``, for describing it (not to be changed)."""
@@ -193,6 +268,20 @@ class GroupCoordinator:
         protocol_name: str | None,
         assignments: Mapping[str, bytes],
     ) -> Completion[SyncResult]:
+        consumer = self._consumer.groups.get(group_id)
+        if consumer is not None:
+            if not consumer.members:
+                return Completion.of(SyncResult(E.UNKNOWN_MEMBER_ID))
+            return Completion.of(
+                self._classic_members.sync(
+                    consumer,
+                    generation_id,
+                    member_id,
+                    group_instance_id,
+                    protocol_type,
+                    protocol_name,
+                )
+            )
         return self._classic.sync_group(
             group_id,
             generation_id,
@@ -206,12 +295,20 @@ class GroupCoordinator:
     def heartbeat(
         self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
     ) -> ErrorCode:
+        consumer = self._consumer.groups.get(group_id)
+        if consumer is not None:
+            return self._classic_members.heartbeat(
+                consumer, member_id, group_instance_id, generation_id
+            )
         return self._classic.heartbeat(group_id, member_id, group_instance_id, generation_id)
 
     def leave_group(
         self, group_id: str, members: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         """Remove members given as (member id, instance id); errors per member."""
+        consumer = self._consumer.groups.get(group_id)
+        if consumer is not None:
+            return self._classic_members.leave(consumer, members)
         return self._classic.leave_group(group_id, members)
 
     # -- offsets ---------------------------------------------------------------------------------
@@ -231,7 +328,7 @@ class GroupCoordinator:
         wire_v9 = api_version is None or api_version >= 9
         now = self.clock()
         module = self._type_of(group_id)
-        if not wire_v9 and self._consumer.has_member(group_id, member_id):
+        if not wire_v9 and self._consumer.has_consumer_protocol_member(group_id, member_id):
             error = E.UNSUPPORTED_VERSION
         elif module is not None:
             error = module.validate_offset_commit(

@@ -69,6 +69,7 @@ class Faults:
         self._pipelines = list(pipelines)
         self._active: list[Fault] = []
         self._hits: Counter[int | None] = Counter()
+        self._last_id = 0
 
     def attach(self, pipeline: RequestPipeline) -> None:
         """Inject this registry's faults into the requests of one more pipeline."""
@@ -154,6 +155,11 @@ class Faults:
     def active(self) -> list[Fault]:
         with self.lock:
             return list(self._active)
+
+    def find(self, fault_id: int) -> Fault | None:
+        """The active fault numbered ``fault_id``; None when there is none."""
+        with self.lock:
+            return next((f for f in self._active if f.id == fault_id), None)
 
     def is_active(self, fault: Fault) -> bool:
         with self.lock:
@@ -265,9 +271,11 @@ class Faults:
 
     def _add(self, fault: F) -> F:
         with self.lock:
+            self._last_id += 1
+            fault.id = self._last_id
             self._active.append(fault)
             self._sync()
-        log.info("fault injection: %s", fault.describe())
+        log.info("fault injection: #%d %s", fault.id, fault.describe())
         return fault
 
     def _remove(self, fault: Fault) -> None:

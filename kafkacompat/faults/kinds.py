@@ -78,6 +78,8 @@ class Fault:
         self.scope = scope or Scope()
         self.client_id = client_id
         self.hits = 0
+        #: The registry's number for the fault (from 1, in the order set); 0 until it is set.
+        self.id = 0
 
     @property
     def api(self) -> str:

@@ -1,7 +1,8 @@
 """The operations HTTP listener: an ASGI app served by hypercorn's Trio worker in the broker's
 own nursery, so every page reads broker state on the loop that owns it.
 
-Routes: /metrics, /healthz, /readyz, and the console (`console.py`) at / with its static files.
+Routes: /metrics, /healthz, /readyz, /faults (`faults_api.py`, with ``http.faults.enable``), and
+the console (`console.py`) at / with its static files.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import trio
 
 from kafkacompat.broker.broker import Broker
 from kafkacompat.config import HostPort
+from kafkacompat.ops.faults_api import FaultsApi
 from kafkacompat.ops.health import Readiness
 from kafkacompat.ops.metrics import CONTENT_TYPE_LATEST, BrokerMetrics
 
@@ -80,6 +82,7 @@ class OpsApp:
         self.metrics = metrics
         self.readiness = readiness
         self.console = console
+        self.faults = FaultsApi(broker)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -123,6 +126,9 @@ class OpsApp:
             if problems:
                 return text("not ready: " + "; ".join(problems) + "\n", 503)
             return text("ready\n")
+        if request.segments[:1] == ("faults",):
+            answer = await self.faults.handle(request)
+            return Response(answer.body(), answer.status, "application/json", answer.headers)
         if self.console is not None:
             return await self.console(request)
         return text("not found\n", 404)

@@ -3,7 +3,9 @@
 JMX exporter's ``kafka_server_brokertopicmetrics_messagesin_total``, ``kafka_log_log_size``...).
 
 Counters are kept by the request pipeline's observe hook (`RequestCounters`: per request and per
-partition, never per record); gauges (offsets, sizes, lag, members, waiting fetches) are read
+partition, never per record); request queue, send and total times by the connection loop's hook,
+flush times by the partitions' flush hook and cleaning statistics by the log cleaner's hook
+(`timing_metrics.py`); gauges (offsets, sizes, lag, members, waiting fetches) are read
 from the broker's state when scraped. The families are built on the Trio loop, where that state
 lives, and rendered to text on a worker thread. At most ``metrics.max.partitions`` partitions
 get series of their own; the rest are counted in ``kafkacompat_metrics_partitions_omitted``.
@@ -26,6 +28,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from kafkacompat.broker.broker import Broker
 from kafkacompat.errors import ErrorCode
 from kafkacompat.ops.request_metrics import LATENCY_BUCKETS, RequestCounters
+from kafkacompat.ops.timing_metrics import CleanerCounters, RequestTimes
 from kafkacompat.partitions.partition import Partition
 from kafkacompat.storage.cleaner_swap import read_cleaner_checkpoint
 
@@ -95,17 +98,28 @@ def _cleaner_families(compacted: list[tuple[str, int, Path, int, int]]) -> Itera
 
 
 class BrokerMetrics:
-    """The broker's metrics: the observe hook's counters and scrape-time gauges."""
+    """The broker's metrics: the hooks' counters and histograms, and scrape-time gauges."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.max_partitions = broker.config.get_int("metrics.max.partitions")
         self.counters = RequestCounters(broker.pipeline.handlers, self.max_partitions)
+        self.times = RequestTimes(self.counters.names)
+        self.cleanings = CleanerCounters(broker.config.get_int("log.cleaner.threads"))
 
     def install(self) -> None:
-        """Start counting requests (the pipeline calls the hook after every request)."""
-        if self.counters.observe not in self.broker.pipeline.observe_hooks:
-            self.broker.pipeline.observe_hooks.append(self.counters.observe)
+        """Start counting: the pipeline calls its hook after every request, the connection loop
+        after every response written, partitions after every flush, the cleaner after every
+        cleaning."""
+        pipeline = self.broker.pipeline
+        if self.counters.observe not in pipeline.observe_hooks:
+            pipeline.observe_hooks.append(self.counters.observe)
+        if self.times.observe not in pipeline.connection_hooks:
+            pipeline.connection_hooks.append(self.times.observe)
+        flush_hooks = self.broker.partitions.flush_hooks
+        if self.times.observe_flush not in flush_hooks:
+            flush_hooks.append(self.times.observe_flush)
+        self.broker.cleaner.on_cleaned = self.cleanings.cleaned
 
     async def render(self) -> bytes:
         """The text exposition: families built here, on the loop; the cleaner's checkpoints
@@ -129,6 +143,8 @@ class BrokerMetrics:
 
     def families(self) -> Iterator[Metric]:
         yield from self._request_families()
+        yield from self.times.families()
+        yield from self.cleanings.families()
         yield from self._partition_families()
         yield from self._group_families()
         yield from self._broker_families()

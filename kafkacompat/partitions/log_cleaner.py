@@ -3,13 +3,15 @@
 Every ``log.cleaner.backoff.ms`` it looks for partitions whose dirty ratio reached
 ``min.cleanable.dirty.ratio`` (or whose oldest dirty record waited ``max.compaction.lag.ms``) and
 cleans them, at most ``log.cleaner.threads`` at a time, the work itself on worker threads. Each
-cleaning is one log line: bytes cleaned, dirty ratio, duration. `clean_now` runs a pass at once
+cleaning is one log line (bytes cleaned, dirty ratio, duration) and, when ``on_cleaned`` is set
+(metrics), one call with its `CleanerStats`. `clean_now` runs a pass at once
 (tests, tools), cleaning every compacted partition with anything dirty.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -19,7 +21,10 @@ from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.partitions.partition import Partition
 from kafkacompat.storage.cleaner import CleanerStats
 
-__all__ = ["LogCleaner"]
+__all__ = ["CleanedHook", "LogCleaner"]
+
+#: Called on the loop after each cleaning with the partition and what the cleaning did.
+CleanedHook = Callable[[Partition, CleanerStats], None]
 
 log = logging.getLogger("kafkacompat.cleaner")
 
@@ -39,6 +44,8 @@ class LogCleaner:
         # Each thread has its share of the dedupe buffer, as in Kafka.
         self._map_bytes = max(1 << 20, dedupe_buffer_bytes // max(1, threads))
         self._stopping = False
+        #: Told about every cleaning (metrics); None: nobody is.
+        self.on_cleaned: CleanedHook | None = None
 
     async def run(self) -> None:
         """Clean what is due, then sleep for the backoff, forever."""
@@ -89,6 +96,8 @@ class LogCleaner:
         if stats is None:
             return
         done.append(stats)
+        if self.on_cleaned is not None:
+            self.on_cleaned(partition, stats)
         seconds = max(stats.seconds, 1e-6)
         log.info(
             "cleaned %s: offsets %d-%d, %.1f MB read, %.1f MB written (%.0f%% kept), "

@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.partitions.partition import FetchWaiter, Partition
+from kafkacompat.partitions.partition import FetchWaiter, FlushHook, Partition
 from kafkacompat.storage.file_cache import DEFAULT_MAX_OPEN_FILES
 from kafkacompat.storage.log_config import LogConfig
 from kafkacompat.storage.log_manager import LogManager, remove_trees
@@ -48,6 +48,8 @@ class PartitionManager:
         self._producer_expiration_ms = producer_expiration_ms
         self._durable = fsync_state
         self._partitions: dict[tuple[str, int], Partition] = {}
+        #: Told how long each partition flush took (metrics); shared by every partition.
+        self.flush_hooks: list[FlushHook] = []
         for topic, index, plog in self._logs.partition_logs():
             self._host(topic, index, plog)
 
@@ -58,6 +60,7 @@ class PartitionManager:
             plog,
             producer_expiration_ms=self._producer_expiration_ms,
             durable=self._durable,
+            flush_hooks=self.flush_hooks,
         )
         self._partitions[(topic, index)] = partition
         return partition
@@ -111,11 +114,18 @@ class PartitionManager:
         configs: Mapping[str, str | None] | None = None,
         *,
         validate_only: bool = False,
+        topic_id: uuid.UUID | None = None,
     ) -> TopicMetadata:
         """Create the topic's logs (on a worker thread: thousands of directories and files take
-        seconds) and host its partitions. The caller serialises catalogue changes."""
+        seconds) and host its partitions. The caller serialises catalogue changes. In a cluster
+        ``topic_id`` is the one the cluster metadata gave the topic."""
         create = partial(
-            self._logs.create_topic, name, partitions, configs, validate_only=validate_only
+            self._logs.create_topic,
+            name,
+            partitions,
+            configs,
+            topic_id=topic_id,
+            validate_only=validate_only,
         )
         meta = create() if validate_only else await trio.to_thread.run_sync(create)
         if not validate_only:

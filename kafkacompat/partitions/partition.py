@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from time import perf_counter
 
 import trio
 
@@ -44,7 +45,10 @@ from kafkacompat.storage.results import TimestampOffset
 from kafkacompat.storage.segment import LogSegment
 from kafkacompat.storage.txn_index import AbortedTxn
 
-__all__ = ["FetchWaiter", "Partition"]
+__all__ = ["FetchWaiter", "FlushHook", "Partition"]
+
+#: Called on the loop with the seconds a flush (fsync of the log's files) took.
+FlushHook = Callable[[float], None]
 
 
 class FetchWaiter:
@@ -72,6 +76,7 @@ class Partition:
         *,
         producer_expiration_ms: int,
         durable: bool = True,
+        flush_hooks: list[FlushHook] | None = None,
     ) -> None:
         self.topic = topic
         self.index = index
@@ -90,6 +95,8 @@ class Partition:
         self.high_watermark = log.log_end_offset
         self._producers: PartitionProducerState | None = None
         self._waiters: set[FetchWaiter] = set()
+        #: Told how long each flush took (metrics); usually one list shared by every partition.
+        self.flush_hooks: list[FlushHook] = [] if flush_hooks is None else flush_hooks
 
     # -- what the partition is -------------------------------------------------------------------
 
@@ -218,11 +225,21 @@ class Partition:
     async def _after_write(self, producers: PartitionProducerState, now: int, fsync: bool) -> None:
         log = self.log
         if fsync or log.flush_due(now):
-            await trio.to_thread.run_sync(log.flush, now)
+            await self._flush(now)
         if log.active_segment_base != producers.snapshot_segment_base:
             # Kafka snapshots producer state at every segment roll, bounding replay after a crash.
             data, offset = snapshot_bytes(producers, log, now_ms(), self.producer_expiration_ms)
             await trio.to_thread.run_sync(write_snapshot, log.directory, data, offset)
+
+    async def _flush(self, now: int) -> None:
+        """Flush the log on a worker thread, timed there when flush hooks are set."""
+        hooks = self.flush_hooks
+        if not hooks:
+            await trio.to_thread.run_sync(self.log.flush, now)
+            return
+        seconds = await trio.to_thread.run_sync(_timed_flush, self.log, now)
+        for hook in hooks:
+            hook(seconds)
 
     @staticmethod
     def _check_producers(
@@ -261,7 +278,7 @@ class Partition:
                 return
             log = self.log
             if log.flush_due(now):
-                await trio.to_thread.run_sync(log.flush, now)
+                await self._flush(now)
             if retention and not self.cleaning:
                 expired = log.detach_expired_segments(now)
                 if expired:
@@ -415,6 +432,12 @@ class Partition:
             waiters, self._waiters = self._waiters, set()
             for waiter in waiters:
                 waiter.event.set()
+
+
+def _timed_flush(log: PartitionLog, now: int) -> float:
+    started = perf_counter()
+    log.flush(now)
+    return perf_counter() - started
 
 
 def _delete_segments(segments: list[LogSegment]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from time import perf_counter
 
 import trio
 
@@ -128,20 +129,40 @@ async def _serve_requests(
     session: Session,
     timer: IdleTimer,
 ) -> None:
+    # With connection hooks (metrics) each request is timed: queued from its frame being read
+    # (or, for bytes already received when a throttle mute began, from the mute) to its
+    # handling, then the response's write (sendfile included). Without hooks: truth tests only.
+    timed = pipeline.connection_hooks
+    api_key = -1
+    queued_from = started = handled = 0.0
+    muted_at = 0.0
     unyielded = 0
     while True:
         waits = client.waits
         frame = await receive_frame(client, reader, timer)
         if frame is None:
             return
+        if timed:
+            queued_from = muted_at or perf_counter()
+            muted_at = 0.0
+            api_key = -1 if session.raw_sasl_tokens else int.from_bytes(frame[:2], "big")
+            started = perf_counter()
         response = await pipeline.handle_frame(frame, session)
+        if timed:
+            handled = perf_counter()
         if response is not None:
             await send_response(client, response)
+        if timed and api_key >= 0:
+            sent = perf_counter()
+            for hook in timed:
+                hook(api_key, started - queued_from, sent - handled, sent - queued_from)
         if session.close_after_response is not None:
             # Failed authentication: the client reads the error before the connection closes.
             await trio.sleep(session.close_after_response)
             raise DropConnection("authentication failed")
         if session.muted_until:
+            if timed and reader.buffered:
+                muted_at = perf_counter()
             await _wait_out_throttle(session)
         if client.waits != waits:
             unyielded = 0

@@ -116,6 +116,8 @@ async def _serve_listeners(
     http = http_listener(broker)
     ops = Ops(broker) if http is not None else None
     async with trio.open_nursery() as nursery:
+        if broker.cluster is not None:  # joined, and storage follows the cluster metadata
+            await nursery.start(broker.cluster.run)
         nursery.start_soon(broker.run_background_tasks)
         nursery.start_soon(idle.run)
         for listener, sockets in opened:

@@ -1,0 +1,121 @@
+"""A local cluster for tests: a real etcd and N `kafkacompat serve` brokers as subprocesses on
+loopback ports, each killable (kill -9), pausable (SIGSTOP) and restartable on its data
+directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from kafkacompat.testing import BrokerProcess
+from kafkacompat.testing_etcd import EtcdServer
+
+__all__ = ["ClusterBroker", "LocalCluster"]
+
+
+class ClusterBroker(BrokerProcess):
+    """One broker of a `LocalCluster`: a `kafkacompat serve --node-id N --metadata-store URL`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        node_id: int,
+        store_url: str,
+        settings: Mapping[str, int | bool | str] | None = None,
+    ) -> None:
+        super().__init__(data_dir, settings, log_path=data_dir.with_name(f"broker-{node_id}.log"))
+        self.node_id = node_id
+        self.store_url = store_url
+
+    def command(self, port: int) -> list[str]:
+        return [
+            *super().command(port),
+            "--node-id",
+            str(self.node_id),
+            "--metadata-store",
+            self.store_url,
+        ]
+
+    def pause(self) -> None:
+        """SIGSTOP: alive but silent (its lease runs out) until `resume`."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+
+class LocalCluster:
+    """etcd and ``brokers`` brokers (node ids 1..N) under ``directory``; brokers start one after
+    the other, each on a free port it keeps over restarts."""
+
+    def __init__(
+        self,
+        directory: Path,
+        brokers: int = 3,
+        settings: Mapping[str, int | bool | str] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.etcd = EtcdServer(directory / "etcd")
+        self.settings = dict(settings or {})
+        self.brokers: dict[int, ClusterBroker] = {}
+        self._count = brokers
+        self._ports: dict[int, int] = {}
+
+    @property
+    def bootstrap(self) -> str:
+        """Every running broker's ``HOST:PORT``, comma-separated."""
+        return ",".join(b.bootstrap for b in self.brokers.values() if b.proc is not None)
+
+    def start(self) -> LocalCluster:
+        self.etcd.start()
+        for node_id in range(1, self._count + 1):
+            broker = ClusterBroker(
+                self.directory / f"broker-{node_id}", node_id, self.etcd.url, self.settings
+            )
+            self.brokers[node_id] = broker
+            self.start_broker(node_id)
+        return self
+
+    def start_broker(self, node_id: int) -> ClusterBroker:
+        broker = self.brokers[node_id]
+        broker.start(port=self._ports.get(node_id, 0))
+        self._ports[node_id] = broker.port
+        return broker
+
+    def kill(self, node_id: int) -> None:
+        """kill -9 one broker."""
+        self.brokers[node_id].kill()
+
+    def stop(self) -> None:
+        for broker in self.brokers.values():
+            if broker.proc is not None:
+                if _stopped(broker):
+                    broker.resume()
+                broker.kill()
+        self.etcd.kill()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _stopped(broker: ClusterBroker) -> bool:
+    """Whether the broker's process is stopped (SIGSTOP)."""
+    assert broker.proc is not None
+    try:
+        with open(f"/proc/{broker.proc.pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False

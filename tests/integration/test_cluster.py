@@ -1,0 +1,163 @@
+"""Three `kafkacompat serve` brokers on a real etcd, driven by stock clients: every client sees
+three brokers and one controller, a six-partition topic has leaders on all three, records go to
+and come from every leader exactly, a broker that does not lead a partition says so, and when
+the controller is killed another takes over within the session timeout and creates topics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka import TopicPartition as ConfluentPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from kafkacompat.errors import ErrorCode
+from kafkacompat.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from kafkacompat.protocol.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kafkacompat.testing_cluster import LocalCluster
+from kafkacompat.testing_etcd import etcd_available
+from tests.integration.raw import RawClient
+from tests.integration.test_fetch import build_batch
+
+pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd is not installed (etcd-server)")
+
+SESSION_MS = 2000
+SETTINGS = {"broker.session.timeout.ms": SESSION_MS, "broker.heartbeat.interval.ms": 500}
+API_PRODUCE, API_METADATA = 0, 3
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), 3, SETTINGS) as running:
+        yield running
+
+
+def metadata_from(port: int, topics: list[str] | None = None) -> object:
+    with RawClient(port) as client:
+        wanted = None if topics is None else [MetadataRequestTopic(name=t) for t in topics]
+        return client.call(API_METADATA, 9, MetadataRequest(topics=wanted))
+
+
+def test_every_broker_and_client_sees_three_brokers_and_one_controller(
+    cluster: LocalCluster,
+) -> None:
+    answers = [metadata_from(b.port) for b in cluster.brokers.values()]
+    controllers = {a.controller_id for a in answers}  # type: ignore[attr-defined]
+    assert len(controllers) == 1
+    [controller] = controllers
+    assert controller in (1, 2, 3)
+    for answer in answers:
+        assert sorted(  # type: ignore[attr-defined]
+            (b.node_id, b.host, b.port)
+            for b in answer.brokers  # type: ignore[attr-defined]
+        ) == sorted((n, "127.0.0.1", b.port) for n, b in cluster.brokers.items())
+    metadata = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10)
+    assert (sorted(metadata.brokers), metadata.controller_id) == ([1, 2, 3], controller)
+    kcat = subprocess.run(
+        ["kcat", "-b", cluster.brokers[2].bootstrap, "-L", "-J"],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    assert sorted(b["id"] for b in json.loads(kcat.stdout)["brokers"]) == [1, 2, 3]
+
+
+def test_a_topic_spans_every_broker_and_records_round_trip(cluster: LocalCluster) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    for future in admin.create_topics([NewTopic("orders", 6, 1)]).values():
+        assert future.result(20) is None
+    topic = admin.list_topics(timeout=10).topics["orders"]
+    leaders = {index: p.leader for index, p in topic.partitions.items()}
+    assert Counter(leaders.values()) == {1: 2, 2: 2, 3: 2}
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5})
+    for i in range(60):
+        producer.produce("orders", key=f"k{i}".encode(), value=f"v{i}".encode(), partition=i % 6)
+    assert producer.flush(20) == 0
+    consumer = KafkaConsumer(
+        bootstrap_servers=cluster.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000
+    )
+    consumer.assign([TopicPartition("orders", p) for p in range(6)])
+    seen: dict[int, list[bytes]] = {}
+    for message in consumer:
+        seen.setdefault(message.partition, []).append(message.value)
+    consumer.close()
+    assert seen == {p: [f"v{i}".encode() for i in range(p, 60, 6)] for p in range(6)}
+    # A consumer group spans the brokers; its offsets commit through its coordinator.
+    group = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "spanning",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    group.subscribe(["orders"])
+    received = 0
+    deadline = time.monotonic() + 30
+    while received < 60 and time.monotonic() < deadline:
+        message = group.poll(0.5)
+        if message is not None and message.error() is None:
+            received += 1
+    assert received == 60
+    group.commit(asynchronous=False)
+    committed = group.committed([ConfluentPartition("orders", p) for p in range(6)], timeout=10)
+    assert sorted(c.offset for c in committed) == [10] * 6
+    group.close()
+
+
+def test_a_broker_that_does_not_lead_says_so(cluster: LocalCluster) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    for future in admin.create_topics([NewTopic("led", 1, 1)]).values():
+        assert future.result(20) is None
+    leader = admin.list_topics(timeout=10).topics["led"].partitions[0].leader
+    other = next(b for n, b in cluster.brokers.items() if n != leader)
+    batch = build_batch([(b"k", b"v", [])], 0)
+    request = ProduceRequest(
+        acks=1,
+        timeout_ms=5000,
+        topic_data=[TopicProduceData("led", [PartitionProduceData(0, batch)])],
+    )
+    with RawClient(other.port) as client:
+        answer = client.call(API_PRODUCE, 8, request)
+    [partition] = answer.responses[0].partition_responses
+    assert partition.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    # A client sent to the wrong broker first recovers through a metadata refresh.
+    producer = KafkaProducer(bootstrap_servers=other.bootstrap)
+    assert producer.send("led", b"v").get(timeout=20).offset == 0
+    producer.close()
+
+
+def test_killing_the_controller_moves_control_within_the_session(cluster: LocalCluster) -> None:
+    controller = metadata_from(cluster.brokers[1].port).controller_id  # type: ignore[attr-defined]
+    survivor = next(b for n, b in cluster.brokers.items() if n != controller)
+    killed = time.monotonic()
+    cluster.kill(controller)
+    while True:
+        now = metadata_from(survivor.port).controller_id  # type: ignore[attr-defined]
+        if now not in (-1, controller):
+            break
+        assert time.monotonic() - killed < SESSION_MS / 1000 + 5
+        time.sleep(0.05)
+    failover = time.monotonic() - killed
+    print(f"controller {controller} killed; broker {now} took over in {failover:.2f} s")
+    assert failover < SESSION_MS / 1000 + 2
+    admin = AdminClient({"bootstrap.servers": survivor.bootstrap})
+    for future in admin.create_topics([NewTopic("after", 2, 1)]).values():
+        assert future.result(20) is None
+    leaders = {p.leader for p in admin.list_topics(timeout=10).topics["after"].partitions.values()}
+    assert controller not in leaders
+    cluster.start_broker(controller)
+    deadline = time.monotonic() + 15
+    while len(metadata_from(survivor.port).brokers) < 3:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
