@@ -13,6 +13,8 @@ from pathlib import Path
 import trio
 
 from kafkacompat import __version__
+from kafkacompat.cli_cluster import add_parser as add_cluster_parser
+from kafkacompat.cli_cluster import run as run_cluster
 from kafkacompat.cli_faults import add_parser as add_faults_parser
 from kafkacompat.cli_faults import run as run_faults
 from kafkacompat.cli_groups import add_parser as add_groups_parser
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_topics_parser(commands)
     add_groups_parser(commands)
+    add_cluster_parser(commands)
     add_top_parser(commands)
     add_faults_parser(commands)
     return parser
@@ -196,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_topics(args)
     if args.command == "groups":
         return run_groups(args)
+    if args.command == "cluster":
+        return run_cluster(args)
     if args.command == "top":
         return run_top(args)
     if args.command == "faults":

@@ -270,6 +270,10 @@ class AdminClient:
             raise AdminError(ErrorCode.UNSUPPORTED_VERSION, "Metadata v1+ is needed")
         return response
 
+    def metadata(self, names: list[str] | None) -> Any:
+        """The raw Metadata answer for ``names`` (None: every topic; [] none, brokers only)."""
+        return self._metadata(names)
+
     def list_topics(self) -> list[str]:
         return sorted(t.name for t in self._metadata(None).topics if t.error_code == 0)
 

@@ -13,6 +13,11 @@ Installed with kafkacompat (entry point ``pytest11``), so its fixtures need no i
 - ``kafka_secure_broker``: a broker secured as users run Kafka (SASL_SSL with a test CA made at
   start, PLAIN and SCRAM users, ACLs on); ``.security`` hands out the CA file, the users and
   client settings. The marker's ``security=`` secures ``kafka_broker`` the same way.
+- ``kafka_cluster``: a cluster per test (a `kafkacompat.testing_cluster.LocalCluster`): a real
+  etcd (Debian's etcd-server, from PATH; skipped with the reason when absent) and 3 brokers as
+  ``kafkacompat serve`` processes with 2 s broker sessions. ``.bootstrap``, ``.brokers``,
+  ``.kill(node_id)`` (kill -9), ``.restart(node_id)``, ``.controller()``, ``.leader(topic, p)``;
+  the marker ``@pytest.mark.kafka_cluster(brokers=N, settings={...})`` changes it.
 - ``kafka_broker_session`` / ``kafka_bootstrap_session``: one broker shared by the whole session.
   Its clock never moves back: time a test advances stays advanced for the tests after it, so
   tests that advance time belong on ``kafka_broker``.
@@ -34,6 +39,7 @@ import pytest
 
 if TYPE_CHECKING:
     from kafkacompat.testing import BrokerMode, KafkaBroker
+    from kafkacompat.testing_cluster import LocalCluster
 
 _MODES = ("inprocess", "subprocess")
 
@@ -60,6 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "kafka_broker fixture of this test runs its broker, broker settings by their Kafka "
         "names, and security ('SASL_SSL', or a dict of kafkacompat.testing.BrokerSecurity "
         "fields: protocol, mechanisms, users, acls, client_auth)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "kafka_cluster(brokers=3, settings={...}): the kafka_cluster fixture's broker count and "
+        "the settings of every broker, by their Kafka names",
     )
 
 
@@ -162,3 +173,22 @@ def kafka_broker_session(
 @pytest.fixture(scope="session")
 def kafka_bootstrap_session(kafka_broker_session: KafkaBroker) -> str:
     return kafka_broker_session.bootstrap
+
+
+@pytest.fixture
+def kafka_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalCluster]:
+    """etcd and 3 brokers (see the module's docstring)."""
+    from kafkacompat.testing_cluster import LocalCluster
+    from kafkacompat.testing_etcd import etcd_available
+
+    if not etcd_available():
+        pytest.skip("kafka_cluster needs etcd on PATH (Debian: etcd-server)")
+    marker = request.node.get_closest_marker("kafka_cluster")
+    options = dict(marker.kwargs) if marker is not None else {}
+    settings: dict[str, int | bool | str] = {
+        "broker.session.timeout.ms": 2000,
+        "broker.heartbeat.interval.ms": 500,
+        **options.get("settings", {}),
+    }
+    with LocalCluster(tmp_path / "kafka-cluster", options.get("brokers", 3), settings) as cluster:
+        yield cluster

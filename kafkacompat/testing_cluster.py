@@ -9,6 +9,7 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from kafkacompat.testing import BrokerProcess
 from kafkacompat.testing_etcd import EtcdServer
@@ -58,13 +59,20 @@ class LocalCluster:
         directory: Path,
         brokers: int = 3,
         settings: Mapping[str, int | bool | str] | None = None,
+        *,
+        first_port: int = 0,
+        dev: bool = True,
     ) -> None:
         self.directory = directory
+        self.dev = dev
         self.etcd = EtcdServer(directory / "etcd")
         self.settings = dict(settings or {})
         self.brokers: dict[int, ClusterBroker] = {}
         self._count = brokers
-        self._ports: dict[int, int] = {}
+        #: Broker ports: consecutive from ``first_port``, or free ones (0) kept over restarts.
+        self._ports: dict[int, int] = (
+            {n: first_port + n - 1 for n in range(1, brokers + 1)} if first_port else {}
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -77,6 +85,7 @@ class LocalCluster:
             broker = ClusterBroker(
                 self.directory / f"broker-{node_id}", node_id, self.etcd.url, self.settings
             )
+            broker.dev = self.dev
             self.brokers[node_id] = broker
             self.start_broker(node_id)
         return self
@@ -90,6 +99,40 @@ class LocalCluster:
     def kill(self, node_id: int) -> None:
         """kill -9 one broker."""
         self.brokers[node_id].kill()
+
+    def restart(self, node_id: int) -> ClusterBroker:
+        """Start a killed or stopped broker again, on its port and data directory."""
+        broker = self.brokers[node_id]
+        if broker.proc is not None:
+            broker.stop()
+        return self.start_broker(node_id)
+
+    def _metadata(self, topics: list[str] | None) -> Any:
+        """A Metadata answer from the first running (not paused) broker that gives one."""
+        from kafkacompat.client import AdminClient
+
+        failure: Exception | None = None
+        for broker in self.brokers.values():
+            if broker.proc is None or _stopped(broker):
+                continue
+            try:
+                with AdminClient(broker.bootstrap, timeout=2.0) as admin:
+                    return admin.metadata(topics)
+            except OSError as exc:
+                failure = exc
+        raise ConnectionError(f"no broker of the cluster answers: {failure}")
+
+    def controller(self) -> int:
+        """The controller's node id, as the running brokers report it (-1: none)."""
+        return int(self._metadata([]).controller_id)
+
+    def leader(self, topic: str, partition: int) -> int:
+        """The node id leading ``topic``-``partition`` (-1: none), as the brokers report it."""
+        for found in self._metadata([topic]).topics:
+            for answer in found.partitions:
+                if answer.partition_index == partition:
+                    return int(answer.leader_id)
+        return -1
 
     def stop(self) -> None:
         for broker in self.brokers.values():

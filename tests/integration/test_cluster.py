@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -161,3 +161,75 @@ def test_killing_the_controller_moves_control_within_the_session(cluster: LocalC
     while len(metadata_from(survivor.port).brokers) < 3:  # type: ignore[attr-defined]
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``check`` until it holds; the seconds it took."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def reported(cluster: LocalCluster, node_id: int) -> tuple[int, list[int]]:
+    """(controller, brokers) as broker ``node_id`` reports them."""
+    answer = metadata_from(cluster.brokers[node_id].port)
+    return answer.controller_id, sorted(b.node_id for b in answer.brokers)  # type: ignore[attr-defined]
+
+
+def test_a_paused_controller_changes_nothing_when_it_resumes(kafka_cluster: LocalCluster) -> None:
+    old = kafka_cluster.controller()
+    others = [n for n in kafka_cluster.brokers if n != old]
+    kafka_cluster.brokers[old].pause()
+    took = wait_until(
+        lambda: reported(kafka_cluster, others[0])[0] in others, 10, "a new controller"
+    )
+    print(f"controller {old} paused; another took over in {took:.2f} s")
+    new = reported(kafka_cluster, others[0])[0]
+    admin = AdminClient({"bootstrap.servers": kafka_cluster.brokers[new].bootstrap})
+    for future in admin.create_topics([NewTopic("while-paused", 4, 1)]).values():
+        assert future.result(20) is None
+    before = {p: kafka_cluster.leader("while-paused", p) for p in range(4)}
+    assert old not in before.values() and -1 not in before.values()
+    kafka_cluster.brokers[old].resume()
+    # It rejoins as a broker, not as the controller, and leadership stays as written.
+    wait_until(
+        lambda: reported(kafka_cluster, old) == (new, [1, 2, 3]), 10, "the old one to rejoin"
+    )
+    time.sleep(1.0)
+    for node in kafka_cluster.brokers:
+        assert reported(kafka_cluster, node) == (new, [1, 2, 3])
+    assert {p: kafka_cluster.leader("while-paused", p) for p in range(4)} == before
+
+
+def test_etcd_down_for_ten_seconds_loses_nothing(kafka_cluster: LocalCluster) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
+    for future in admin.create_topics([NewTopic("through-outage", 3, 1)]).values():
+        assert future.result(20) is None
+    producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap})
+    for i in range(30):
+        producer.produce("through-outage", f"before-{i}".encode(), partition=i % 3)
+    assert producer.flush(20) == 0
+    kafka_cluster.etcd.kill()
+    time.sleep(10)
+    kafka_cluster.etcd.start()
+    wait_until(
+        lambda: all(reported(kafka_cluster, n)[1] == [1, 2, 3] for n in kafka_cluster.brokers),
+        20,
+        "every broker registered again",
+    )
+    controller = kafka_cluster.controller()
+    assert controller in (1, 2, 3)
+    for i in range(30):
+        producer.produce("through-outage", f"after-{i}".encode(), partition=i % 3)
+    assert producer.flush(20) == 0
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_cluster.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    consumer.assign([TopicPartition("through-outage", p) for p in range(3)])
+    values = sorted(m.value.decode() for m in consumer)
+    consumer.close()
+    assert values == sorted([f"before-{i}" for i in range(30)] + [f"after-{i}" for i in range(30)])
