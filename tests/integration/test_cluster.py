@@ -5,17 +5,22 @@ the controller is killed another takes over within the session timeout and creat
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import shutil
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
@@ -70,6 +75,52 @@ def test_every_broker_and_client_sees_three_brokers_and_one_controller(
         check=True,
     )
     assert sorted(b["id"] for b in json.loads(kcat.stdout)["brokers"]) == [1, 2, 3]
+    kadmin = KafkaAdminClient(bootstrap_servers=cluster.brokers[3].bootstrap)
+    described = kadmin.describe_cluster()
+    kadmin.close()
+    assert described["controller_id"] == controller
+    assert sorted(_node_id(b) for b in described["brokers"]) == [1, 2, 3]
+    assert asyncio.run(_aiokafka_view(cluster.brokers[1].bootstrap)) == ([1, 2, 3], controller)
+    assert _kafkajs_view(cluster.brokers[2].bootstrap) == ([1, 2, 3], controller)
+
+
+async def _aiokafka_view(bootstrap: str) -> tuple[list[int], int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    return sorted(_node_id(b) for b in described["brokers"]), described["controller_id"]
+
+
+def _node_id(broker: dict[str, object]) -> int:
+    """A described broker's id (kafka-python and aiokafka name the key differently)."""
+    return int(broker.get("node_id", broker.get("broker_id", -1)))  # type: ignore[call-overload]
+
+
+def _kafkajs_view(bootstrap: str) -> tuple[list[int], int]:
+    node = shutil.which("node")
+    modules = Path(__file__).resolve().parents[2] / "compat_tests" / "kafkajs" / "node_modules"
+    if node is None or not (modules / "kafkajs").exists():
+        pytest.skip("node or kafkajs is not installed (cd compat_tests/kafkajs && npm ci)")
+    script = (
+        "const { Kafka, logLevel } = require('kafkajs');"
+        "const admin = new Kafka({ brokers: [process.argv[1]], logLevel: logLevel.NOTHING }).admin();"
+        "(async () => { await admin.connect(); const c = await admin.describeCluster();"
+        "console.log(JSON.stringify({ brokers: c.brokers.map(b => b.nodeId).sort(),"
+        " controller: c.controller })); await admin.disconnect(); })()"
+        ".catch(e => { console.error(e); process.exit(1); });"
+    )
+    done = subprocess.run(
+        [node, "-e", script, bootstrap],
+        capture_output=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "NODE_PATH": str(modules)},
+    )
+    found = json.loads(done.stdout)
+    return found["brokers"], found["controller"]
 
 
 def test_a_topic_spans_every_broker_and_records_round_trip(cluster: LocalCluster) -> None:
