@@ -27,6 +27,7 @@ from kafkacompat.config import DEV_OVERRIDES, Config, HostPort
 from kafkacompat.faults import Faults
 from kafkacompat.server.listener import RunningBroker, serve
 from kafkacompat.testing_clock import BrokerTime
+from kafkacompat.testing_faults import RemoteFaults
 from kafkacompat.testing_security import BrokerSecurity
 
 __all__ = [
@@ -355,14 +356,15 @@ class KafkaBroker:
         return self._thread
 
     @property
-    def faults(self) -> Faults:
+    def faults(self) -> Faults | RemoteFaults:
         """The faults this broker injects on purpose (`kafkacompat.faults`); a restart starts
-        with none. In-process brokers only, for now."""
+        with none. A subprocess broker's are set over its HTTP listener, with the same methods
+        (`kafkacompat.testing_faults.RemoteFaults`)."""
         if self.mode != "inprocess":
-            raise NotImplementedError(
-                "fault injection works with in-process brokers only, for now "
-                "(this kafka_broker runs as a subprocess)"
-            )
+            address = self.process.http_address()
+            if address is None:
+                raise RuntimeError("this subprocess broker has no HTTP listener for faults")
+            return RemoteFaults(str(address))
         return self.thread.faults
 
     @property
@@ -417,7 +419,8 @@ class KafkaBroker:
             self._thread = thread.start(timeout)
             self.port = self._thread.port
         else:
-            process = BrokerProcess(self.data_dir, settings)
+            # Faults reach a subprocess over its HTTP listener (`kafkacompat.testing_faults`).
+            process = BrokerProcess(self.data_dir, {"http.faults.enable": True, **settings})
             self._process = process.start(port=self.port, timeout=timeout)
             self.port = process.port
         return self

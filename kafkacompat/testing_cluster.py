@@ -13,6 +13,7 @@ from typing import Any
 
 from kafkacompat.testing import BrokerProcess
 from kafkacompat.testing_etcd import EtcdServer
+from kafkacompat.testing_faults import RemoteFaults
 
 __all__ = ["ClusterBroker", "LocalCluster"]
 
@@ -40,6 +41,14 @@ class ClusterBroker(BrokerProcess):
             self.store_url,
         ]
 
+    @property
+    def faults(self) -> RemoteFaults:
+        """This broker's faults, set over its HTTP listener (`kafkacompat.testing_faults`)."""
+        address = self.http_address()
+        if address is None:
+            raise RuntimeError(f"broker {self.node_id} has no HTTP listener for faults")
+        return RemoteFaults(str(address))
+
     def pause(self) -> None:
         """SIGSTOP: alive but silent (its lease runs out) until `resume`."""
         assert self.proc is not None
@@ -66,7 +75,8 @@ class LocalCluster:
         self.directory = directory
         self.dev = dev
         self.etcd = EtcdServer(directory / "etcd")
-        self.settings = dict(settings or {})
+        #: Every broker can be made to fail on purpose (``.brokers[n].faults``).
+        self.settings = {"http.faults.enable": True, **(settings or {})}
         self.brokers: dict[int, ClusterBroker] = {}
         self._count = brokers
         #: Broker ports: consecutive from ``first_port``, or free ones (0) kept over restarts.

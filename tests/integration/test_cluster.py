@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -284,3 +285,34 @@ def test_etcd_down_for_ten_seconds_loses_nothing(kafka_cluster: LocalCluster) ->
     values = sorted(m.value.decode() for m in consumer)
     consumer.close()
     assert values == sorted([f"before-{i}" for i in range(30)] + [f"after-{i}" for i in range(30)])
+
+
+def test_a_broker_that_looks_down_holds_back_only_its_partitions(
+    kafka_cluster: LocalCluster,
+) -> None:
+    """A fault makes one broker refuse connections (alive, but unreachable): a confluent-kafka
+    producer delivers to the other leaders at once and to that one once it is back."""
+    admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
+    for future in admin.create_topics([NewTopic("looks-down", 3, 1)]).values():
+        assert future.result(20) is None
+    leaders = {p: kafka_cluster.leader("looks-down", p) for p in range(3)}
+    assert sorted(leaders.values()) == [1, 2, 3]
+    down = leaders[0]
+    others = ",".join(b.bootstrap for n, b in kafka_cluster.brokers.items() if n != down)
+    delivered: dict[int, float] = {}
+    started = time.monotonic()
+
+    def on_delivery(error: object, message: Any) -> None:
+        assert error is None
+        delivered[message.partition()] = time.monotonic() - started
+
+    with kafka_cluster.brokers[down].faults.refuse_connections(3.0) as fault:
+        producer = Producer({"bootstrap.servers": others, "message.timeout.ms": 30000})
+        for partition in range(3):
+            producer.produce("looks-down", b"v", partition=partition, on_delivery=on_delivery)
+        producer.flush(2.0)
+        assert sorted(delivered) == [1, 2]
+        assert fault.hits >= 1
+    assert producer.flush(20) == 0
+    assert sorted(delivered) == [0, 1, 2]
+    assert delivered[0] > max(delivered[1], delivered[2])

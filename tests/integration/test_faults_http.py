@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kafkacompat.testing import KafkaBroker, create_scram_users
+from kafkacompat.testing import BrokerProcess, KafkaBroker, create_scram_users
 
 pytestmark = pytest.mark.integration
 
@@ -282,13 +282,14 @@ def test_cli_errors_are_one_line_and_exit_1(broker: KafkaBroker) -> None:
 
 
 def test_off_unless_enabled(tmp_path: Path) -> None:
-    with KafkaBroker(tmp_path / "data", mode="subprocess") as broker:
-        http = Http(str(broker.http_address))
+    """`kafkacompat serve` (here --dev) keeps it off; the test fixtures turn it on."""
+    with BrokerProcess(tmp_path / "data") as broker:
+        http = Http(str(broker.http_address()))
         assert http("POST", "/faults", {"kind": "stall", "api": "Fetch"}) == (
             404,
             {"error": "fault injection over HTTP is off (http.faults.enable=false)"},
         )
-        off = cli(broker.http_address, "list")
+        off = cli(broker.http_address(), "list")
         assert (off.returncode, off.stderr) == (
             1,
             "kafkacompat faults: fault injection over HTTP is off "
@@ -314,3 +315,19 @@ def test_sasl_users_log_in(tmp_path: Path) -> None:
         )
         listed = cli(address, "clear", "--user", "admin:admin-secret")
         assert listed.stdout == "1\tstall Fetch, until cleared, 0 hits, inactive\n"
+
+
+# --- the Python API on a subprocess broker --------------------------------------------------------
+
+
+def test_a_subprocess_kafka_broker_has_the_same_fault_api(tmp_path: Path) -> None:
+    from kafka import KafkaProducer
+
+    with KafkaBroker(tmp_path / "data", mode="subprocess") as broker:
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, retry_backoff_ms=10)
+        producer.send("remote", b"first").get(timeout=20)
+        with broker.faults.fail("Produce", "NOT_LEADER_OR_FOLLOWER", times=2) as fault:
+            assert producer.send("remote", b"second").get(timeout=20).offset == 1
+            assert fault.hits == 2
+        assert broker.faults.active() == []
+        producer.close()
