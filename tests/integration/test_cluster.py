@@ -316,3 +316,14 @@ def test_a_broker_that_looks_down_holds_back_only_its_partitions(
     assert producer.flush(20) == 0
     assert sorted(delivered) == [0, 1, 2]
     assert delivered[0] > max(delivered[1], delivered[2])
+
+
+def test_the_readme_cluster_fault_example(kafka_cluster: LocalCluster) -> None:
+    producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap})
+    producer.produce("orders", b"first")  # auto-creates "orders"
+    assert producer.flush(10) == 0
+    leader = kafka_cluster.leader("orders", 0)
+    fault = kafka_cluster.brokers[leader].faults.drop_connection("Produce", times=1)
+    producer.produce("orders", b"paid")
+    assert producer.flush(20) == 0  # the client reconnected and retried
+    assert fault.hits == 1
