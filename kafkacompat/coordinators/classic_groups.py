@@ -70,14 +70,15 @@ class ClassicGroups:
                 self._rebalance.schedule_session(group, member, now)
             self.groups[group_id] = group
 
-    def adopt(self, group: Group, now: int) -> None:
+    def adopt(self, group: Group, now: int, rebalance: bool = True) -> None:
         """A Stable group converted from a consumer group: held, stored, its members' sessions
-        begun, and a rebalance started for them to rejoin as a classic group."""
+        begun, and (``rebalance``) a rebalance started for them to rejoin as a classic group."""
         self.groups[group.group_id] = group
         for member in group.members.values():
             self._rebalance.schedule_session(group, member, now)
         self._rebalance.store_group(group)
-        self._rebalance.prepare_rebalance(group, now)
+        if rebalance:
+            self._rebalance.prepare_rebalance(group, now)
 
     def create_group(self, group_id: str, state_timestamp: int) -> None:
         """An Empty group without members, as a group that only stores offsets starts out."""

@@ -21,12 +21,14 @@ from kafkacompat.coordinators.consumer_group_heartbeat import TopicsView
 from kafkacompat.coordinators.consumer_group_migration import (
     CONSUMER_PROTOCOL_TYPE,
     MalformedProtocol,
+    downgrade_allowed_on_replace,
     encode_assignment,
     owned_partitions,
     read_subscription,
 )
 from kafkacompat.coordinators.consumer_group_reconcile import reconcile
 from kafkacompat.coordinators.consumer_group_state import (
+    STATIC_LEAVE_EPOCH,
     ClassicMemberMetadata,
     ConsumerGroup,
     ConsumerMember,
@@ -78,7 +80,7 @@ class ClassicMembers:
         found = self._member(group, member_id, request)
         if isinstance(found, ErrorCode):
             return JoinResult(found, request.member_id)
-        member, changed = found
+        member, changed, replaced_consumer_member = found
         member.rebalance_timeout_ms = request.rebalance_timeout_ms
         member.client_id = request.client_id
         member.client_host = request.client_host
@@ -100,6 +102,10 @@ class ClassicMembers:
         if member.state is MemberState.UNREVOKED_PARTITIONS:
             self._groups.schedule_revocation(group, member)
         self._groups.save(group)
+        policy = self._groups.config.migration_policy
+        if replaced_consumer_member and downgrade_allowed_on_replace(group, policy):
+            # It took the place of the last consumer-protocol member: the group is classic now.
+            self._groups.downgrade(group, "")
         return JoinResult(
             E.NONE,
             member.member_id,
@@ -111,8 +117,9 @@ class ClassicMembers:
 
     def _member(
         self, group: ConsumerGroup, member_id: str, request: JoinRequest
-    ) -> tuple[ConsumerMember, bool] | ErrorCode:
-        """The joining member, found or added; whether it is new."""
+    ) -> tuple[ConsumerMember, bool, bool] | ErrorCode:
+        """The joining member, found or added; whether it is new, and whether it replaced a
+        static member using the consumer protocol."""
         instance_id = request.group_instance_id
         if instance_id is not None:
             current = group.static_members.get(instance_id)
@@ -125,15 +132,17 @@ class ClassicMembers:
                 new.subscribed_topic_names = old.subscribed_topic_names
                 new.rebalance_timeout_ms = old.rebalance_timeout_ms
                 group.replace(current, new)
-                return new, False
+                if new.member_epoch == STATIC_LEAVE_EPOCH:
+                    new.member_epoch = new.previous_member_epoch
+                return new, False, old.classic is None
         member = group.members.get(member_id)
         if member is not None:
             if member.classic is None:
                 return E.UNKNOWN_MEMBER_ID  # a member of the consumer protocol
-            return member, False
+            return member, False, False
         new = ConsumerMember(member_id, instance_id)
         group.add(new)
-        return new, True
+        return new, True, False
 
     # -- SyncGroup, Heartbeat, LeaveGroup --------------------------------------------------------
 

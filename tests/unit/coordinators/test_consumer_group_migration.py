@@ -63,7 +63,9 @@ class MigrationHarness(Harness):
             self.store, self.config, self.clock, self._woken, consumer_config=self.consumer
         )
 
-    def beat(self, member: str, epoch: int, owned: set[int] | None = None) -> HeartbeatResult:
+    def beat(
+        self, member: str, epoch: int, owned: set[int] | None = None, instance: str | None = None
+    ) -> HeartbeatResult:
         """A ConsumerGroupHeartbeat of a consumer-protocol member subscribed to "t"."""
         joining = epoch == 0
         reported = None if owned is None else [(T, sorted(owned))]
@@ -71,6 +73,7 @@ class MigrationHarness(Harness):
             group_id="g",
             member_id=member,
             member_epoch=epoch,
+            instance_id=instance,
             rebalance_timeout_ms=60_000 if joining else -1,
             subscribed_topic_names=("t",) if joining else None,
             owned=[] if joining else reported,
@@ -269,7 +272,7 @@ def test_downgrade_when_the_last_consumer_member_leaves(h: MigrationHarness) -> 
     assert h.state() == "Stable"
 
 
-def test_downgrade_on_session_timeout_and_classic_only_groups(tmp_path: Path) -> None:
+def test_downgrade_when_the_last_consumer_members_session_ends(tmp_path: Path) -> None:
     h = policy_harness(tmp_path)
     a, b = h.classic_group()
     h.beat("c", 0)
@@ -282,6 +285,26 @@ def test_downgrade_on_session_timeout_and_classic_only_groups(tmp_path: Path) ->
                 assert h.heartbeat(m, generations[m]) in (E.NONE, E.REBALANCE_IN_PROGRESS)
     assert h.coordinator.consumer_group("g") is None
     assert set(h.coordinator.groups["g"].members) == {a, b}
+
+
+def test_classic_static_member_replacing_the_last_consumer_member(h: MigrationHarness) -> None:
+    c = h.beat("c", 0, instance="i-c")
+    assert c.assignment == {T: frozenset(ALL)}
+    member = h.classic_join().member_id
+    revoking = h.beat("c", 1, ALL, instance="i-c").assignment
+    assert revoking is not None
+    keep = set(revoking.get(T, frozenset()))
+    h.beat("c", 1, keep, instance="i-c")
+    assert h.beat("c", -2, instance="i-c").error == E.NONE  # leaves for now, as static members do
+    assert h.coordinator.consumer_group("g") is not None
+    # A classic consumer comes back under the same instance id: every member is classic now.
+    back = h.join(instance="i-c", protocols=[("range", subscription(keep))])
+    h.advance(0)
+    assert (back.value.error, back.value.generation_id) == (E.NONE, 2)
+    assert h.coordinator.consumer_group("g") is None
+    group = h.coordinator.groups["g"]
+    assert (group.state.value, set(group.members)) == ("Stable", {member, back.value.member_id})
+    assert partitions_of(group.members[back.value.member_id].assignment) == keep
 
 
 @pytest.mark.parametrize("policy", ["disabled", "upgrade"])
@@ -360,3 +383,14 @@ def test_migrated_group_survives_a_restart(h: MigrationHarness) -> None:
     h.reopen()
     assert h.coordinator.consumer_group("g") is None
     assert set(h.coordinator.groups["g"].members) == {a, b}
+
+
+def test_upgrade_during_a_classic_rebalance(h: MigrationHarness) -> None:
+    a, _ = h.classic_group()
+    waiting = h.join(a, protocols=[("range", subscription({0, 1}))])  # waits for b to rejoin
+    assert not waiting.done and h.state() == "PreparingRebalance"
+    assert h.beat("c", 0).error == E.NONE
+    # The waiting member is told to rejoin: it does so into the consumer group.
+    assert waiting.done and waiting.value.error == E.REBALANCE_IN_PROGRESS
+    generation, owned = h.settle(a, {0, 1})
+    assert generation == 2 and owned <= {0, 1}
