@@ -56,7 +56,7 @@ async def accept_connection(
         principal = ANONYMOUS
     else:
         peer = peer_of(stream)
-        tls = await tls_handshake(stream, security.tls, peer, TLS_HANDSHAKE_TIMEOUT)
+        tls = await tls_handshake(stream, security.tls, peer, TLS_HANDSHAKE_TIMEOUT, send_timeout)
         transport = tls
         principal = _certificate_principal(tls, security) if not listener.uses_sasl else ANONYMOUS
     session = Session(
