@@ -1,7 +1,7 @@
 """What metrics cost: produce throughput with the HTTP listener (the metrics hooks: requests,
 request queue/send/total times, connection counting; a scrape every few seconds) on and off.
 
-    python benchmarks/metrics_bench.py [--seconds 8] [--repeats 3] [--scrape-every 5]
+    python benchmarks/metrics_bench.py [--seconds 8] [--repeats 3] [--scrape-every 5] [--pin]
 
 Rows: produce 1 KiB (1 partition, acks=1, the throughput producer of workloads.py) and one
 message per request (linger 0, one in flight). Each repeat starts a fresh broker subprocess per
@@ -53,6 +53,12 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of a process (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
 
 
 def http_address(broker: BrokerProcess, timeout: float = 10) -> str:
@@ -115,6 +121,8 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="metrics-bench-") as tmp:
         broker = BrokerProcess(Path(tmp) / "data", *MODES[mode])
         broker.start()
+        if args.pin:
+            pin_process(broker.pid, {0})
         try:
             topic = f"bench-{mode}-{n}"
             pool.submit(workloads.create_topic, broker.bootstrap, topic, 1).result()
@@ -139,6 +147,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scrape-every", type=float, default=5.0)
     parser.add_argument("--only", choices=list(WORKLOADS), action="append")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the broker on CPU 0 and the clients on CPU 1 (same placement every run)",
+    )
     args = parser.parse_args()
     compile_package()
     load_before = os.getloadavg()[0]
@@ -146,7 +159,14 @@ def main() -> None:
     rates: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}
     scrapes = 0
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+    spawn = get_context("spawn")
+    if args.pin:
+        pool = ProcessPoolExecutor(
+            2, mp_context=spawn, initializer=os.sched_setaffinity, initargs=(0, {1})
+        )
+    else:
+        pool = ProcessPoolExecutor(2, mp_context=spawn)
+    with pool:
         for key in args.only or list(WORKLOADS):
             _label, work = WORKLOADS[key]
             for n in range(args.repeats):
@@ -163,7 +183,8 @@ def main() -> None:
         f"{args.repeats} repeats of {args.seconds:g} s per row and mode, medians; 'on' is "
         f"`http.listener` set (metrics hooks: requests, request queue/send/total times, "
         f"connections) with /metrics scraped every "
-        f"{args.scrape_every:g} s ({scrapes} scrapes in all). Load before the run: "
+        f"{args.scrape_every:g} s ({scrapes} scrapes in all)"
+        f"{'; broker pinned to CPU 0, clients to CPU 1' if args.pin else ''}. Load before the run: "
         f"{load_before:.2f}; {os.cpu_count()} CPUs; {time.monotonic() - started:.0f} s.",
         "",
         "| workload | off msgs/s | on msgs/s | on/off | off broker µs/msg | on broker µs/msg | "

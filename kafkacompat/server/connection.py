@@ -145,7 +145,8 @@ async def _serve_requests(
         if timed:
             queued_from = muted_at or perf_counter()
             muted_at = 0.0
-            api_key = -1 if session.raw_sasl_tokens else int.from_bytes(frame[:2], "big")
+            raw = session.raw_sasl_tokens or len(frame) < 2
+            api_key = -1 if raw else frame[0] << 8 | frame[1]
             started = perf_counter()
         response = await pipeline.handle_frame(frame, session)
         if timed:
