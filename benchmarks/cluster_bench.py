@@ -8,7 +8,8 @@ worker processes so the client side is not one Python thread):
   controller (broker.session.timeout.ms 2000, median and max of ``--failovers``);
 - Metadata latency: median and p99 of 2000 Metadata v9 requests (all topics) on one connection;
 - produce 1 KiB (acks=1, 6 partitions) and consume it back, 3 brokers beside 1;
-- one message per request (linger.ms 0, one in flight) with 8 producers, 2 brokers beside 1.
+- one message per request (linger.ms 0, one in flight), 8 producers over 8 partitions, 2 and 3
+  brokers beside 1.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def one_per_request(bootstrap: str, seconds: float, pool: ProcessPoolExecutor) -
     topic = workloads.topic_name("single")
     workloads.create_topic(bootstrap, topic, 8)
     calls = [
-        pool.submit(workloads.produce_for, bootstrap, topic, 100, 1, 1, seconds, ONE_PER_REQUEST)
+        pool.submit(workloads.produce_for, bootstrap, topic, 100, 8, 1, seconds, ONE_PER_REQUEST)
         for _ in range(8)
     ]
     results = [c.result() for c in calls]
