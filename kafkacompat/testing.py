@@ -361,7 +361,9 @@ class KafkaBroker:
         with none. A subprocess broker's are set over its HTTP listener, with the same methods
         (`kafkacompat.testing_faults.RemoteFaults`)."""
         if self.mode != "inprocess":
-            address = self.process.http_address()
+            if self._process is None:
+                raise RuntimeError("the broker is not running: start it before setting faults")
+            address = self._process.http_address()
             if address is None:
                 raise RuntimeError("this subprocess broker has no HTTP listener for faults")
             return RemoteFaults(str(address))

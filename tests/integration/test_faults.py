@@ -287,8 +287,9 @@ def test_bad_faults_are_refused_when_set(broker: BrokerThread) -> None:
     assert broker.faults.active == []
 
 
-def test_subprocess_brokers_have_no_faults_yet(tmp_path: Path) -> None:
-    with pytest.raises(NotImplementedError, match="in-process brokers only"):
+def test_a_subprocess_broker_sets_faults_only_while_running(tmp_path: Path) -> None:
+    """Its faults go over its HTTP listener (tests/integration/test_faults_http.py)."""
+    with pytest.raises(RuntimeError, match="not running"):
         _ = KafkaBroker(tmp_path, mode="subprocess").faults
 
 
