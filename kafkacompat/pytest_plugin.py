@@ -16,7 +16,8 @@ Installed with kafkacompat (entry point ``pytest11``), so its fixtures need no i
 - ``kafka_cluster``: a cluster per test (a `kafkacompat.testing_cluster.LocalCluster`): a real
   etcd (Debian's etcd-server, from PATH; skipped with the reason when absent) and 3 brokers as
   ``kafkacompat serve`` processes with 2 s broker sessions. ``.bootstrap``, ``.brokers``,
-  ``.kill(node_id)`` (kill -9), ``.restart(node_id)``, ``.controller()``, ``.leader(topic, p)``;
+  ``.kill(node_id)`` (kill -9), ``.restart(node_id)``, ``.controller()``, ``.leader(topic, p)``,
+  ``.faults[node_id]`` (the fault API over each broker's HTTP listener);
   the marker ``@pytest.mark.kafka_cluster(brokers=N, settings={...})`` changes it.
 - ``kafka_broker_session`` / ``kafka_bootstrap_session``: one broker shared by the whole session.
   Its clock never moves back: time a test advances stays advanced for the tests after it, so

@@ -106,6 +106,12 @@ class LocalCluster:
         self._ports[node_id] = broker.port
         return broker
 
+    @property
+    def faults(self) -> dict[int, RemoteFaults]:
+        """Each running broker's faults by node id: ``cluster.faults[2].refuse_connections(5)``
+        makes broker 2 look down while alive (`kafkacompat.testing_faults`)."""
+        return {n: b.faults for n, b in self.brokers.items() if b.proc is not None}
+
     def kill(self, node_id: int) -> None:
         """kill -9 one broker."""
         self.brokers[node_id].kill()

@@ -306,7 +306,7 @@ def test_a_broker_that_looks_down_holds_back_only_its_partitions(
         assert error is None
         delivered[message.partition()] = time.monotonic() - started
 
-    with kafka_cluster.brokers[down].faults.refuse_connections(3.0) as fault:
+    with kafka_cluster.faults[down].refuse_connections(3.0) as fault:
         producer = Producer({"bootstrap.servers": others, "message.timeout.ms": 30000})
         for partition in range(3):
             producer.produce("looks-down", b"v", partition=partition, on_delivery=on_delivery)
