@@ -319,11 +319,24 @@ def test_a_broker_that_looks_down_holds_back_only_its_partitions(
 
 
 def test_the_readme_cluster_fault_example(kafka_cluster: LocalCluster) -> None:
-    producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap})
-    producer.produce("orders", b"first")  # auto-creates "orders"
-    assert producer.flush(10) == 0
-    leader = kafka_cluster.leader("orders", 0)
-    fault = kafka_cluster.brokers[leader].faults.drop_connection("Produce", times=1)
-    producer.produce("orders", b"paid")
-    assert producer.flush(20) == 0  # the client reconnected and retried
-    assert fault.hits == 1
+    """README, "Fault injection for your tests": a producer fails over to the brokers that
+    answer while one looks down."""
+    admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
+    admin.create_topics([NewTopic("orders", 3, 1)])["orders"].result(20)
+    down = kafka_cluster.leader("orders", 0)
+    others = ",".join(b.bootstrap for n, b in kafka_cluster.brokers.items() if n != down)
+    delivered: list[int] = []
+    with kafka_cluster.faults[down].refuse_connections(3.0) as fault:  # alive, unreachable
+        producer = Producer({"bootstrap.servers": others})
+        for partition in range(3):
+            producer.produce(
+                "orders",
+                b"paid",
+                partition=partition,
+                on_delivery=lambda err, msg: delivered.append(msg.partition()),
+            )
+        producer.flush(2.0)
+        assert sorted(delivered) == [1, 2]  # the other leaders answered at once
+        assert fault.hits >= 1  # the producer really tried broker `down`
+    assert producer.flush(20) == 0  # and delivered there once it was back
+    assert sorted(delivered) == [0, 1, 2]
