@@ -128,7 +128,9 @@ def test_a_connection_dropped_before_the_answer_is_retried(case: Case) -> None:
     assert case.stored() == [b"again"]
 
 
-def test_a_throttled_answer_is_honoured(case: Case) -> None:
+def test_a_throttled_answer_loses_and_repeats_nothing(case: Case) -> None:
+    """The throttled answer still carries the ack (each send is a fresh client, so how long a
+    client then holds back is shown in test_faults.py and test_quotas.py, not here)."""
     with case.broker.faults.throttle("Produce", 300, times=1) as fault:
         case.send(b"first")
         case.send(b"second")
