@@ -17,12 +17,10 @@ from typing import Any
 from kafkacompat import __version__
 from kafkacompat.config import HostPort
 from kafkacompat.errors import ErrorCode
-from kafkacompat.protocol.headers import request_header_version, response_header_version
+from kafkacompat.protocol.exchange import decode_response, encode_request, highest_version
 from kafkacompat.protocol.messages import (
     APIS,
     consumer_protocol_assignment,
-    request_header,
-    response_header,
 )
 from kafkacompat.protocol.messages.api_versions_request import ApiVersionsRequest
 from kafkacompat.protocol.messages.create_partitions_request import (
@@ -65,7 +63,6 @@ from kafkacompat.protocol.messages.offset_fetch_request import (
     OffsetFetchRequest,
     OffsetFetchRequestGroup,
 )
-from kafkacompat.protocol.messages.request_header import RequestHeader
 
 LIST_OFFSETS = 2
 METADATA = 3
@@ -217,23 +214,15 @@ class AdminClient:
         return bytes(data)
 
     def _exchange(self, api_key: int, version: int, request: Any) -> Any:
-        request_module, response_module = APIS[api_key]
         self._correlation += 1
-        body = bytearray()
-        header = RequestHeader(api_key, version, self._correlation, self._client_id)
-        request_header.ENCODERS[request_header_version(api_key, version)](header, body)
-        request_module.ENCODERS[version](request, body)
-        self._sock.sendall(struct.pack(">i", len(body)) + body)
+        frame = encode_request(api_key, version, self._correlation, self._client_id, request)
+        self._sock.sendall(frame)
         (size,) = struct.unpack(">i", self._read_exactly(4))
         if not 0 <= size <= MAX_RESPONSE_BYTES:
             raise ConnectionError(f"bad response size {size}")
-        frame = memoryview(self._read_exactly(size))
-        decode_header = response_header.DECODERS[response_header_version(api_key, version)]
-        parsed, pos = decode_header(frame, 0)
-        if parsed.correlation_id != self._correlation:
-            raise ConnectionError("response does not match the request")
-        response, _ = response_module.DECODERS[version](frame, pos)
-        return response
+        return decode_response(
+            api_key, version, memoryview(self._read_exactly(size)), self._correlation
+        )
 
     def _negotiate(self) -> None:
         module = APIS[API_VERSIONS][0]
@@ -247,9 +236,8 @@ class AdminClient:
     def version_for(self, api_key: int) -> int:
         """The highest version of the API that both this client and the broker speak."""
         module = APIS[api_key][0]
-        ours: int = module.MAX_VERSION - (1 if module.LATEST_VERSION_UNSTABLE else 0)
         low, high = self.versions.get(api_key, (0, -1))
-        version = min(ours, high)
+        version = min(highest_version(api_key), high)
         if version < max(low, int(module.MIN_VERSION)):
             raise AdminError(ErrorCode.UNSUPPORTED_VERSION, f"API {api_key} is not supported")
         return version

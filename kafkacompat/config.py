@@ -46,6 +46,12 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "group.min.session.timeout.ms": 6000,
         "group.max.session.timeout.ms": 1800000,
         "offsets.retention.minutes": 10080,
+        # The internal topics (created on first use, as Kafka does): partitions and replicas,
+        # the replicas capped at the live brokers.
+        "offsets.topic.num.partitions": 50,
+        "offsets.topic.replication.factor": 3,
+        "transaction.state.log.num.partitions": 50,
+        "transaction.state.log.replication.factor": 3,
         "offsets.retention.check.interval.ms": 600000,
         "offset.metadata.max.bytes": 4096,
         # KIP-848 consumer groups (group.protocol=consumer), Kafka 4.0's names and defaults;

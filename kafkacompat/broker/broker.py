@@ -7,8 +7,10 @@ given to them through their `RequestContext`.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Mapping
+from functools import partial
 
 import trio
 
@@ -17,17 +19,22 @@ from kafkacompat.broker.cluster_node import ClusterNode
 from kafkacompat.broker.dispatch import RequestPipeline
 from kafkacompat.broker.fetch_sessions import FetchSessionCache
 from kafkacompat.broker.identity import META_FILE, load_or_create_identity, replace_cluster_id
+from kafkacompat.broker.internal_topics import open_internal_topics
+from kafkacompat.broker.remote_markers import ClusterMarkers
 from kafkacompat.broker.router import Handler, registered_handlers
 from kafkacompat.broker.services import BrokerServices
 from kafkacompat.clock import BrokerClock, use_clock
+from kafkacompat.cluster.broker_client import BrokerClients
 from kafkacompat.cluster.cluster_admin import ClusterAdmin
 from kafkacompat.cluster.controller import LocalController
 from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo
+from kafkacompat.cluster.producer_id_blocks import reserve_producer_ids
 from kafkacompat.cluster.topic_configs import topic_defaults
 from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
 from kafkacompat.coordinators.producer_ids import producer_id_manager
 from kafkacompat.coordinators.transaction_service import TransactionService
+from kafkacompat.errors import KafkaError
 from kafkacompat.faults import Faults
 from kafkacompat.listeners import configured_listeners
 from kafkacompat.partitions.log_cleaner import LogCleaner
@@ -35,6 +42,9 @@ from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.security.services import build_security
 
 __all__ = ["Broker"]
+
+
+log = logging.getLogger("kafkacompat.broker")
 
 
 def _load_handlers() -> dict[int, Handler]:
@@ -105,10 +115,31 @@ class Broker:
             backoff_ms=config.get_int("log.cleaner.backoff.ms"),
             dedupe_buffer_bytes=config.get_int("log.cleaner.dedupe.buffer.size"),
         )
-        self.groups = GroupService(config, self.partitions.state)
-        self.transactions = TransactionService(
-            config, self.partitions.state, self.partitions, self.groups.coordinator
+        offsets_topic, transactions_topic = open_internal_topics(
+            config, self.partitions, self.controller, single=self.cluster is None
         )
+        self.groups = GroupService(config, offsets_topic)
+        remote = None
+        if self.cluster is not None:
+            clients = BrokerClients(
+                metadata_view, self.listeners[0].name, f"kafkacompat-broker-{self.node_id}"
+            )
+            remote = ClusterMarkers(self.node_id, metadata_view, clients)
+            store = self.cluster.store
+            producer_id_manager(self.partitions.state).reserve_block = partial(
+                reserve_producer_ids, store
+            )
+        self.transactions = TransactionService(
+            config,
+            self.partitions.state,
+            self.partitions,
+            self.groups.coordinator,
+            transactions_topic,
+            offsets_topic,
+            remote,
+        )
+        if self.cluster is not None:
+            self.cluster.coordinators = (self.groups, self.transactions)
         handlers, api_ranges = limit_versions(_load_handlers(), config)
         self.services = BrokerServices(
             node_id=self.node_id,
@@ -167,6 +198,14 @@ class Broker:
         """The address clients of ``listener`` are told."""
         return self.advertised_by_listener[listener.upper()]
 
+    async def write_internal_state(self) -> None:
+        """Write what the coordinators changed and have not written yet (stopping)."""
+        for service in (self.groups, self.transactions):
+            try:
+                await service.settled()
+            except (KafkaError, OSError) as exc:
+                log.error("cannot write %s before stopping: %s", service.topic.name, exc)
+
     def close(self) -> None:
         """Flush and close storage; the next start needs no recovery."""
         self.partitions.close()
@@ -175,7 +214,9 @@ class Broker:
         """Group timers, retention and time-based flushes, forever (storage work on worker threads)."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.groups.run_timers)
+            nursery.start_soon(self.groups.topic.run_writer)
             nursery.start_soon(self.transactions.run_timers)
+            nursery.start_soon(self.transactions.topic.run_writer)
             if self.config.get_bool("log.cleaner.enable"):
                 nursery.start_soon(self.cleaner.run)
             await self._run_storage_maintenance()

@@ -12,7 +12,8 @@ partition it leads starts its new leader epoch at the log end.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol
 
 import trio
 
@@ -20,15 +21,25 @@ from kafkacompat.cluster.cluster_member import ClusterMember, MemberSettings
 from kafkacompat.cluster.etcd_store import Compare, EtcdStore, Put, parse_store_url
 from kafkacompat.cluster.metadata_image import BrokerInfo, MetadataImage, TopicImage
 from kafkacompat.config import Config, ConfigError
+from kafkacompat.coordinators.internal_topic import InternalTopic
 from kafkacompat.errors import KafkaError
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.storage.log_config import validate_topic_configs
 
-__all__ = ["ClusterNode", "cluster_settings"]
+__all__ = ["ClusterNode", "InternalStateService", "cluster_settings"]
 
 log = logging.getLogger(__name__)
 
 CLUSTER_ID = "cluster_id"
+
+
+class InternalStateService(Protocol):
+    """A coordinator whose state lives in an internal topic (groups, transactions)."""
+
+    @property
+    def topic(self) -> InternalTopic: ...
+
+    async def lead(self, partitions: Iterable[int]) -> None: ...
 
 
 def cluster_settings(config: Config) -> MemberSettings:
@@ -69,6 +80,9 @@ class ClusterNode:
         self.member = ClusterMember(
             self.store, cluster_id, info, _validate_configs, cluster_settings(config)
         )
+        #: The group and transaction coordinators (set by the broker): each coordinates the
+        #: groups or transactional ids of the internal-topic partitions this broker leads.
+        self.coordinators: tuple[InternalStateService, ...] = ()
 
     def set_endpoint(self, info: BrokerInfo) -> None:
         """This broker's endpoints once its listeners are bound (before `run`)."""
@@ -81,11 +95,16 @@ class ClusterNode:
         await self._settle_cluster_id()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.member.run)
-            await self._host(self.member.image)
+            view = self.member.updates.view
+            hosted = view.image
+            await self._host(hosted)
             task_status.started()
             while True:
-                image = await self.member.updates.next_change()
-                await self._host(image)
+                # Images published while the last one was being hosted are not waited for.
+                if view.image is hosted:
+                    await self.member.updates.next_change()
+                hosted = view.image
+                await self._host(hosted)
 
     async def _settle_cluster_id(self) -> None:
         ours = self.member.keys.cluster_id
@@ -121,6 +140,21 @@ class ClusterNode:
                 await self._quietly(self.partitions.delete_topic(meta.name), meta.name)
         for topic in wanted.values():
             await self._quietly(self._hold(topic), topic.name)
+        for service in self.coordinators:
+            await service.lead(self._led(image, service.topic))
+
+    def _led(self, image: MetadataImage, internal: InternalTopic) -> set[int]:
+        """The partitions of an internal topic this broker leads (and hosts) in ``image``."""
+        topic = image.topic(internal.name)
+        if topic is None:
+            return set()
+        internal.num_partitions = topic.partitions
+        return {
+            p.index
+            for p in topic.assignment
+            if p.leader == self.node_id
+            and self.partitions.partition_or_none(topic.name, p.index) is not None
+        }
 
     async def _hold(self, topic: TopicImage) -> None:
         meta = self.partitions.topic(topic.name)

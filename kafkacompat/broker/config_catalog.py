@@ -99,6 +99,14 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
     "group.min.session.timeout.ms": ConfigDef(INT, "Shortest session timeout a member may ask."),
     "group.max.session.timeout.ms": ConfigDef(INT, "Longest session timeout a member may ask."),
     "offsets.retention.minutes": ConfigDef(INT, "How long committed offsets of empty groups stay."),
+    "offsets.topic.num.partitions": ConfigDef(INT, "Partitions of __consumer_offsets."),
+    "offsets.topic.replication.factor": ConfigDef(
+        INT, "Replicas of __consumer_offsets (at most the live brokers)."
+    ),
+    "transaction.state.log.num.partitions": ConfigDef(INT, "Partitions of __transaction_state."),
+    "transaction.state.log.replication.factor": ConfigDef(
+        INT, "Replicas of __transaction_state (at most the live brokers)."
+    ),
     "transaction.max.timeout.ms": ConfigDef(INT, "Longest transaction timeout a producer may ask."),
     "transactional.id.expiration.ms": ConfigDef(
         INT, "Transactional ids idle this long are forgotten."

@@ -84,6 +84,10 @@ async def consumer_group_describe(
                 )
             )
             continue
+        not_here = context.services.groups.coordinator_error(group_id)
+        if not_here:
+            described.append(DescribedGroup(error_code=not_here, group_id=group_id))
+            continue
         group = groups.consumer_group(group_id)
         if group is None:
             message = (

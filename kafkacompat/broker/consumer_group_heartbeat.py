@@ -39,6 +39,9 @@ async def consumer_group_heartbeat(
             error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
             error_message="Group authorization failed.",
         )
+    not_here = context.services.groups.coordinator_error(request.group_id)
+    if not_here:
+        return ConsumerGroupHeartbeatResponse(error_code=not_here, error_message=None)
     denied = _denied_topics(context, request.subscribed_topic_names)
     if denied:
         return ConsumerGroupHeartbeatResponse(
@@ -66,6 +69,7 @@ async def consumer_group_heartbeat(
         version=context.api_version,
     )
     result = coordinator(context).consumer_group_heartbeat(heartbeat, visible_topics(context))
+    await context.services.groups.settled()
     assignment = None
     if result.assignment is not None:
         assignment = Assignment(

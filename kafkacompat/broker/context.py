@@ -79,18 +79,6 @@ class RequestContext:
         assert found is not None, "a request comes in on one of the broker's listeners"
         return found
 
-    def coordinator(self) -> tuple[int, BrokerEndpoint]:
-        """The broker coordinating groups and transactions, and its endpoint on this request's
-        listener: this broker alone; in a cluster, until coordinators follow the internal
-        topics' leaders, the controller (this broker while there is none)."""
-        image = self.image
-        controller = image.broker(image.controller_id)
-        if controller is not None and controller.node_id != self.node_id:
-            endpoint = controller.endpoint(self.session.listener_name)
-            if endpoint is not None:
-                return controller.node_id, endpoint
-        return self.node_id, self.this_endpoint
-
     def reachable_brokers(self, image: MetadataImage) -> list[tuple[BrokerInfo, BrokerEndpoint]]:
         """The brokers of ``image`` that have this request's listener, with their endpoint on it
         (Kafka leaves out brokers without the client's listener)."""

@@ -49,6 +49,10 @@ async def handle_describe_transactions(
             code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
             states.append(TransactionState(error_code=code, transactional_id=txn_id))
             continue
+        not_here = context.services.transactions.coordinator_error(txn_id) if txn_id else None
+        if not_here:
+            states.append(TransactionState(error_code=not_here, transactional_id=txn_id))
+            continue
         txn = coordinator.describe(txn_id) if txn_id else None
         if txn is None:
             code = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND if txn_id else ErrorCode.INVALID_REQUEST

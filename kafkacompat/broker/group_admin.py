@@ -50,6 +50,16 @@ async def describe_groups(
                 )
             )
             continue
+        not_here = context.services.groups.coordinator_error(group_id)
+        if not_here:
+            described.append(
+                DescribedGroup(
+                    error_code=not_here,
+                    group_id=group_id,
+                    authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+                )
+            )
+            continue
         if secured and request.include_authorized_operations:
             operations = context.authorized_operations(GROUP, group_id)
         d = groups.describe_group(group_id)
@@ -105,8 +115,18 @@ async def delete_groups(
 ) -> DeleteGroupsResponse:
     names = list(request.groups_names)
     denied = [n for n in names if not context.authorize(AclOperation.DELETE, GROUP, n)]
-    results = coordinator(context).delete_groups([n for n in names if n not in denied])
+    services = context.services
+    elsewhere = {
+        n: services.groups.coordinator_error(n)
+        for n in names
+        if n not in denied and services.groups.coordinator_error(n)
+    }
+    results = coordinator(context).delete_groups(
+        [n for n in names if n not in denied and n not in elsewhere]
+    )
+    await services.groups.settled()
     results.update(dict.fromkeys(denied, ErrorCode.GROUP_AUTHORIZATION_FAILED))
+    results.update(elsewhere)
     return DeleteGroupsResponse(
         results=[DeletableGroupResult(name, results[name]) for name in request.groups_names]
     )

@@ -11,6 +11,7 @@ from kafkacompat.cluster.metadata_image import MetadataImage
 from kafkacompat.coordinators.consumer_group_heartbeat import TopicsView
 from kafkacompat.coordinators.group_coordinator import GroupCoordinator, JoinRequest
 from kafkacompat.coordinators.group_service import wait_for
+from kafkacompat.coordinators.internal_records import partition_for
 from kafkacompat.errors import ErrorCode
 from kafkacompat.protocol.messages.find_coordinator_request import API_KEY as FIND_COORDINATOR
 from kafkacompat.protocol.messages.find_coordinator_request import FindCoordinatorRequest
@@ -98,55 +99,84 @@ def may_read_group(context: RequestContext, group_id: str) -> bool:
     return context.authorize(AclOperation.READ, ResourceType.GROUP, group_id)
 
 
+def group_refusal(context: RequestContext, group_id: str) -> ErrorCode:
+    """Why a membership or offsets request for ``group_id`` cannot be served here, in Kafka's
+    order: GROUP_AUTHORIZATION_FAILED, then NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS
+    (its partition of ``__consumer_offsets`` is led elsewhere or being read); else NONE."""
+    if not may_read_group(context, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
+    return context.services.groups.coordinator_error(group_id)
+
+
+async def _find(context: RequestContext, key_type: int, key: str) -> Coordinator:
+    """The leader of the internal-topic partition that holds ``key`` (the topic is created on
+    first use); COORDINATOR_NOT_AVAILABLE while that partition has no reachable leader."""
+    denied = _coordinator_denied(context, key_type, key)
+    if denied is not None:
+        return Coordinator(key, -1, "", -1, denied[0], denied[1])
+    services = context.services
+    topic = (services.groups if key_type == 0 else services.transactions).topic
+    if context.image.topic(topic.name) is None:
+        await topic.create()
+    image = context.image
+    found = image.topic(topic.name)
+    leader = None
+    if found is not None and found.partitions:
+        placed = found.partition(partition_for(key, found.partitions))
+        leader = None if placed is None else image.broker(placed.leader)
+    endpoint = None if leader is None else leader.endpoint(context.session.listener_name)
+    if leader is None or endpoint is None:
+        return Coordinator(
+            key,
+            -1,
+            "",
+            -1,
+            ErrorCode.COORDINATOR_NOT_AVAILABLE,
+            "The coordinator is not available.",
+        )
+    return Coordinator(key, leader.node_id, endpoint.host, endpoint.port, ErrorCode.NONE, None)
+
+
 @handles(FIND_COORDINATOR)
 async def find_coordinator(
     context: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse:
-    """The coordinator of every group and transactional id (`RequestContext.coordinator`)."""
-    node, endpoint = context.coordinator()
-    valid = request.key_type in COORDINATOR_KEY_TYPES
-    if context.api_version >= 4:
-        if not valid:
-            error, message = ErrorCode.INVALID_REQUEST, "unknown coordinator key type"
+    """Where each group or transactional id is coordinated: the leader of its partition of
+    ``__consumer_offsets`` or ``__transaction_state`` (`_find`)."""
+    if request.key_type not in COORDINATOR_KEY_TYPES:
+        error, message = ErrorCode.INVALID_REQUEST, "unknown coordinator key type"
+        if context.api_version < 4:
             return FindCoordinatorResponse(
-                coordinators=[
-                    Coordinator(key, -1, "", -1, error, message) for key in request.coordinator_keys
-                ]
+                error_code=error, error_message=message, node_id=-1, host="", port=-1
             )
-        coordinators = []
-        for key in request.coordinator_keys:
-            denied = _coordinator_denied(context, request.key_type, key)
-            if denied is None:
-                coordinators.append(
-                    Coordinator(key, node, endpoint.host, endpoint.port, ErrorCode.NONE, None)
-                )
-            else:
-                coordinators.append(Coordinator(key, -1, "", -1, denied[0], denied[1]))
-        return FindCoordinatorResponse(coordinators=coordinators)
-    denied = (
-        (ErrorCode.INVALID_REQUEST, "unknown coordinator key type")
-        if not valid
-        else _coordinator_denied(context, request.key_type, request.key)
-    )
-    if denied is not None:
         return FindCoordinatorResponse(
-            error_code=denied[0], error_message=denied[1], node_id=-1, host="", port=-1
+            coordinators=[
+                Coordinator(key, -1, "", -1, error, message) for key in request.coordinator_keys
+            ]
         )
+    if context.api_version >= 4:
+        return FindCoordinatorResponse(
+            coordinators=[
+                await _find(context, request.key_type, key) for key in request.coordinator_keys
+            ]
+        )
+    found = await _find(context, request.key_type, request.key)
     return FindCoordinatorResponse(
-        error_code=ErrorCode.NONE,
-        error_message=None,
-        node_id=node,
-        host=endpoint.host,
-        port=endpoint.port,
+        error_code=found.error_code,
+        error_message=found.error_message,
+        node_id=found.node_id,
+        host=found.host,
+        port=found.port,
     )
 
 
 @handles(JOIN_GROUP)
 async def join_group(context: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     version = context.api_version
-    if not may_read_group(context, request.group_id):
+    refused = group_refusal(context, request.group_id)
+    if refused:
         return JoinGroupResponse(
-            error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            error_code=refused,
             generation_id=-1,
             protocol_type=None,
             protocol_name=None if version >= 7 else "",
@@ -172,6 +202,7 @@ async def join_group(context: RequestContext, request: JoinGroupRequest) -> Join
     # A classic member joining a consumer group is assigned from the topics it may see.
     topics = None if groups.consumer_group(join.group_id) is None else visible_topics(context)
     result = await wait_for(groups.join_group(join, topics))
+    await context.services.groups.settled()
     ok = result.error == ErrorCode.NONE
     # Before v7 the protocol name is not nullable.
     protocol_name = result.protocol_name if ok else None
@@ -194,9 +225,10 @@ async def join_group(context: RequestContext, request: JoinGroupRequest) -> Join
 
 @handles(SYNC_GROUP)
 async def sync_group(context: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
-    if not may_read_group(context, request.group_id):
+    refused = group_refusal(context, request.group_id)
+    if refused:
         return SyncGroupResponse(
-            error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            error_code=refused,
             protocol_type=None,
             protocol_name=None,
             assignment=b"",
@@ -211,6 +243,7 @@ async def sync_group(context: RequestContext, request: SyncGroupRequest) -> Sync
         {a.member_id: bytes(a.assignment) for a in request.assignments},
     )
     result = await wait_for(completion)
+    await context.services.groups.settled()
     return SyncGroupResponse(
         error_code=result.error,
         protocol_type=result.protocol_type,
@@ -221,8 +254,9 @@ async def sync_group(context: RequestContext, request: SyncGroupRequest) -> Sync
 
 @handles(HEARTBEAT)
 async def heartbeat(context: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
-    if not may_read_group(context, request.group_id):
-        return HeartbeatResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    refused = group_refusal(context, request.group_id)
+    if refused:
+        return HeartbeatResponse(error_code=refused)
     error = coordinator(context).heartbeat(
         request.group_id, request.member_id, request.group_instance_id, request.generation_id
     )
@@ -231,14 +265,16 @@ async def heartbeat(context: RequestContext, request: HeartbeatRequest) -> Heart
 
 @handles(LEAVE_GROUP)
 async def leave_group(context: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
-    if not may_read_group(context, request.group_id):
-        return LeaveGroupResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    refused = group_refusal(context, request.group_id)
+    if refused:
+        return LeaveGroupResponse(error_code=refused)
     members: list[tuple[str, str | None]]
     if context.api_version < 3:
         members = [(request.member_id, None)]
     else:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
     error, errors = coordinator(context).leave_group(request.group_id, members)
+    await context.services.groups.settled()
     if context.api_version < 3:
         return LeaveGroupResponse(error_code=errors[0] if error == ErrorCode.NONE else error)
     return LeaveGroupResponse(

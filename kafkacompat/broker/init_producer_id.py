@@ -8,7 +8,7 @@ from __future__ import annotations
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.broker.transactions import init_transactional_producer
-from kafkacompat.errors import ErrorCode
+from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.messages.init_producer_id_request import API_KEY as INIT_PRODUCER_ID
 from kafkacompat.protocol.messages.init_producer_id_request import InitProducerIdRequest
 from kafkacompat.protocol.messages.init_producer_id_response import InitProducerIdResponse
@@ -58,7 +58,11 @@ async def handle_init_producer_id(
         )
     # Without a transactional id Kafka always grants a fresh id at epoch 0, even to a producer
     # naming its current id and epoch.
-    granted = context.services.producer_ids.allocate()
+    try:
+        await context.services.producer_ids.ready()
+        granted = context.services.producer_ids.allocate()
+    except KafkaError as exc:
+        return _error(exc.code)
     return InitProducerIdResponse(
         error_code=ErrorCode.NONE, producer_id=granted.producer_id, producer_epoch=granted.epoch
     )

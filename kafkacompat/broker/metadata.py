@@ -7,6 +7,7 @@ import uuid
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.cluster.metadata_image import MetadataImage, TopicImage
+from kafkacompat.coordinators.internal_topic import InternalTopic
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.messages.metadata_request import API_KEY as METADATA
 from kafkacompat.protocol.messages.metadata_request import MetadataRequest
@@ -23,7 +24,7 @@ from kafkacompat.security.acls import (
     AclOperation,
     ResourceType,
 )
-from kafkacompat.storage.topic_names import validate_topic_name
+from kafkacompat.storage.topic_names import OFFSETS_TOPIC, is_internal_topic, validate_topic_name
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 TOPIC = ResourceType.TOPIC
@@ -61,6 +62,11 @@ def _error_topic(
     return MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id)
 
 
+def _internal_topic(context: RequestContext, name: str) -> InternalTopic:
+    services = context.services
+    return services.groups.topic if name == OFFSETS_TOPIC else services.transactions.topic
+
+
 async def _requested_topic(
     context: RequestContext,
     image: MetadataImage,
@@ -93,9 +99,14 @@ async def _requested_topic(
         ):
             return _error_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, name)
         try:
-            topic = await context.services.controller.create_topic(
-                name, context.services.config.get_int("num.partitions")
-            )
+            if is_internal_topic(name):
+                # Created as the coordinators use it: their partition count and configs.
+                await _internal_topic(context, name).create()
+                topic = context.image.topic(name)
+            else:
+                topic = await context.services.controller.create_topic(
+                    name, context.services.config.get_int("num.partitions")
+                )
         except KafkaError as error:
             if error.code != ErrorCode.TOPIC_ALREADY_EXISTS:
                 return _error_topic(error.code, name)

@@ -71,6 +71,9 @@ async def offset_commit(
     secured = context.services.security.authorizer is not None
     if secured and not may_read_group(context, request.group_id):
         return _commit_response(request, ErrorCode.GROUP_AUTHORIZATION_FAILED, errors)
+    not_here = context.services.groups.coordinator_error(request.group_id)
+    if not_here:
+        return _commit_response(request, not_here, errors)
     for topic in request.topics:
         denied = secured and not context.authorize(AclOperation.READ, TOPIC, topic.name)
         for p in topic.partitions:
@@ -100,6 +103,7 @@ async def offset_commit(
                 version,
             )
         )
+        await context.services.groups.settled()
     return _commit_response(request, ErrorCode.NONE, errors)
 
 
@@ -180,6 +184,14 @@ def checked(
     return value.offset, value.leader_epoch, value.metadata, ErrorCode.NONE
 
 
+def fetch_refusal(context: RequestContext, group_id: str) -> ErrorCode:
+    """GROUP_AUTHORIZATION_FAILED without DESCRIBE on the group; NOT_COORDINATOR or
+    COORDINATOR_LOAD_IN_PROGRESS when it is not coordinated here (yet); else NONE."""
+    if not may_describe_group(context, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
+    return context.services.groups.coordinator_error(group_id)
+
+
 @handles(OFFSET_FETCH)
 async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     if context.api_version >= 8:
@@ -190,12 +202,9 @@ async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> 
                 if group.topics is None
                 else [(t.name, list(t.partition_indexes)) for t in group.topics]
             )
-            if not may_describe_group(context, group.group_id):
-                groups.append(
-                    OffsetFetchResponseGroup(
-                        group.group_id, [], ErrorCode.GROUP_AUTHORIZATION_FAILED
-                    )
-                )
+            refused = fetch_refusal(context, group.group_id)
+            if refused:
+                groups.append(OffsetFetchResponseGroup(group.group_id, [], refused))
                 continue
             if context.api_version >= 9:
                 # A consumer-protocol member fetches at its current member epoch.
@@ -233,8 +242,8 @@ async def offset_fetch(context: RequestContext, request: OffsetFetchRequest) -> 
         if request.topics is None
         else [(t.name, list(t.partition_indexes)) for t in request.topics]
     )
-    if not may_describe_group(context, request.group_id):
-        error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    error = fetch_refusal(context, request.group_id)
+    if error:
         if context.api_version >= 2:
             return OffsetFetchResponse(topics=[], error_code=error)
         # v0-1 have no top-level error: every partition asked for carries it.
@@ -285,6 +294,9 @@ async def offset_delete(
     secured = context.services.security.authorizer is not None
     if secured and not context.authorize(AclOperation.DELETE, ResourceType.GROUP, request.group_id):
         return OffsetDeleteResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    not_here = context.services.groups.coordinator_error(request.group_id)
+    if not_here:
+        return OffsetDeleteResponse(error_code=not_here)
     for topic in request.topics:
         denied = secured and not context.authorize(AclOperation.READ, TOPIC, topic.name)
         for p in topic.partitions:
@@ -296,6 +308,7 @@ async def offset_delete(
             else:
                 unknown[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     error, results = coordinator(context).delete_offsets(request.group_id, wanted)
+    await context.services.groups.settled()
     if error != ErrorCode.NONE:
         return OffsetDeleteResponse(error_code=error)
     results.update(unknown)

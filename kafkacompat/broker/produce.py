@@ -41,6 +41,7 @@ from kafkacompat.protocol.records import (
     read_header,
 )
 from kafkacompat.security.acls import AclOperation, ResourceType
+from kafkacompat.storage.topic_names import INTERNAL_TOPICS
 
 log = logging.getLogger("kafkacompat.produce")
 _I32 = struct.Struct(">i")
@@ -156,6 +157,10 @@ async def produce_partition(
             raise KafkaError(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                 f"this broker does not host {topic}-{index}",
+            )
+        if partition.topic in INTERNAL_TOPICS:
+            raise KafkaError(
+                ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}"
             )
         validate_records(version, records)
         if acks not in VALID_ACKS:

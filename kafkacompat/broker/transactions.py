@@ -10,7 +10,7 @@ from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata, TopicPartition
 from kafkacompat.coordinators.transaction_service import TransactionService
-from kafkacompat.errors import ErrorCode
+from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.messages.add_offsets_to_txn_request import API_KEY as ADD_OFFSETS_TO_TXN
 from kafkacompat.protocol.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
 from kafkacompat.protocol.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
@@ -74,9 +74,17 @@ async def init_transactional_producer(
     """InitProducerId for a transactional id: an open transaction of the previous epoch is
     aborted first (the answer is then what the client's retry would get)."""
     txns = service(context)
+    not_here = txns.coordinator_error(transactional_id)
+    if not_here:
+        return not_here, -1, -1
+    try:
+        await context.services.producer_ids.ready()
+    except KafkaError as exc:
+        return exc.code, -1, -1
     for _ in range(MAX_INIT_ATTEMPTS):
         result = txns.coordinator.init_producer_id(transactional_id, timeout_ms, expected)
         if result.abort_first is None:
+            await txns.settled()
             code = for_version(result.error, 22, context.api_version)
             return code, result.producer_id, result.producer_epoch
         await txns.complete_or_retry(result.abort_first)
@@ -115,6 +123,8 @@ def _add_one(
         errors = dict.fromkeys([*wanted, *errors], E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     elif not txn.transactional_id:
         errors = dict.fromkeys([*wanted, *errors], E.INVALID_REQUEST)
+    elif not_here := service(context).coordinator_error(txn.transactional_id):
+        errors = dict.fromkeys([*wanted, *errors], not_here)
     elif txn.verify_only:
         errors.update(
             coordinator.verify_partitions(
@@ -150,6 +160,7 @@ async def handle_add_partitions_to_txn(
         if not context.authorize_cluster(AclOperation.CLUSTER_ACTION):
             return AddPartitionsToTxnResponse(error_code=E.CLUSTER_AUTHORIZATION_FAILED)
         results = [_add_one(context, txn, version) for txn in request.transactions]
+        await service(context).settled()
         return AddPartitionsToTxnResponse(error_code=E.NONE, results_by_transaction=results)
     single = AddPartitionsToTxnTransaction(
         request.v3_and_below_transactional_id,
@@ -159,6 +170,7 @@ async def handle_add_partitions_to_txn(
         request.v3_and_below_topics,
     )
     result = _add_one(context, single, version)
+    await service(context).settled()
     return AddPartitionsToTxnResponse(results_by_topic_v3_and_below=result.topic_results)
 
 
@@ -172,10 +184,14 @@ async def handle_add_offsets_to_txn(
         return AddOffsetsToTxnResponse(error_code=E.GROUP_AUTHORIZATION_FAILED)
     if not request.transactional_id or not request.group_id:
         return AddOffsetsToTxnResponse(error_code=E.INVALID_REQUEST)
+    not_here = service(context).coordinator_error(request.transactional_id)
+    if not_here:
+        return AddOffsetsToTxnResponse(error_code=not_here)
     code = service(context).coordinator.add_offsets(
         request.transactional_id, request.producer_id, request.producer_epoch, request.group_id
     )
     service(context).wake()
+    await service(context).settled()
     return AddOffsetsToTxnResponse(
         error_code=for_version(code, ADD_OFFSETS_TO_TXN, context.api_version)
     )
@@ -192,11 +208,19 @@ async def handle_end_txn(context: RequestContext, request: EndTxnRequest) -> End
     if not request.transactional_id:
         return EndTxnResponse(error_code=E.INVALID_REQUEST)
     txns = service(context)
+    not_here = txns.coordinator_error(request.transactional_id)
+    if not_here:
+        return EndTxnResponse(
+            error_code=not_here,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+        )
     code, completion = txns.coordinator.end_txn(
         request.transactional_id, request.producer_id, request.producer_epoch, request.committed
     )
     if completion is not None:
         await txns.complete_or_retry(completion)
+    await txns.settled()
     return EndTxnResponse(
         error_code=for_version(code, END_TXN, context.api_version),
         producer_id=request.producer_id,
@@ -252,6 +276,9 @@ async def handle_txn_offset_commit(
             ]
         )
     if code == E.NONE:
+        code = context.services.groups.coordinator_error(request.group_id)
+    if code == E.NONE and not txns.coordinator_error(request.transactional_id):
+        # The transaction's own coordinator checks it (on another broker, it is not asked).
         code = txns.coordinator.check_offset_commit(
             request.transactional_id, request.producer_id, request.producer_epoch, request.group_id
         )

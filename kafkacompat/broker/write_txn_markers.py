@@ -24,6 +24,7 @@ from kafkacompat.protocol.messages.write_txn_markers_response import (
     WriteTxnMarkersResponse,
 )
 from kafkacompat.security.acls import AclOperation
+from kafkacompat.storage.topic_names import OFFSETS_TOPIC
 
 log = logging.getLogger("kafkacompat.transactions")
 
@@ -49,6 +50,23 @@ async def _write(
             log.exception("writing a marker to %s-%d failed", topic, partition)
         return ErrorCode.KAFKA_STORAGE_ERROR
     return ErrorCode.NONE
+
+
+def _settle_offsets(
+    context: RequestContext, marker: WritableTxnMarker, partitions: list[int]
+) -> WritableTxnMarkerTopicResult:
+    """A marker for partitions of ``__consumer_offsets``: the transaction's pending offsets of
+    the groups they hold are committed or dropped here (NOT_COORDINATOR where they are not)."""
+    txns = context.services.transactions
+    results = []
+    for p in partitions:
+        error = ErrorCode.NONE
+        if p not in txns.groups_topic.owned:
+            error = ErrorCode.NOT_COORDINATOR
+        else:
+            txns.settle_offsets_partition(p, marker.producer_id, marker.transaction_result)
+        results.append(WritableTxnMarkerPartitionResult(p, error))
+    return WritableTxnMarkerTopicResult(OFFSETS_TOPIC, results)
 
 
 @handles(WRITE_TXN_MARKERS)
@@ -82,6 +100,9 @@ async def handle_write_txn_markers(
         )
         topics = []
         for topic in marker.topics:
+            if topic.name == OFFSETS_TOPIC:
+                topics.append(_settle_offsets(context, marker, topic.partition_indexes))
+                continue
             partitions = [
                 WritableTxnMarkerPartitionResult(
                     p, await _write(hosted, topic.name, p, marker, batch)
@@ -90,4 +111,5 @@ async def handle_write_txn_markers(
             ]
             topics.append(WritableTxnMarkerTopicResult(topic.name, partitions))
         results.append(WritableTxnMarkerResult(marker.producer_id, topics))
+    await context.services.groups.settled()
     return WriteTxnMarkersResponse(markers=results)

@@ -21,7 +21,7 @@ from kafkacompat.cluster.metadata_image import MetadataImage, PartitionImage, To
 from kafkacompat.cluster.metadata_records import TopicRecord, partition_key, topic_key
 from kafkacompat.cluster.replica_placement import assign_replicas, placement_order
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.storage.topic_names import validate_topic_name
+from kafkacompat.storage.topic_names import is_internal_topic, validate_topic_name
 
 __all__ = ["ClusterAdmin", "ConfigValidator"]
 
@@ -79,6 +79,7 @@ class ClusterAdmin:
             uuid.uuid4(),
             tuple(tuple(r) for r in replicas),
             self._validate_configs(name, configs or {}),
+            is_internal_topic(name),
         )
         if validate_only:
             return _unled_topic(name, record)

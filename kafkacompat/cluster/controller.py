@@ -24,7 +24,7 @@ from kafkacompat.cluster.metadata_image import (
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.storage.metadata_store import TopicMetadata
-from kafkacompat.storage.topic_names import validate_topic_name
+from kafkacompat.storage.topic_names import is_internal_topic, validate_topic_name
 
 __all__ = ["Controller", "LocalController"]
 
@@ -85,7 +85,8 @@ class LocalController:
 
     def _full_image(self, cluster_id: str, broker: BrokerInfo) -> MetadataImage:
         topics = [self._topic_image(meta) for meta in self._partitions.topics()]
-        return MetadataImage.build(cluster_id, broker.node_id, [broker], topics)
+        # Its own controller for good: the first and only controller epoch.
+        return MetadataImage.build(cluster_id, broker.node_id, [broker], topics, controller_epoch=1)
 
     def _topic_image(self, meta: TopicMetadata) -> TopicImage:
         node = self._broker.node_id
@@ -100,6 +101,7 @@ class LocalController:
             meta.partitions,
             tuple(assignment),
             MappingProxyType(dict(meta.configs)),
+            internal=is_internal_topic(meta.name),
         )
 
     def _publish_topic(self, name: str) -> TopicImage:

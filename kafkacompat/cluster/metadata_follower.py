@@ -15,7 +15,11 @@ from contextlib import aclosing
 
 import trio
 
-from kafkacompat.cluster.controller_election import CONTROLLER, decode_controller
+from kafkacompat.cluster.controller_election import (
+    CONTROLLER,
+    CONTROLLER_EPOCH,
+    decode_controller,
+)
 from kafkacompat.cluster.etcd_store import Change, Entry, EtcdStore, EtcdUnavailable, WatchLost
 from kafkacompat.cluster.metadata_image import (
     MetadataImage,
@@ -57,6 +61,8 @@ class MetadataKeys:
         brokers = [decode_broker(v) for k, v in self.values.items() if k.startswith(BROKERS)]
         controller = self.values.get(CONTROLLER)
         controller_id = decode_controller(controller).node_id if controller else _NO_CONTROLLER
+        # Written with the controller key in one transaction, and kept when that key goes.
+        controller_epoch = int(self.values.get(CONTROLLER_EPOCH, b"0"))
         states: dict[tuple[str, int], PartitionState] = {}
         for key, value in self.values.items():
             if key.startswith(PARTITIONS):
@@ -67,7 +73,14 @@ class MetadataKeys:
             for key, value in self.values.items()
             if key.startswith(TOPICS)
         ]
-        return MetadataImage.build(self.cluster_id, controller_id, brokers, topics)
+        return MetadataImage.build(
+            self.cluster_id,
+            controller_id,
+            brokers,
+            topics,
+            controller_epoch=controller_epoch,
+            metadata_revision=self.revision,
+        )
 
     @staticmethod
     def _topic(

@@ -95,6 +95,13 @@ class MetadataImage:
     _by_id: Mapping[uuid.UUID, TopicImage] = field(
         default_factory=lambda: MappingProxyType({}), repr=False
     )
+    #: How many controllers the cluster has had, as of this image (the epoch of the current
+    #: one; of the last one while there is none): 1 on a single broker, its own controller for
+    #: good; 0 before any was elected.
+    controller_epoch: int = 0
+    #: How far the metadata behind this image goes: in a cluster, the etcd revision its keys are
+    #: current to (it only grows); 0 on a single broker, which keeps no metadata log.
+    metadata_revision: int = 0
 
     @classmethod
     def build(
@@ -103,6 +110,9 @@ class MetadataImage:
         controller_id: int,
         brokers: Iterable[BrokerInfo],
         topics: Iterable[TopicImage],
+        *,
+        controller_epoch: int = 0,
+        metadata_revision: int = 0,
     ) -> MetadataImage:
         by_name = {t.name: t for t in topics}
         return cls(
@@ -111,6 +121,8 @@ class MetadataImage:
             tuple(sorted(brokers, key=lambda b: b.node_id)),
             _frozen(by_name),
             MappingProxyType({t.topic_id: t for t in by_name.values()}),
+            controller_epoch,
+            metadata_revision,
         )
 
     def topic(self, name: str) -> TopicImage | None:

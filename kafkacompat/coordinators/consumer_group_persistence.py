@@ -22,7 +22,7 @@ from kafkacompat.coordinators.consumer_group_state import (
     ConsumerMember,
     MemberState,
 )
-from kafkacompat.storage.state_store import Namespace
+from kafkacompat.storage.state_store import KeyValueSource, KeyValueState
 
 _CONSUMER_GROUP_KEY = 3
 _U16 = struct.Struct(">H")
@@ -131,13 +131,14 @@ def decode_group(group_id: str, data: bytes) -> ConsumerGroup:
 class ConsumerGroupStore:
     """Writes a consumer group when its durable form changed; loads them all at start-up."""
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: KeyValueState) -> None:
         self._namespace = namespace
         self._written: dict[str, bytes] = {}
 
-    def load(self) -> dict[str, ConsumerGroup]:
+    def load(self, source: KeyValueSource | None = None) -> dict[str, ConsumerGroup]:
+        """The stored groups (of ``source``, a part of the namespace, when given)."""
         groups: dict[str, ConsumerGroup] = {}
-        for key, value in self._namespace.items():
+        for key, value in (source or self._namespace).items():
             if key[0] == _CONSUMER_GROUP_KEY:
                 (n,) = _U16.unpack_from(key, 1)
                 group_id = key[3 : 3 + n].decode()
@@ -154,3 +155,7 @@ class ConsumerGroupStore:
     def delete(self, group_id: str) -> None:
         if self._written.pop(group_id, None) is not None:
             self._namespace.put(consumer_group_key(group_id), None)
+
+    def forget(self, group_id: str) -> None:
+        """Stop tracking a group coordinated elsewhere now (nothing is written)."""
+        self._written.pop(group_id, None)

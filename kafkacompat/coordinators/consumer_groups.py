@@ -40,6 +40,7 @@ from kafkacompat.coordinators.group_timers import TimerKey, TimerQueue
 from kafkacompat.coordinators.group_types import CONSUMER
 from kafkacompat.coordinators.offset_manager import ExpiryRule, OffsetManager
 from kafkacompat.errors import ErrorCode
+from kafkacompat.storage.state_store import KeyValueSource
 
 log = logging.getLogger("kafkacompat.groups")
 
@@ -88,12 +89,19 @@ class ConsumerGroups:
     def config(self) -> ConsumerGroupConfig:
         return self._config
 
-    def load(self, now: int) -> None:
-        """Restore the stored groups; their members' sessions start again from ``now``."""
-        self.groups = self._store.load()
-        for group in self.groups.values():
+    def load(self, now: int, source: KeyValueSource | None = None) -> None:
+        """Restore the stored groups (of ``source`` when given: a loaded partition); their
+        members' sessions start again from ``now``."""
+        loaded = self._store.load(source)
+        self.groups.update(loaded)
+        for group in loaded.values():
             for member in group.members.values():
                 self.touch_session(group, member, now)
+
+    def forget(self, group_id: str) -> None:
+        """Let go of a group coordinated elsewhere now (nothing is written)."""
+        self.groups.pop(group_id, None)
+        self._store.forget(group_id)
 
     # -- ConsumerGroupHeartbeat ------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ from kafkacompat.coordinators.group_timers import TimerKey, TimerQueue
 from kafkacompat.coordinators.group_types import GroupTypeModule
 from kafkacompat.coordinators.offset_manager import OffsetManager
 from kafkacompat.errors import ErrorCode
+from kafkacompat.storage.state_store import KeyValueSource
 
 __all__ = ["GroupCoordinator", "JoinRequest"]
 
@@ -106,6 +107,7 @@ class GroupCoordinator:
             self._consumer.group_type: self._consumer,
         }
         self._next_expiry = -1
+        self._store = store
         self._load(store)
 
     @property
@@ -113,16 +115,37 @@ class GroupCoordinator:
         """The classic groups by id."""
         return self._classic.groups
 
-    def _load(self, store: GroupOffsetStore) -> None:
-        loaded = store.load()
+    def _load(self, store: GroupOffsetStore, source: KeyValueSource | None = None) -> None:
+        loaded = store.load(source)
         self.offsets.load(loaded.offsets)
         now = self.clock()
         self._classic.load(loaded.groups, now)
-        self._consumer.load(now)
-        for group_id in self.offsets.groups():
-            if self._type_of(group_id) is None:
+        self._consumer.load(now, source)
+        for group_id in loaded.offsets:
+            if self.offsets.has_offsets(group_id) and self._type_of(group_id) is None:
                 self._classic.create_group(group_id, state_timestamp=-1)
         self._schedule_expiry(now)
+
+    def take_over(self, source: KeyValueSource) -> None:
+        """Coordinate the groups stored in ``source`` too (a partition of
+        ``__consumer_offsets`` this broker leads now)."""
+        self._load(self._store, source)
+
+    def hand_over(self, belongs: Callable[[str], bool]) -> None:
+        """Let go of the groups ``belongs`` picks (their partition is led elsewhere now):
+        members waiting on a join or sync are answered NOT_COORDINATOR, to find the new one."""
+        for group_id in [g for g in self._classic.groups if belongs(g)]:
+            group = self._classic.groups.pop(group_id)
+            for member in group.members.values():
+                if member.join_completion is not None:
+                    member.join_completion.complete(JoinResult(E.NOT_COORDINATOR))
+                    member.join_completion = None
+                if member.sync_completion is not None:
+                    member.sync_completion.complete(SyncResult(E.NOT_COORDINATOR))
+                    member.sync_completion = None
+        for group_id in [g for g in self._consumer.groups if belongs(g)]:
+            self._consumer.forget(group_id)
+        self.offsets.forget(belongs)
 
     def _type_of(self, group_id: str) -> GroupTypeModule | None:
         """The group-type module that holds ``group_id``, if any does."""

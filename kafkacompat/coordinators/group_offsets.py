@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafkacompat.storage.state_store import Namespace
+from kafkacompat.storage.state_store import KeyValueSource, KeyValueState
 
 NAMESPACE = "__consumer_offsets"
 
@@ -165,13 +165,14 @@ class LoadedState:
 class GroupOffsetStore:
     """Reads and writes the group namespace; every write is one atomic frame."""
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: KeyValueState) -> None:
         self.namespace = namespace
 
-    def load(self) -> LoadedState:
+    def load(self, source: KeyValueSource | None = None) -> LoadedState:
+        """Everything stored (in ``source``, a part of the namespace, when given)."""
         offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
         groups: dict[str, StoredGroup] = {}
-        for key, value in self.namespace.items():
+        for key, value in (source or self.namespace).items():
             if key[0] == _OFFSET_KEY:
                 group, pos = _read_string(key, 1)
                 topic, pos = _read_string(key, pos)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TypeVar
 
 import trio
@@ -13,8 +14,9 @@ from kafkacompat.coordinators.assignors import assignor_named
 from kafkacompat.coordinators.consumer_groups import ConsumerGroupConfig
 from kafkacompat.coordinators.group import Completion, GroupConfig
 from kafkacompat.coordinators.group_coordinator import GroupCoordinator
-from kafkacompat.coordinators.group_offsets import NAMESPACE, GroupOffsetStore
-from kafkacompat.storage.state_store import StateStore
+from kafkacompat.coordinators.group_offsets import GroupOffsetStore
+from kafkacompat.coordinators.internal_topic import InternalTopic, follow_leadership
+from kafkacompat.errors import ErrorCode
 
 T = TypeVar("T")
 
@@ -81,9 +83,11 @@ async def wait_for(completion: Completion[T]) -> T:
 class GroupService:
     """Owns the coordinator; `run_timers` sleeps until its next deadline or an earlier one."""
 
-    def __init__(self, config: Config, state: StateStore) -> None:
+    def __init__(self, config: Config, topic: InternalTopic) -> None:
         self._wake = trio.Event()
-        store = GroupOffsetStore(state.namespace(NAMESPACE))
+        #: ``__consumer_offsets``: where the groups' state lives.
+        self.topic = topic
+        store = GroupOffsetStore(topic)
         self.coordinator = GroupCoordinator(
             store,
             group_config(config),
@@ -94,6 +98,20 @@ class GroupService:
 
     def _wake_up(self) -> None:
         self._wake.set()
+
+    def coordinator_error(self, group_id: str) -> ErrorCode:
+        """NONE when this broker coordinates ``group_id``; else NOT_COORDINATOR, or
+        COORDINATOR_LOAD_IN_PROGRESS while its partition is read."""
+        return self.topic.coordinator_error(group_id)
+
+    async def settled(self) -> None:
+        """Wait until every change made so far is written (a handler, before answering)."""
+        await self.topic.flush()
+
+    async def lead(self, partitions: Iterable[int]) -> None:
+        """Coordinate the groups of exactly these ``__consumer_offsets`` partitions."""
+        await follow_leadership(self.topic, self.coordinator, partitions)
+        self._wake_up()
 
     def catch_up(self) -> None:
         """Run the timers due now (the clock jumped), check offsets expiry at once (its check

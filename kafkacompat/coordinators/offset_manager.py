@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from kafkacompat.coordinators.group_offsets import (
@@ -55,7 +55,13 @@ class OffsetManager:
         self._offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
 
     def load(self, offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]]) -> None:
-        self._offsets = offsets
+        """Hold these groups' offsets too (a partition of ``__consumer_offsets`` loaded)."""
+        self._offsets.update(offsets)
+
+    def forget(self, belongs: Callable[[str], bool]) -> None:
+        """Let go of the offsets of the groups ``belongs`` picks (coordinated elsewhere now)."""
+        for group_id in [g for g in self._offsets if belongs(g)]:
+            del self._offsets[group_id]
 
     def has_offsets(self, group_id: str) -> bool:
         return bool(self._offsets.get(group_id))

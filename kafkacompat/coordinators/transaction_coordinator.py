@@ -23,6 +23,7 @@ from kafkacompat.coordinators.transaction_state import (
     TxnState,
 )
 from kafkacompat.errors import ErrorCode
+from kafkacompat.storage.state_store import KeyValueSource
 
 __all__ = ["Completion", "TransactionCoordinator", "TxnConfig"]
 
@@ -72,6 +73,16 @@ class TransactionCoordinator:
         self.clock = clock
         self.allocate_producer_id = allocate_producer_id
         self.transactions: dict[str, TxnMetadata] = store.load()
+
+    def take_over(self, source: KeyValueSource) -> None:
+        """Coordinate the transactional ids stored in ``source`` too (a partition of
+        ``__transaction_state`` led here now); `unfinished` then lists their preparing ones."""
+        self.transactions.update(self.store.load(source))
+
+    def hand_over(self, belongs: Callable[[str], bool]) -> None:
+        """Let go of the transactional ids ``belongs`` picks (coordinated elsewhere now)."""
+        for txn_id in [t for t in self.transactions if belongs(t)]:
+            del self.transactions[txn_id]
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 
-from kafkacompat.storage.state_store import Namespace
+from kafkacompat.storage.state_store import KeyValueSource, KeyValueState
 
 __all__ = [
     "NAMESPACE",
@@ -131,12 +131,13 @@ class TxnMetadata:
 class TransactionStateStore:
     """Transaction metadata by transactional id, durable in one state-store namespace."""
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: KeyValueState) -> None:
         self._ns = namespace
 
-    def load(self) -> dict[str, TxnMetadata]:
+    def load(self, source: KeyValueSource | None = None) -> dict[str, TxnMetadata]:
+        """Every stored transactional id (in ``source``, a part of the namespace, if given)."""
         loaded = {}
-        for key, raw in self._ns.items():
+        for key, raw in (source or self._ns).items():
             txn_id = key.decode()
             loaded[txn_id] = TxnMetadata.from_json(txn_id, raw)
         return loaded

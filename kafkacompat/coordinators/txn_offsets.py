@@ -67,5 +67,9 @@ class PendingTxnOffsets:
     def is_pending(self, group_id: str, tp: TopicPartition) -> bool:
         return any(g == group_id and tp in offsets for (g, _), offsets in self._pending.items())
 
+    def groups_of(self, producer_id: int) -> list[str]:
+        """The groups with offsets pending in ``producer_id``'s transaction."""
+        return sorted(g for g, pid in self._pending if pid == producer_id)
+
     def has_group(self, group_id: str) -> bool:
         return any(g == group_id for g, _ in self._pending)

@@ -6,10 +6,12 @@ Plain dicts of ints, turned into Prometheus families only when scraped (`metrics
 
 from __future__ import annotations
 
+import re
 import struct
+import sys
 from bisect import bisect_left
 from dataclasses import fields, is_dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import Handler
@@ -67,10 +69,15 @@ def request_name(handler: Handler) -> str:
 
 def record_count(records: memoryview | bytes) -> int:
     """Records in a produced record set, from its batch headers (a v0/v1 message counts one)."""
-    count = 0
-    pos = 0
     end = len(records)
     unpack = _BATCH.unpack_from
+    if end >= _V2_HEADER:
+        # The usual record set, one batch, read without the loop.
+        length, magic, records_count = unpack(records, 0)
+        if 12 + length == end:
+            return records_count if magic >= 2 else 1
+    count = 0
+    pos = 0
     while pos + _V2_HEADER <= end:
         length, magic, records_count = unpack(records, pos)
         count += records_count if magic >= 2 else 1
@@ -81,16 +88,20 @@ def record_count(records: memoryview | bytes) -> int:
 
 
 class ApiStats:
-    """One API's request count and handling-time histogram."""
+    """One API's handling-time histogram, whose observations are its requests."""
 
-    __slots__ = ("buckets", "name", "requests", "seconds")
+    __slots__ = ("buckets", "name", "seconds")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.requests = 0
         #: Requests per bucket of `LATENCY_BUCKETS` (not cumulative; the last one is +Inf).
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.seconds = 0.0
+
+    @property
+    def requests(self) -> int:
+        """Requests handled (added up when read: one addition less per request)."""
+        return sum(self.buckets)
 
 
 class RequestCounters:
@@ -116,11 +127,7 @@ class RequestCounters:
 
     def observe(self, context: RequestContext, request: Any, response: Any, elapsed: float) -> None:
         api_key = context.header.request_api_key
-        stats = self.apis.get(api_key)
-        if stats is None:
-            name = self.names.get(api_key, str(api_key))
-            stats = self.apis[api_key] = ApiStats(name)
-        stats.requests += 1
+        stats = self.apis.get(api_key) or self._add_api(api_key)
         stats.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
         stats.seconds += elapsed
         if api_key == PRODUCE:
@@ -130,6 +137,10 @@ class RequestCounters:
                 self._fetch(stats.name, context, response)
         elif response is not None:
             self._errors(stats.name, response)
+
+    def _add_api(self, api_key: int) -> ApiStats:
+        stats = self.apis[api_key] = ApiStats(self.names.get(api_key, str(api_key)))
+        return stats
 
     def _key(self, table: dict[tuple[str, int], Any], topic: str, index: int) -> tuple[str, int]:
         key = (topic, index)
@@ -194,11 +205,12 @@ class RequestCounters:
             code = getattr(item, "error_code", 0)
             if code:
                 errors[(name, code)] = errors.get((name, code), 0) + 1
-            for child_field in _nested_fields(type(item)):
-                child = getattr(item, child_field)
-                if isinstance(child, list):
-                    stack.extend(c for c in child if is_dataclass(c))
-                elif child is not None and is_dataclass(child):
+            shape = _shape(type(item))
+            for list_field in shape.message_lists:
+                stack.extend(getattr(item, list_field) or ())
+            for message_field in shape.messages:
+                child = getattr(item, message_field)
+                if child is not None:
                     stack.append(child)
 
     # -- connections (counted by the listener's connection wrapper) -------------------------------
@@ -211,21 +223,46 @@ class RequestCounters:
         self.connections[listener] = self.connections.get(listener, 0) - 1
 
 
-_NESTED: dict[type, tuple[str, ...]] = {}
+class _Shape(NamedTuple):
+    """Where a generated message class holds nested messages."""
+
+    #: Fields holding lists of messages.
+    message_lists: tuple[str, ...]
+    #: Fields holding one message (or None).
+    messages: tuple[str, ...]
 
 
-def _nested_fields(cls: type) -> tuple[str, ...]:
-    """Fields of a generated message class that may hold nested messages."""
-    found = _NESTED.get(cls)
+_SHAPES: dict[type, _Shape] = {}
+_LIST_OF = re.compile(r"list\[(\w+)\]( \| None)?")
+_ONE_OF = re.compile(r"(\w+)( \| None)?")
+
+
+def _shape(cls: type) -> _Shape:
+    """The shape of a response class, worked out from its field types once."""
+    found = _SHAPES.get(cls)
     if found is None:
-        if not is_dataclass(cls):
-            found = ()
-        else:
-            found = tuple(
-                f.name
-                for f in fields(cls)
-                if f.name != "unknown_tagged_fields"
-                and ("list[" in str(f.type) or str(f.type)[:1].isupper())
-            )
-        _NESTED[cls] = found
+        found = _SHAPES[cls] = _work_out_shape(cls)
     return found
+
+
+def _work_out_shape(cls: type) -> _Shape:
+    """Nested message fields, told from the field annotations: ``list[Name]`` and ``Name``
+    (either ``| None``) where Name is a message class of the class's module."""
+    if not is_dataclass(cls):
+        return _Shape((), ())
+    names = vars(sys.modules[cls.__module__])
+
+    def is_message(type_name: str) -> bool:
+        candidate = names.get(type_name)
+        return isinstance(candidate, type) and is_dataclass(candidate)
+
+    lists = []
+    ones = []
+    for f in fields(cls):
+        annotation = str(f.type)
+        if match := _LIST_OF.fullmatch(annotation):
+            if is_message(match[1]):
+                lists.append(f.name)
+        elif (match := _ONE_OF.fullmatch(annotation)) and is_message(match[1]):
+            ones.append(f.name)
+    return _Shape(tuple(lists), tuple(ones))

@@ -29,19 +29,22 @@ CLEAN_BUCKETS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 18
 
 
 class Histogram:
-    """Observations per bucket (not cumulative; the last one is +Inf), their count and sum."""
+    """Observations per bucket (not cumulative; the last one is +Inf) and their sum; their
+    count is added up from the buckets when read."""
 
-    __slots__ = ("bounds", "buckets", "count", "sum")
+    __slots__ = ("bounds", "buckets", "sum")
 
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.bounds = bounds
         self.buckets = [0] * (len(bounds) + 1)
-        self.count = 0
         self.sum = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
 
     def observe(self, seconds: float) -> None:
         self.buckets[bisect_left(self.bounds, seconds)] += 1
-        self.count += 1
         self.sum += seconds
 
     def cumulative(self) -> list[tuple[str, float]]:
@@ -75,23 +78,22 @@ class RequestTimes:
         self.flushes = Histogram()
 
     def observe(self, api_key: int, queue: float, send: float, total: float) -> None:
-        found = self.apis.get(api_key)
-        if found is None:
-            found = self.apis[api_key] = (Histogram(), Histogram(), Histogram())
-        # Histogram.observe inlined: this runs once per request.
+        """The connection loop's hook, once per request (Histogram.observe inlined)."""
+        found = self.apis.get(api_key) or self._add_api(api_key)
         bounds = LATENCY_BUCKETS
         histogram = found[0]
         histogram.buckets[bisect_left(bounds, queue)] += 1
-        histogram.count += 1
         histogram.sum += queue
         histogram = found[1]
         histogram.buckets[bisect_left(bounds, send)] += 1
-        histogram.count += 1
         histogram.sum += send
         histogram = found[2]
         histogram.buckets[bisect_left(bounds, total)] += 1
-        histogram.count += 1
         histogram.sum += total
+
+    def _add_api(self, api_key: int) -> tuple[Histogram, Histogram, Histogram]:
+        found = self.apis[api_key] = (Histogram(), Histogram(), Histogram())
+        return found
 
     def observe_flush(self, seconds: float) -> None:
         self.flushes.observe(seconds)

@@ -101,6 +101,8 @@ async def serve(
         broker.bind({name: address.port for name, address in addresses.items()})
         await _serve_listeners(broker, opened, security, addresses, task_status)
     finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await broker.write_internal_state()
         broker.close()
 
 

@@ -14,6 +14,7 @@ import re
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from crc32c import crc32c
 
@@ -21,7 +22,7 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.record_codec import read_varint, write_varint
 from kafkacompat.storage.fsutil import atomic_write, write_all
 
-__all__ = ["Namespace", "StateStore"]
+__all__ = ["KeyValueSource", "KeyValueState", "Namespace", "StateStore"]
 
 _FRAME = struct.Struct(">II")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -56,6 +57,32 @@ def _decode_entries(payload: bytes) -> Iterator[tuple[bytes, bytes | None]]:
             raise ValueError("bad value length")
         yield key, payload[pos : pos + n]
         pos += n
+
+
+class KeyValueSource(Protocol):
+    """Entries to load from: a whole `KeyValueState` or a part of one."""
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class KeyValueState(KeyValueSource, Protocol):
+    """What the coordinators keep their state in: a `Namespace` here, or an internal topic
+    (`kafkacompat.coordinators.internal_topic`)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def put(self, key: bytes, value: bytes | None) -> None: ...
+
+    def delete(self, key: bytes) -> None: ...
+
+    def put_many(self, entries: Iterable[tuple[bytes, bytes | None]]) -> None: ...
+
+    @property
+    def file_size(self) -> int: ...
 
 
 class Namespace:
@@ -196,6 +223,17 @@ class StateStore:
             )
             self._namespaces[name] = ns
         return ns
+
+    def exists(self, name: str) -> bool:
+        """Whether the namespace ``name`` has a file (it may be empty)."""
+        return name in self._namespaces or (self.directory / f"{name}.log").exists()
+
+    def remove(self, name: str) -> None:
+        """Close and delete the namespace ``name`` (its state moved elsewhere)."""
+        ns = self._namespaces.pop(name, None)
+        if ns is not None:
+            ns.close()
+        (self.directory / f"{name}.log").unlink(missing_ok=True)
 
     def close(self) -> None:
         for ns in self._namespaces.values():

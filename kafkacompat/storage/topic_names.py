@@ -7,7 +7,15 @@ import re
 from kafkacompat.errors import ErrorCode, KafkaError
 
 MAX_TOPIC_NAME_LENGTH = 249
+OFFSETS_TOPIC = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+#: Kafka's internal topics: the broker writes them; clients read them (``is_internal``).
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC})
 _LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
+
+
+def is_internal_topic(name: str) -> bool:
+    return name in INTERNAL_TOPICS
 
 
 def validate_topic_name(name: str | None) -> None:

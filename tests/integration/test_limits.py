@@ -23,6 +23,7 @@ from kafkacompat.protocol.messages.create_partitions_request import (
 from kafkacompat.protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 from kafkacompat.protocol.messages.delete_topics_request import DeleteTopicsRequest
 from kafkacompat.protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from kafkacompat.protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from kafkacompat.protocol.messages.request_header import RequestHeader
 from kafkacompat.testing import BrokerProcess, BrokerThread, local_config, running_broker
 from tests.integration.raw import RawClient
@@ -136,6 +137,11 @@ def open_fds(pid: int) -> int:
 def test_ten_thousand_partitions_fit_a_4096_descriptor_limit(tmp_path: Path) -> None:
     with BrokerProcess(tmp_path / "data") as broker:
         resource.prlimit(broker.pid, resource.RLIMIT_NOFILE, (4096, 4096))
+        with RawClient(broker.port) as client:
+            # The group below needs __consumer_offsets: created first, its files counted in
+            # the baseline.
+            found = client.call(10, 3, FindCoordinatorRequest("sample", 0))
+            assert found.error_code == ErrorCode.NONE
         start = open_fds(broker.pid)
         with RawClient(broker.port, timeout=120) as client:
             assert create_topics(client, ("wide", 10_000)) == {"wide": (ErrorCode.NONE, None)}

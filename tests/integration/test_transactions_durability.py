@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
 
-from kafkacompat.coordinators.transaction_state import (
-    NAMESPACE,
-    TransactionStateStore,
-    TxnState,
-)
-from kafkacompat.storage.log_manager import LogManager
+from kafkacompat.cluster.topic_configs import topic_defaults
+from kafkacompat.coordinators.internal_records import TRANSACTION_RECORDS
+from kafkacompat.coordinators.internal_topic import InternalTopic
+from kafkacompat.coordinators.transaction_state import TransactionStateStore, TxnState
+from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.storage.topic_names import TRANSACTION_STATE_TOPIC
 from kafkacompat.testing import BrokerProcess, local_config, running_broker
 from tests.integration.txn_clients import TIMEOUT, consume_confluent
 from tests.internals import internals
@@ -78,6 +79,31 @@ def test_kill_9_mid_transaction_loses_no_commit_and_shows_no_abort(tmp_path: Pat
         broker.kill()
 
 
+async def _write_prepare_commit(data_dir: Path, transactional_id: str) -> None:
+    """Append a PrepareCommit record for ``transactional_id`` to ``__transaction_state``."""
+    config = local_config(data_dir)
+    manager = PartitionManager(
+        data_dir, topic_defaults(config), producer_expiration_ms=86_400_000, fsync_state=False
+    )
+
+    async def no_creation(_name: str, _partitions: int) -> None:
+        raise AssertionError("the topic exists")
+
+    try:
+        topic = InternalTopic(
+            TRANSACTION_STATE_TOPIC, 50, TRANSACTION_RECORDS, manager, no_creation
+        )
+        topic.load_all_now()
+        store = TransactionStateStore(topic)
+        txn = store.load()[transactional_id]
+        assert txn.state is TxnState.ONGOING
+        txn.transition(TxnState.PREPARE_COMMIT, txn.last_update_ms)
+        store.write(txn)
+        await topic.flush()
+    finally:
+        manager.close()
+
+
 def test_prepared_commit_completes_after_restart(tmp_path: Path) -> None:
     from confluent_kafka import Producer
 
@@ -91,15 +117,7 @@ def test_prepared_commit_completes_after_restart(tmp_path: Path) -> None:
         producer.flush(TIMEOUT)
     del producer
     # As if the broker died right after writing PrepareCommit, before any marker.
-    logs = LogManager(data_dir)
-    try:
-        store = TransactionStateStore(logs.state.namespace(NAMESPACE))
-        txn = store.load()["t-prep"]
-        assert txn.state is TxnState.ONGOING
-        txn.transition(TxnState.PREPARE_COMMIT, txn.last_update_ms)
-        store.write(txn)
-    finally:
-        logs.close()
+    trio.run(_write_prepare_commit, data_dir, "t-prep")
     with running_broker(local_config(data_dir)) as broker:
         assert consume_confluent(broker.bootstrap, "prep", "read_committed") == [(0, b"p1")]
         state = broker.running.broker.transactions.coordinator.describe("t-prep")

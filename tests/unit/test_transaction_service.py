@@ -14,6 +14,8 @@ import trio.testing
 from kafkacompat.cluster.topic_configs import topic_defaults
 from kafkacompat.coordinators.group_offsets import OffsetAndMetadata
 from kafkacompat.coordinators.group_service import GroupService
+from kafkacompat.coordinators.internal_records import GROUP_RECORDS, TRANSACTION_RECORDS
+from kafkacompat.coordinators.internal_topic import INTERNAL_TOPIC_CONFIGS, InternalTopic
 from kafkacompat.coordinators.transaction_service import TransactionService
 from kafkacompat.coordinators.transaction_state import TxnState
 from kafkacompat.errors import ErrorCode, KafkaError
@@ -22,6 +24,7 @@ from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.protocol.records import iter_batches
 from kafkacompat.storage.partition_log import PartitionLog
 from kafkacompat.storage.results import AppendResult, ReadResult
+from kafkacompat.storage.topic_names import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from kafkacompat.testing import local_config
 
 
@@ -59,8 +62,18 @@ async def parts(tmp_path: Path) -> AsyncIterator[tuple[ReplicaManager, Transacti
         producer_expiration_ms=config.get_int("producer.id.expiration.ms"),
         fsync_state=False,
     )
-    groups = GroupService(config, manager.state)
-    service = TransactionService(config, manager.state, manager, groups.coordinator)
+
+    async def create(name: str, partitions: int) -> None:
+        await manager.create_topic(name, partitions, INTERNAL_TOPIC_CONFIGS)
+
+    offsets = InternalTopic(OFFSETS_TOPIC, 4, GROUP_RECORDS, manager, create)
+    txn_state = InternalTopic(TRANSACTION_STATE_TOPIC, 4, TRANSACTION_RECORDS, manager, create)
+    offsets.load_all_now()
+    txn_state.load_all_now()
+    groups = GroupService(config, offsets)
+    service = TransactionService(
+        config, manager.state, manager, groups.coordinator, txn_state, offsets
+    )
     await manager.create_topic("t", 2)
     yield ReplicaManager(manager), service
     manager.close()

@@ -98,6 +98,49 @@ def test_errors_are_found_at_any_depth_of_other_responses() -> None:
     assert counters.errors == {("DeleteTopics", 3): 1}
 
 
+def test_one_batch_legacy_messages_and_torn_tails_are_counted() -> None:
+    # offset, size, crc, magic 1, attributes, then the rest of a 60-byte message
+    legacy = struct.pack(">qiIbb", 0, 60, 0, 1, 0) + bytes(60 - 6)
+    assert record_count(legacy) == 1
+    assert record_count(legacy + legacy) == 2
+    assert record_count(batch(5)) == 5
+    assert record_count(batch(3) + batch(2)[:30]) == 3
+
+
+def test_errors_are_found_in_nested_messages_and_not_in_lists_of_numbers() -> None:
+    from kafkacompat.protocol.messages.consumer_group_heartbeat_response import (
+        Assignment,
+        ConsumerGroupHeartbeatResponse,
+    )
+    from kafkacompat.protocol.messages.metadata_response import (
+        MetadataResponse,
+        MetadataResponseBroker,
+        MetadataResponsePartition,
+        MetadataResponseTopic,
+    )
+
+    counters = RequestCounters(
+        {3: FakeHandler("metadata"), 68: FakeHandler("consumer_group_heartbeat")},  # type: ignore[dict-item]
+        max_partitions=10,
+    )
+    partitions = [
+        MetadataResponsePartition(error_code=code, partition_index=i, replica_nodes=[0, 1])
+        for i, code in enumerate((0, 9, 9))
+    ]
+    answer = MetadataResponse(
+        brokers=[MetadataResponseBroker(0, "h", 9092)],
+        topics=[MetadataResponseTopic(name="a", partitions=partitions), MetadataResponseTopic(3)],
+    )
+    counters.observe(context(3), None, answer, 0.0)
+    assert counters.errors == {("Metadata", 9): 2, ("Metadata", 3): 1}
+    counters.observe(context(68), None, ConsumerGroupHeartbeatResponse(error_code=25), 0.0)
+    counters.observe(
+        context(68), None, ConsumerGroupHeartbeatResponse(assignment=Assignment()), 0.0
+    )
+    assert counters.errors[("ConsumerGroupHeartbeat", 25)] == 1
+    assert counters.apis[68].requests == 2
+
+
 def test_values_show_as_json_text_or_hex() -> None:
     kind, shown = show_bytes(json.dumps({"a": [1, 2]}).encode())
     assert kind == "json" and json.loads(shown) == {"a": [1, 2]} and "\n" in shown
