@@ -124,11 +124,15 @@ def verify_transactional(
     records: memoryview | bytes,
 ) -> None:
     """A transactional batch must go to a partition added to its producer's open transaction
-    (Kafka's produce verification, KIP-890)."""
+    (Kafka's produce verification, KIP-890). In a cluster, a transaction coordinated by another
+    broker is not verified here (as Kafka before 3.6)."""
     if not is_transactional(records):
         return
+    txns = context.services.transactions
+    if transactional_id is not None and txns.coordinator_error(transactional_id):
+        return
     header = read_header(records)
-    code = context.services.transactions.coordinator.check_produce(
+    code = txns.coordinator.check_produce(
         transactional_id, header.producer_id, header.producer_epoch, (topic, partition)
     )
     if code != ErrorCode.NONE:
