@@ -440,3 +440,22 @@ def test_offsets_and_timers_are_routed_to_the_group_type(h: Harness) -> None:
     h.coordinator.timers.schedule(h.clock.now + 5, TimerKey("consumer", "heartbeat", "c", "m"))
     h.advance(5)
     assert fake.asked[-1] == ("timer", "heartbeat", "c", "m")
+
+
+def test_handing_a_group_over_answers_its_waiting_members_and_taking_it_back_restores_it(
+    h: Harness,
+) -> None:
+    members = h.stable_group(1, group="moving")
+    h.coordinator.commit_offsets("moving", members[0], None, 1, {("t", 0): OffsetAndMetadata(5)}, 8)
+    joining = h.join_new(group="moving")  # waits for the rebalance
+    assert not joining.done
+    h.coordinator.hand_over(lambda group_id: group_id == "moving")
+    assert joining.done and joining.value.error == E.NOT_COORDINATOR
+    assert h.coordinator.fetch_offsets("moving", None) == {}
+    assert h.state("moving") == "Dead"
+    h.coordinator.take_over(h.store.namespace)
+    assert h.coordinator.fetch_offsets("moving", None) == {
+        ("t", 0): OffsetAndMetadata(5, commit_timestamp=h.clock.now)
+    }
+    assert h.state("moving") == "Stable"
+    assert h.heartbeat(members[0], 1, group="moving") == E.NONE
