@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -124,18 +125,22 @@ class LocalCluster:
         return self.start_broker(node_id)
 
     def _metadata(self, topics: list[str] | None) -> Any:
-        """A Metadata answer from the first running (not paused) broker that gives one."""
+        """A Metadata answer from the first running (not paused) broker that gives one; the
+        brokers are asked again for up to 10 s (a loaded machine, a broker restarting)."""
         from kafkacompat.client import AdminClient
 
         failure: Exception | None = None
-        for broker in self.brokers.values():
-            if broker.proc is None or _stopped(broker):
-                continue
-            try:
-                with AdminClient(broker.bootstrap, timeout=2.0) as admin:
-                    return admin.metadata(topics)
-            except OSError as exc:
-                failure = exc
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for broker in self.brokers.values():
+                if broker.proc is None or _stopped(broker):
+                    continue
+                try:
+                    with AdminClient(broker.bootstrap, timeout=2.0) as admin:
+                        return admin.metadata(topics)
+                except OSError as exc:
+                    failure = exc
+            time.sleep(0.2)
         raise ConnectionError(f"no broker of the cluster answers: {failure}")
 
     def controller(self) -> int:

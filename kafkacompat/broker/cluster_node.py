@@ -4,9 +4,10 @@ partitions the cluster metadata gives it, and hands its handlers the cluster's v
 On start it settles the cluster id with the metadata store (a new data directory takes the
 cluster's; a directory of another cluster is refused, as Kafka's INCONSISTENT_CLUSTER_ID), then
 runs its `ClusterMember` (registration, metadata follower, controller campaign). After every
-metadata change it brings local storage in line: topics it holds a replica of are created with
-the cluster's topic id, grown and reconfigured; topics gone from the cluster are deleted; and a
-partition it leads starts its new leader epoch at the log end.
+metadata change it brings local storage in line: of the topics it holds a replica of, exactly its
+replicas are kept (created with the cluster's topic id, grown, reconfigured; replicas moved away
+deleted); topics gone from the cluster are deleted; and a partition it leads starts its new
+leader epoch at the log end.
 """
 
 from __future__ import annotations
@@ -158,13 +159,19 @@ class ClusterNode:
 
     async def _hold(self, topic: TopicImage) -> None:
         meta = self.partitions.topic(topic.name)
+        mine = frozenset(p.index for p in topic.assignment if self.node_id in p.replicas)
         if meta is None:
             await self.partitions.create_topic(
-                topic.name, topic.partitions, dict(topic.configs), topic_id=topic.topic_id
+                topic.name,
+                topic.partitions,
+                dict(topic.configs),
+                topic_id=topic.topic_id,
+                hosted=mine,
             )
         else:
             if meta.partitions < topic.partitions:
-                await self.partitions.add_partitions(topic.name, topic.partitions)
+                await self.partitions.add_partitions(topic.name, topic.partitions, hosted=mine)
+            await self.partitions.host_only(topic.name, mine)
             if dict(meta.configs) != dict(topic.configs):
                 self.partitions.set_topic_configs(topic.name, dict(topic.configs))
         for partition in topic.assignment:

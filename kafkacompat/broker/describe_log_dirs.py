@@ -42,15 +42,18 @@ async def handle_describe_log_dirs(
         if info is None:
             continue
         indexes = range(info.partitions) if partitions is None else sorted(partitions)
-        described = [
-            DescribeLogDirsPartition(
-                index,
-                hosted.partition(name, index).size_in_bytes,
-                offset_lag=0,
-                is_future_key=False,
-            )
+        # Only the replicas kept here, as Kafka: a cluster member holds some partitions only.
+        replicas = [
+            replica
             for index in indexes
             if 0 <= index < info.partitions
+            and (replica := hosted.partition_or_none(name, index)) is not None
+        ]
+        described = [
+            DescribeLogDirsPartition(
+                replica.index, replica.size_in_bytes, offset_lag=0, is_future_key=False
+            )
+            for replica in replicas
         ]
         if described:
             topics.append(DescribeLogDirsTopic(name, described))

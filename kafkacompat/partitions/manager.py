@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -115,10 +115,12 @@ class PartitionManager:
         *,
         validate_only: bool = False,
         topic_id: uuid.UUID | None = None,
+        hosted: Iterable[int] | None = None,
     ) -> TopicMetadata:
         """Create the topic's logs (on a worker thread: thousands of directories and files take
         seconds) and host its partitions. The caller serialises catalogue changes. In a cluster
-        ``topic_id`` is the one the cluster metadata gave the topic."""
+        ``topic_id`` is the one the cluster metadata gave the topic and ``hosted`` the
+        partitions this broker holds a replica of (None: all)."""
         create = partial(
             self._logs.create_topic,
             name,
@@ -126,24 +128,59 @@ class PartitionManager:
             configs,
             topic_id=topic_id,
             validate_only=validate_only,
+            hosted=hosted,
         )
         meta = create() if validate_only else await trio.to_thread.run_sync(create)
         if not validate_only:
-            for index in range(partitions):
-                self._host(name, index, self._logs.log(name, index))
+            self._host_new(meta)
         return meta
 
+    def _host_new(self, meta: TopicMetadata) -> None:
+        for index in meta.hosted_indexes():
+            if (meta.name, index) not in self._partitions:
+                self._host(meta.name, index, self._logs.log(meta.name, index))
+
     async def add_partitions(
-        self, name: str, new_total: int, *, validate_only: bool = False
+        self,
+        name: str,
+        new_total: int,
+        *,
+        validate_only: bool = False,
+        hosted: Iterable[int] | None = None,
     ) -> None:
-        old_total = self._logs.require_topic(name).partitions
-        add = partial(self._logs.add_partitions, name, new_total, validate_only=validate_only)
+        """Grow the topic; ``hosted`` as in `create_topic` (then `host_only` drops replicas
+        that are no longer this broker's)."""
+        add = partial(
+            self._logs.add_partitions,
+            name,
+            new_total,
+            validate_only=validate_only,
+            hosted=hosted,
+        )
         if validate_only:
             add()
             return
         await trio.to_thread.run_sync(add)
-        for index in range(old_total, new_total):
-            self._host(name, index, self._logs.log(name, index))
+        self._host_new(self._logs.require_topic(name))
+
+    async def host_only(self, name: str, hosted: Iterable[int]) -> None:
+        """Keep exactly the partitions ``hosted`` of the topic (a cluster member's replicas):
+        new ones are created empty, the others deleted once appends in flight have finished."""
+        wanted = frozenset(hosted)
+        meta = self._logs.require_topic(name)
+        held = {index for (topic, index) in self._partitions if topic == name}
+        if meta.hosted == wanted and held == {i for i in wanted if i < meta.partitions}:
+            return
+        dropped = [self._partitions[(name, index)] for index in sorted(held - wanted)]
+        async with AsyncExitStack() as stack:
+            for partition in dropped:
+                await stack.enter_async_context(partition.lock)
+            for partition in dropped:
+                partition.deleted = True
+                del self._partitions[(name, partition.index)]
+            detached = await trio.to_thread.run_sync(self._logs.set_hosted, name, wanted)
+        self._host_new(self._logs.require_topic(name))
+        await trio.to_thread.run_sync(remove_trees, detached)
 
     def set_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> TopicMetadata:
         """Replace the topic's config overrides and apply them to its partitions."""
@@ -151,8 +188,8 @@ class PartitionManager:
 
     async def delete_topic(self, name: str) -> None:
         """Delete a topic and its data, after any append in flight on it has finished."""
-        meta = self._logs.require_topic(name)
-        hosted = [self.partition(name, index) for index in range(meta.partitions)]
+        self._logs.require_topic(name)
+        hosted = [p for (topic, _), p in list(self._partitions.items()) if topic == name]
         async with AsyncExitStack() as held:
             for partition in hosted:
                 await held.enter_async_context(partition.lock)

@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from kafkacompat.errors import ErrorCode, KafkaError
@@ -68,7 +68,7 @@ class LogManager:
             self.state = StateStore(data_dir / STATE_DIR, fsync=fsync_state)
             for topic in self.metadata.topics():
                 config = topic.log_config(defaults)
-                for partition in range(topic.partitions):
+                for partition in topic.hosted_indexes():
                     self._open_log(topic.name, partition, config, clean, now_ms)
         except BaseException:
             self._release_all()
@@ -124,39 +124,48 @@ class LogManager:
         *,
         topic_id: uuid.UUID | None = None,
         validate_only: bool = False,
+        hosted: Iterable[int] | None = None,
     ) -> TopicMetadata:
         """Create a topic and its empty partition logs (TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS,
-        INVALID_TOPIC_EXCEPTION, INVALID_CONFIG)."""
+        INVALID_TOPIC_EXCEPTION, INVALID_CONFIG). ``hosted``: the partitions kept here (a
+        cluster member's replicas); None: all."""
         validate_topic_name(name)
         if self.metadata.get(name) is not None:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
         if partitions < 1:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS, "partition count must be positive")
         overrides = validate_topic_configs(configs or {})
-        meta = TopicMetadata(name, topic_id or uuid.uuid4(), partitions, overrides)
+        meta = TopicMetadata(
+            name,
+            topic_id or uuid.uuid4(),
+            partitions,
+            overrides,
+            None if hosted is None else frozenset(hosted),
+        )
         if validate_only:
             return meta
-        self._create_partitions(meta, 0, None)
+        self._create_partitions(meta, meta.hosted_indexes(), None)
         return meta
 
     def _create_partitions(
-        self, meta: TopicMetadata, first: int, previous: TopicMetadata | None
+        self, meta: TopicMetadata, indexes: list[int], previous: TopicMetadata | None
     ) -> None:
-        """Create partitions ``first``.. of ``meta`` and record ``meta``, all or nothing: on a
+        """Create partitions ``indexes`` of ``meta`` and record ``meta``, all or nothing: on a
         failure every directory and descriptor made is removed, the metadata is left as
         ``previous`` (None: no topic) and KAFKA_STORAGE_ERROR is raised."""
         name, config = meta.name, meta.log_config(self.defaults)
-        made = first
-        what = f"partition {name}-{first}"
+        made: list[int] = []
+        what = f"topic {name!r}"
         try:
-            for partition in range(first, meta.partitions):
-                what, made = f"partition {name}-{partition}", partition + 1
+            for partition in indexes:
+                what = f"partition {name}-{partition}"
+                made.append(partition)
                 self._open_log(name, partition, config, False, None)
             what = f"the metadata of topic {name!r}"
             fsync_dir(self.data_dir)
             self.metadata.put(meta)
         except BaseException as exc:
-            self._discard_partitions(name, first, made)
+            self._discard_partitions(name, made)
             if self.metadata.get(name) is meta:
                 with contextlib.suppress(OSError):
                     if previous is None:
@@ -174,13 +183,13 @@ class LogManager:
                 f"creating {what} failed ({exc.strerror or exc}); {kept}",
             ) from exc
 
-    def _discard_partitions(self, name: str, first: int, end: int) -> None:
-        """Close and remove partitions ``first``..``end - 1`` of ``name`` (best effort)."""
-        for partition in range(first, end):
+    def _discard_partitions(self, name: str, indexes: list[int]) -> None:
+        """Close and remove these partitions of ``name`` (best effort)."""
+        for partition in indexes:
             log = self._logs.pop((name, partition), None)
             if log is not None:
                 log.close_files()
-        for partition in range(first, end):
+        for partition in indexes:
             shutil.rmtree(self._partition_dir(name, partition), ignore_errors=True)
         with contextlib.suppress(OSError):
             fsync_dir(self.data_dir)
@@ -196,9 +205,8 @@ class LogManager:
         Every descriptor of the topic is given back whatever fails; a directory that cannot
         be renamed is removed in place (or, failing that, at the next start).
         """
-        meta = self.require_topic(name)
-        logs = [self._logs.pop((name, p), None) for p in range(meta.partitions)]
-        detached: list[Path] = []
+        self.require_topic(name)
+        logs = [self._logs.pop(key) for key in self._keys_of(name)]
         try:
             self.metadata.remove(name)
         except OSError as exc:
@@ -207,20 +215,46 @@ class LogManager:
                 f"deleting topic {name!r} failed ({exc.strerror or exc})",
             ) from exc
         finally:
-            for log in logs:
-                if log is None:
-                    continue
-                try:
-                    detached.append(log.detach())
-                except OSError:
-                    log.close_files()
-                    shutil.rmtree(log.directory, ignore_errors=True)
+            detached = self._detach_logs(logs)
+        return detached
+
+    def _keys_of(self, name: str) -> list[tuple[str, int]]:
+        return [key for key in self._logs if key[0] == name]
+
+    def _detach_logs(self, logs: list[PartitionLog]) -> list[Path]:
+        """Set the logs' directories aside (removing in place what cannot be renamed)."""
+        detached: list[Path] = []
+        for log in logs:
+            try:
+                detached.append(log.detach())
+            except OSError:
+                log.close_files()
+                shutil.rmtree(log.directory, ignore_errors=True)
         with contextlib.suppress(OSError):
             fsync_dir(self.data_dir)
         return detached
 
-    def add_partitions(self, name: str, new_total: int, *, validate_only: bool = False) -> None:
-        """Grow the topic to ``new_total`` partitions (INVALID_PARTITIONS if not larger)."""
+    def set_hosted(self, name: str, hosted: Iterable[int]) -> list[Path]:
+        """Keep exactly the partitions ``hosted`` of the topic here: logs of newly hosted ones
+        are created, those no longer hosted are set aside and returned for `remove_trees`
+        (a replica moved away, as Kafka's StopReplica with deletion)."""
+        meta = self.require_topic(name)
+        meta = dataclasses.replace(meta, hosted=frozenset(hosted))
+        new = [i for i in meta.hosted_indexes() if (name, i) not in self._logs]
+        self._create_partitions(meta, new, self.metadata.get(name))
+        dropped = [key for key in self._keys_of(name) if key[1] not in (meta.hosted or ())]
+        return self._detach_logs([self._logs.pop(key) for key in dropped])
+
+    def add_partitions(
+        self,
+        name: str,
+        new_total: int,
+        *,
+        validate_only: bool = False,
+        hosted: Iterable[int] | None = None,
+    ) -> None:
+        """Grow the topic to ``new_total`` partitions (INVALID_PARTITIONS if not larger);
+        ``hosted`` (a cluster member's replicas) replaces the set of partitions kept here."""
         meta = self.require_topic(name)
         if new_total <= meta.partitions:
             raise KafkaError(
@@ -229,9 +263,10 @@ class LogManager:
             )
         if validate_only:
             return
-        self._create_partitions(
-            dataclasses.replace(meta, partitions=new_total), meta.partitions, meta
-        )
+        keep = meta.hosted if hosted is None else frozenset(hosted)
+        grown = dataclasses.replace(meta, partitions=new_total, hosted=keep)
+        new = [i for i in grown.hosted_indexes() if i >= meta.partitions]
+        self._create_partitions(grown, new, meta)
 
     def set_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> TopicMetadata:
         """Replace the topic's config overrides (AlterConfigs semantics) and apply them."""
@@ -239,8 +274,8 @@ class LogManager:
         meta = dataclasses.replace(meta, configs=validate_topic_configs(configs))
         config = meta.log_config(self.defaults)
         self.metadata.put(meta)
-        for partition in range(meta.partitions):
-            self._logs[(name, partition)].update_config(config)
+        for key in self._keys_of(name):
+            self._logs[key].update_config(config)
         return meta
 
     def topic(self, name: str) -> TopicMetadata | None:

@@ -27,6 +27,13 @@ class TopicMetadata:
     topic_id: uuid.UUID
     partitions: int
     configs: Mapping[str, str] = field(default_factory=dict)
+    #: The partitions this broker holds a replica of; None: all of them (a single broker).
+    hosted: frozenset[int] | None = None
+
+    def hosted_indexes(self) -> list[int]:
+        """The indexes of the partitions kept here, in order."""
+        every = range(self.partitions)
+        return list(every) if self.hosted is None else [i for i in every if i in self.hosted]
 
     def log_config(self, defaults: LogConfig) -> LogConfig:
         """Effective config: the topic's overrides over the broker defaults."""
@@ -59,6 +66,7 @@ class MetadataStore:
                 topic_id=uuid.UUID(item["topic_id"]),
                 partitions=int(item["partitions"]),
                 configs={str(k): str(v) for k, v in item["configs"].items()},
+                hosted=None if item.get("hosted") is None else frozenset(item["hosted"]),
             )
             self._topics[meta.name] = meta
             self._by_id[meta.topic_id] = meta
@@ -72,6 +80,7 @@ class MetadataStore:
                     "topic_id": str(t.topic_id),
                     "partitions": t.partitions,
                     "configs": dict(t.configs),
+                    **({} if t.hosted is None else {"hosted": sorted(t.hosted)}),
                 }
                 for t in self._topics.values()
             ],

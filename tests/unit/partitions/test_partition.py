@@ -143,3 +143,23 @@ async def test_appends_to_a_deleted_topic_are_refused(tmp_path: Path) -> None:
     assert raised.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     assert manager.partition_or_none("t", 0) is None
     manager.close()
+
+
+async def test_host_only_keeps_exactly_the_given_partitions(tmp_path: Path) -> None:
+    manager = open_manager(tmp_path)
+    await manager.create_topic("t", 3, hosted=[0])
+    assert [p.index for p in manager.partitions()] == [0]
+    await manager.partition("t", 0).append(batch(b"kept"))
+    await manager.host_only("t", [0, 2])
+    assert sorted(p.index for p in manager.partitions()) == [0, 2]
+    dropped = manager.partition("t", 0)
+    await manager.host_only("t", [2])
+    assert dropped.deleted
+    assert [p.index for p in manager.partitions()] == [2]
+    with pytest.raises(KafkaError) as refused:
+        manager.partition("t", 0)
+    assert refused.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("t-")) == ["t-2"]
+    await manager.delete_topic("t")
+    assert manager.partitions() == [] and manager.topic("t") is None
+    manager.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.storage import segment as segment_module
 from kafkacompat.storage.log_config import LogConfig
-from kafkacompat.storage.log_manager import LogManager
+from kafkacompat.storage.log_manager import LogManager, remove_trees
 
 from .helpers import apply_retention, batch, decode
 
@@ -190,3 +191,46 @@ def test_detached_topic_is_gone_from_metadata_and_swept_after_a_crash(tmp_path: 
     assert not any(p.exists() for p in detached)
     assert again.topics() == []
     again.close()
+
+
+def partition_dirs(data_dir: Path, topic: str) -> list[str]:
+    return sorted(p.name for p in data_dir.iterdir() if p.name.startswith(f"{topic}-"))
+
+
+def test_hosting_some_partitions_of_a_topic(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    meta = manager.create_topic("t", 4, hosted=[1, 3])
+    assert (meta.hosted, meta.hosted_indexes()) == (frozenset({1, 3}), [1, 3])
+    assert partition_dirs(tmp_path, "t") == ["t-1", "t-3"]
+    assert manager.log_or_none("t", 0) is None
+    manager.log("t", 3).append(batch(2), now_ms=0)
+
+    manager.add_partitions("t", 6, hosted=[1, 3, 5])
+    assert partition_dirs(tmp_path, "t") == ["t-1", "t-3", "t-5"]
+    manager.set_topic_configs("t", {"retention.ms": "5"})
+    assert manager.log("t", 5).config.retention_ms == 5
+
+    detached = manager.set_hosted("t", [0, 3])
+    assert [p.name.split(".")[0] for p in detached] == ["t-1", "t-5"]
+    remove_trees(detached)
+    assert partition_dirs(tmp_path, "t") == ["t-0", "t-3"]
+    manager.close()
+
+    again = LogManager(tmp_path)
+    assert again.topic("t") == dataclasses.replace(
+        meta, partitions=6, configs={"retention.ms": "5"}, hosted=frozenset({0, 3})
+    )
+    assert [(t, p) for t, p, _ in again.partition_logs()] == [("t", 0), ("t", 3)]
+    assert again.log("t", 3).log_end_offset == 2
+    again.delete_topic("t")
+    assert partition_dirs(tmp_path, "t") == []
+    again.close()
+
+
+def test_a_topic_without_a_hosted_set_keeps_every_partition(tmp_path: Path) -> None:
+    manager = LogManager(tmp_path)
+    manager.create_topic("all", 2)
+    manager.add_partitions("all", 3)
+    assert manager.topic("all").hosted is None  # type: ignore[union-attr]
+    assert partition_dirs(tmp_path, "all") == ["all-0", "all-1", "all-2"]
+    manager.close()
