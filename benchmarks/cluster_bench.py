@@ -9,12 +9,14 @@ worker processes so the client side is not one Python thread):
 - Metadata latency: median and p99 of 2000 Metadata v9 requests (all topics) on one connection;
 - produce 1 KiB (acks=1, 6 partitions) and consume it back, 3 brokers beside 1;
 - one message per request (linger.ms 0, one in flight), 8 producers over 8 partitions, 2 and 3
-  brokers beside 1.
+  brokers beside 1, with the CPU per message of the brokers (/proc) and of the clients, which
+  share the machine's cores: when the machine is busy, brokers and clients split its cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from kafkacompat.testing import BrokerProcess
 from kafkacompat.testing_cluster import LocalCluster
 from tests.integration.raw import RawClient
 
+TICKS = os.sysconf("SC_CLK_TCK")
 SESSION_MS = 2000
 SETTINGS = {
     "broker.session.timeout.ms": SESSION_MS,
@@ -97,31 +100,54 @@ def throughput(bootstrap: str, seconds: float, pool: ProcessPoolExecutor) -> dic
     }
 
 
-def one_per_request(bootstrap: str, seconds: float, pool: ProcessPoolExecutor) -> float:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads), from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def one_per_request(
+    bootstrap: str, pids: list[int], seconds: float, pool: ProcessPoolExecutor
+) -> dict[str, float]:
+    """msgs/s, and the CPU per message of the brokers and of the clients (which share the
+    machine's cores with the brokers)."""
     topic = workloads.topic_name("single")
     workloads.create_topic(bootstrap, topic, 8)
+    before = sum(cpu_seconds(pid) for pid in pids)
     calls = [
         pool.submit(workloads.produce_for, bootstrap, topic, 100, 8, 1, seconds, ONE_PER_REQUEST)
         for _ in range(8)
     ]
     results = [c.result() for c in calls]
-    return sum(r["messages"] for r in results) / max(r["seconds"] for r in results)
+    broker_cpu = sum(cpu_seconds(pid) for pid in pids) - before
+    messages = sum(r["messages"] for r in results)
+    elapsed = max(r["seconds"] for r in results)
+    client_cpu = sum(r["client_cpu"] for r in results)
+    return {
+        "single": messages / elapsed,
+        "single_broker_us": broker_cpu / messages * 1e6,
+        "single_client_us": client_cpu / messages * 1e6,
+        "single_busy": (broker_cpu + client_cpu) / elapsed / (os.cpu_count() or 1) * 100,
+    }
 
 
 def measure(directory: Path, brokers: int, seconds: float, pool: ProcessPoolExecutor) -> Any:
     if brokers == 1:
         with BrokerProcess(directory / "single" / "data", SETTINGS, dev=True) as broker:
+            assert broker.proc is not None
             return {
                 "metadata": metadata_latency(broker.port),
                 **throughput(broker.bootstrap, seconds, pool),
-                "single": one_per_request(broker.bootstrap, seconds, pool),
+                **one_per_request(broker.bootstrap, [broker.proc.pid], seconds, pool),
             }
     with LocalCluster(directory / f"cluster-{brokers}", brokers, SETTINGS) as cluster:
         first = next(iter(cluster.brokers.values()))
+        pids = [b.proc.pid for b in cluster.brokers.values() if b.proc is not None]
         return {
             "metadata": metadata_latency(first.port),
             **throughput(cluster.bootstrap, seconds, pool),
-            "single": one_per_request(cluster.bootstrap, seconds, pool),
+            **one_per_request(cluster.bootstrap, pids, seconds, pool),
         }
 
 
@@ -143,6 +169,9 @@ def main() -> None:
         ("produce", "produce 1 KiB, acks=1 (msgs/s)", "{:,.0f}"),
         ("consume", "consume 1 KiB (msgs/s)", "{:,.0f}"),
         ("single", "one message per request, 8 producers", "{:,.0f}"),
+        ("single_broker_us", "  brokers' CPU per message (µs)", "{:.1f}"),
+        ("single_client_us", "  clients' CPU per message (µs)", "{:.1f}"),
+        ("single_busy", "  machine busy (% of all cores)", "{:.0f}"),
     ):
         print(f"{label:38}" + "".join(f"{fmt.format(rows[n][key]):>14}" for n in (1, 2, 3)))
     for n in (1, 2, 3):

@@ -155,6 +155,14 @@ class LocalCluster:
                     return int(answer.leader_id)
         return -1
 
+    def isr(self, topic: str, partition: int) -> list[int]:
+        """The in-sync replicas of ``topic``-``partition``, sorted, as the brokers report them."""
+        for found in self._metadata([topic]).topics:
+            for answer in found.partitions:
+                if answer.partition_index == partition:
+                    return sorted(answer.isr_nodes)
+        return []
+
     def stop(self) -> None:
         for broker in self.brokers.values():
             if broker.proc is not None:

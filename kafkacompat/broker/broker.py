@@ -21,14 +21,17 @@ from kafkacompat.broker.fetch_sessions import FetchSessionCache
 from kafkacompat.broker.identity import META_FILE, load_or_create_identity, replace_cluster_id
 from kafkacompat.broker.internal_topics import open_internal_topics
 from kafkacompat.broker.remote_markers import ClusterMarkers
+from kafkacompat.broker.replication import Replication
 from kafkacompat.broker.router import Handler, registered_handlers
 from kafkacompat.broker.services import BrokerServices
 from kafkacompat.clock import BrokerClock, use_clock
 from kafkacompat.cluster.broker_client import BrokerClients
 from kafkacompat.cluster.cluster_admin import ClusterAdmin
 from kafkacompat.cluster.controller import LocalController
-from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo
+from kafkacompat.cluster.etcd_store import EtcdStore
+from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo, MetadataView
 from kafkacompat.cluster.producer_id_blocks import reserve_producer_ids
+from kafkacompat.cluster.replica_fetcher import FetcherSettings, ReplicaFetchers
 from kafkacompat.cluster.topic_configs import topic_defaults
 from kafkacompat.config import Config, HostPort
 from kafkacompat.coordinators.group_service import GroupService
@@ -120,6 +123,8 @@ class Broker:
         )
         self.groups = GroupService(config, offsets_topic)
         remote = None
+        #: Leading and following partitions (a cluster member only).
+        self.replication: Replication | None = None
         if self.cluster is not None:
             clients = BrokerClients(
                 metadata_view, self.listeners[0].name, f"kafkacompat-broker-{self.node_id}"
@@ -129,6 +134,8 @@ class Broker:
             producer_id_manager(self.partitions.state).reserve_block = partial(
                 reserve_producer_ids, store
             )
+            self.replication = self._replication(metadata_view, store)
+            self.cluster.replication = self.replication
         self.transactions = TransactionService(
             config,
             self.partitions.state,
@@ -156,12 +163,38 @@ class Broker:
             api_ranges=api_ranges,
             security=build_security(config, self.partitions.state),
             clock=self.clock,
+            replication=self.replication,
         )
         self.pipeline = RequestPipeline(handlers, self.services)
         #: Faults to inject on purpose (tests); none are set unless a test sets them.
         self.faults = Faults(self.pipeline)
         self._last_retention_ms = self.clock.now_ms()
         self.clock.on_advance(self._catch_up)
+
+    def _replication(self, view: MetadataView, store: EtcdStore) -> Replication:
+        config, cluster = self.config, self.cluster
+        assert cluster is not None
+        fetch_clients = BrokerClients(
+            view, self.listeners[0].name, f"kafkacompat-replica-fetcher-{self.node_id}"
+        )
+        settings = FetcherSettings(
+            max_wait_ms=config.get_int("replica.fetch.wait.max.ms"),
+            min_bytes=config.get_int("replica.fetch.min.bytes"),
+            max_bytes=config.get_int("replica.fetch.max.bytes"),
+            response_max_bytes=config.get_int("replica.fetch.response.max.bytes"),
+            backoff_ms=config.get_int("replica.fetch.backoff.ms"),
+        )
+        fetchers = ReplicaFetchers(
+            fetch_clients, self.node_id, lambda: cluster.member.registration.epoch, settings
+        )
+        return Replication(
+            self.node_id,
+            self.partitions,
+            store,
+            view,
+            fetchers,
+            max_lag_ms=config.get_int("replica.lag.time.max.ms"),
+        )
 
     def _broker_info(self) -> BrokerInfo:
         first = self.endpoint

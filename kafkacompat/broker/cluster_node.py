@@ -18,6 +18,7 @@ from typing import Protocol
 
 import trio
 
+from kafkacompat.broker.replication import Replication
 from kafkacompat.cluster.cluster_member import ClusterMember, MemberSettings
 from kafkacompat.cluster.etcd_store import Compare, EtcdStore, Put, parse_store_url
 from kafkacompat.cluster.metadata_image import BrokerInfo, MetadataImage, TopicImage
@@ -84,6 +85,8 @@ class ClusterNode:
         #: The group and transaction coordinators (set by the broker): each coordinates the
         #: groups or transactional ids of the internal-topic partitions this broker leads.
         self.coordinators: tuple[InternalStateService, ...] = ()
+        #: Leading and following the hosted partitions (set by the broker).
+        self.replication: Replication | None = None
 
     def set_endpoint(self, info: BrokerInfo) -> None:
         """This broker's endpoints once its listeners are bound (before `run`)."""
@@ -96,6 +99,8 @@ class ClusterNode:
         await self._settle_cluster_id()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.member.run)
+            if self.replication is not None:
+                await nursery.start(self.replication.run)
             view = self.member.updates.view
             hosted = view.image
             await self._host(hosted)
@@ -141,6 +146,8 @@ class ClusterNode:
                 await self._quietly(self.partitions.delete_topic(meta.name), meta.name)
         for topic in wanted.values():
             await self._quietly(self._hold(topic), topic.name)
+        if self.replication is not None:
+            self.replication.assign_roles(image)
         for service in self.coordinators:
             await service.lead(self._led(image, service.topic))
 

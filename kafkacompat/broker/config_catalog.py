@@ -72,6 +72,13 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
     "default.replication.factor": ConfigDef(
         INT, "Replication factor of topics created without one."
     ),
+    "replica.lag.time.max.ms": ConfigDef(L, "A follower this far behind leaves the ISR."),
+    "replica.fetch.wait.max.ms": ConfigDef(INT, "Longest wait of a follower's fetch."),
+    "replica.fetch.min.bytes": ConfigDef(INT, "Bytes a follower's fetch waits for."),
+    "replica.fetch.max.bytes": ConfigDef(INT, "Bytes a follower fetches per partition."),
+    "replica.fetch.response.max.bytes": ConfigDef(INT, "Bytes a follower fetches at once."),
+    "replica.fetch.backoff.ms": ConfigDef(INT, "Pause after a failed follower fetch."),
+    "num.replica.fetchers": ConfigDef(INT, "Fetcher tasks per leader broker.", dynamic=True),
     "delete.topic.enable": ConfigDef(B, "Whether topics may be deleted."),
     "message.max.bytes": ConfigDef(INT, "Default max.message.bytes of topics.", dynamic=True),
     "log.retention.ms": ConfigDef(L, "Default retention.ms of topics.", dynamic=True),

@@ -111,6 +111,11 @@ class FetchReader:
         self.max_bytes = request.max_bytes if version >= 3 else 2**31 - 1
         #: Topics the principal may not read: TOPIC_AUTHORIZATION_FAILED.
         self.denied: frozenset[str] = frozenset()
+        #: A follower's fetch (its broker id; -1: a consumer): it reads up to the log end, and
+        #: its fetch offset tells this leader how far it has copied.
+        self.replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
+        #: Followers that caught up with a partition they are not in sync for (ISR expansion).
+        self.caught_up: list[tuple[Partition, int]] = []
 
     def read_all(
         self, partitions: list[tuple[PartitionKey, PartitionParams]]
@@ -157,22 +162,29 @@ class FetchReader:
         code = leader_epoch_error(params.current_leader_epoch, epoch)
         if code != ErrorCode.NONE:
             return PartitionRead(key, topic, error_partition(partition, code), hosted)
-        data = self._partition_data(hosted)
         if self.version >= 12 and params.last_fetched_epoch >= 0:
-            # Diverging-epoch check: this log has one epoch, ending at the log end offset.
-            if params.last_fetched_epoch != epoch or params.fetch_offset < hosted.log_start_offset:
+            # KIP-320: the fetcher's last epoch ends earlier here (or is not ours): it diverged.
+            end_epoch, end_offset = hosted.end_offset_for_epoch(params.last_fetched_epoch)
+            if end_epoch < 0 or params.fetch_offset < hosted.log_start_offset:
                 return self._out_of_range(key, topic, hosted)
-            if params.fetch_offset > hosted.log_end_offset:
-                data.diverging_epoch.epoch = epoch
-                data.diverging_epoch.end_offset = hosted.log_end_offset
+            if end_epoch < params.last_fetched_epoch or end_offset < params.fetch_offset:
+                data = self._partition_data(hosted)
+                data.diverging_epoch.epoch = end_epoch
+                data.diverging_epoch.end_offset = end_offset
                 return PartitionRead(key, topic, data, hosted)
+        follower = self.replica_id >= 0
+        if follower and hosted.follower_fetched(self.replica_id, params.fetch_offset, now_ms()):
+            self.caught_up.append((hosted, self.replica_id))
+        data = self._partition_data(hosted)
         limit = max(0, params.partition_max_bytes)
         if not self.hard_limit:
             limit = min(limit, remaining)
         stable = hosted.last_stable_offset()
         bound = stable if self.read_committed else None
         try:
-            result = hosted.read(params.fetch_offset, limit, min_one=min_one, max_offset=bound)
+            result = hosted.read(
+                params.fetch_offset, limit, min_one=min_one, max_offset=bound, to_log_end=follower
+            )
         except KafkaError as exc:
             if exc.code != ErrorCode.OFFSET_OUT_OF_RANGE:
                 raise
@@ -382,6 +394,8 @@ async def handle_fetch(context: RequestContext, request: FetchRequest) -> FetchR
         if trio.current_time() >= deadline:
             break  # max_wait_ms passed: the last read still stands unless data came meanwhile
         reads = reader.read_all(session.partitions)
+    if reader.caught_up and context.services.replication is not None:
+        context.services.replication.caught_up(reader.caught_up)
     offsets = {key: params.fetch_offset for key, params in session.partitions}
     results = [(r.key, reader.finish(r, offsets[r.key])) for r in reads]
     error, session_id, selected = session.finish(cache, results, now_ms())

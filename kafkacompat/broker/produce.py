@@ -1,7 +1,11 @@
 """Produce: validate each partition's record set and append it, answering per partition.
 
-A single broker leads every partition and is its whole ISR, so acks=1 and acks=-1 both answer
-once the leader has appended (and fsynced, when the topic's ``flush.messages`` asks for it).
+acks=1 answers once the leader has appended (and fsynced, when the topic's ``flush.messages``
+asks for it). acks=-1 checks ``min.insync.replicas`` against the ISR before appending
+(NOT_ENOUGH_REPLICAS) and answers once the high watermark has passed the records, every
+in-sync replica holding them (at once where this broker is the only replica), or with
+REQUEST_TIMED_OUT after the request's ``timeout_ms``; NOT_ENOUGH_REPLICAS_AFTER_APPEND when the
+ISR shrank below the minimum meanwhile.
 acks=0 gets no response; as in Kafka, an error then closes the connection so the client learns
 that something failed.
 """
@@ -11,7 +15,10 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
+
+import trio
 
 from kafkacompat.broker.context import RequestContext
 from kafkacompat.broker.router import handles
@@ -22,6 +29,7 @@ from kafkacompat.errors import (
     RecordValidationError,
     is_resource_exhausted,
 )
+from kafkacompat.partitions.partition import Partition
 from kafkacompat.protocol.compression import Codec
 from kafkacompat.protocol.messages.produce_request import API_KEY as PRODUCE
 from kafkacompat.protocol.messages.produce_request import PartitionProduceData, ProduceRequest
@@ -139,13 +147,30 @@ def verify_transactional(
         raise KafkaError(code, f"transactional batch for {topic}-{partition}: {code.name}")
 
 
+@dataclass(slots=True)
+class AwaitingReplicas:
+    """An acks=-1 answer held until the high watermark passes ``end_offset``."""
+
+    partition: Partition
+    end_offset: int
+    response: PartitionProduceResponse
+
+
+def _in_sync(partition: Partition) -> int:
+    replicas = partition.replicas
+    return 1 if replicas is None else replicas.in_sync_count
+
+
 async def produce_partition(
     context: RequestContext,
     topic: str,
     data: PartitionProduceData,
     acks: int,
     transactional_id: str | None = None,
+    awaiting: list[AwaitingReplicas] | None = None,
 ) -> PartitionProduceResponse:
+    """Append one partition's records; at acks=-1 with followers the answer is added to
+    ``awaiting`` (to be completed by `await_replicas`)."""
     version = context.api_version
     index, records = data.index, data.records
     try:
@@ -172,11 +197,12 @@ async def produce_partition(
                 ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {acks}"
             )
         if acks == -1:
-            min_isr = partition.config.min_insync_replicas
-            if min_isr > 1:
+            min_isr, in_sync = partition.config.min_insync_replicas, _in_sync(partition)
+            if in_sync < min_isr:
                 raise KafkaError(
                     ErrorCode.NOT_ENOUGH_REPLICAS,
-                    f"{topic}-{index} has 1 in-sync replica, min.insync.replicas is {min_isr}",
+                    f"{topic}-{index} has {in_sync} in-sync replica(s), "
+                    f"min.insync.replicas is {min_isr}",
                 )
         assert records is not None
         verify: Callable[[], None] | None = None
@@ -191,13 +217,29 @@ async def produce_partition(
         else:
             log.exception("append to %s-%d failed", topic, index)
         return _error(index, KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)), version)
-    return PartitionProduceResponse(
+    response = PartitionProduceResponse(
         index=index,
         error_code=ErrorCode.NONE,
         base_offset=result.base_offset,
         log_append_time_ms=result.log_append_time,
         log_start_offset=result.log_start_offset,
     )
+    if acks == -1 and awaiting is not None and partition.replicas is not None:
+        awaiting.append(AwaitingReplicas(partition, result.last_offset + 1, response))
+    return response
+
+
+async def await_replicas(awaiting: list[AwaitingReplicas], timeout_ms: int) -> None:
+    """Complete held acks=-1 answers: when the high watermark passed the records, with
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is below ``min.insync.replicas`` by then;
+    REQUEST_TIMED_OUT when it did not within ``timeout_ms``."""
+    deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+    for held in awaiting:
+        partition, response = held.partition, held.response
+        if not await partition.wait_for_high_watermark(held.end_offset, deadline):
+            response.error_code = ErrorCode.REQUEST_TIMED_OUT
+        elif _in_sync(partition) < partition.config.min_insync_replicas:
+            response.error_code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
 
 
 def _unauthorized(context: RequestContext, request: ProduceRequest) -> KafkaError | None:
@@ -248,6 +290,7 @@ async def handle_produce(
         if denied is not None:
             return _every_partition(context, request, denied)
     responses = []
+    awaiting: list[AwaitingReplicas] = []
     for topic_data in request.topic_data:
         name = topic_data.name
         partitions = []
@@ -260,9 +303,11 @@ async def handle_produce(
         else:
             for data in topic_data.partition_data:
                 partitions.append(
-                    await produce_partition(context, name, data, acks, transactional_id)
+                    await produce_partition(context, name, data, acks, transactional_id, awaiting)
                 )
         responses.append(TopicProduceResponse(name=name, partition_responses=partitions))
+    if awaiting:
+        await await_replicas(awaiting, request.timeout_ms)
     if acks == 0:
         failed = [
             f"{t.name}-{p.index}: {ErrorCode(p.error_code).name}"

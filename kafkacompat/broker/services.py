@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kafkacompat.broker.fetch_sessions import FetchSessionCache
+from kafkacompat.broker.replication import Replication
 from kafkacompat.clock import REAL_TIME, BrokerClock
 from kafkacompat.cluster.controller import Controller
 from kafkacompat.cluster.metadata_image import MetadataView
@@ -41,3 +42,6 @@ class BrokerServices:
     security: SecurityServices
     #: The broker's clock (`kafkacompat.clock`); `now_ms` reads it in the broker's tasks.
     clock: BrokerClock = REAL_TIME
+    #: Leading and following partitions in a cluster (None: a single broker, every partition
+    #: its own).
+    replication: Replication | None = None

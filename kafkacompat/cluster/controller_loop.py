@@ -16,7 +16,7 @@ from collections.abc import Callable
 import trio
 
 from kafkacompat.cluster.controller_election import ControllerElection, NotController
-from kafkacompat.cluster.etcd_store import EtcdUnavailable, Put
+from kafkacompat.cluster.etcd_store import Compare, EtcdUnavailable, Put
 from kafkacompat.cluster.leadership import leadership_changes
 from kafkacompat.cluster.metadata_follower import ImageUpdates
 from kafkacompat.cluster.metadata_image import MetadataImage
@@ -28,21 +28,29 @@ __all__ = ["controller_writes", "run_controller"]
 log = logging.getLogger(__name__)
 
 
-def controller_writes(image: MetadataImage, controller_epoch: int) -> list[Put]:
+def controller_writes(
+    image: MetadataImage, controller_epoch: int
+) -> tuple[list[Put], list[Compare]]:
     """What the controller must write for ``image``: first states of new partitions (a
-    partition without an ISR has never had a state) and leadership changes."""
+    partition without an ISR has never had a state) and leadership changes, each guarded by
+    the partition version it was decided from (a leader may have changed its ISR meanwhile)."""
     live = {b.node_id for b in image.brokers}
     writes: list[Put] = []
+    guards: list[Compare] = []
     for topic in image.list_topics():
         for partition in topic.assignment:
             if partition.isr:
                 continue
+            key = partition_key(topic.name, partition.index)
             leader = elect_leader(partition.replicas, partition.replicas, live)
             state = PartitionState.first(partition.replicas, leader, controller_epoch)
-            writes.append(Put(partition_key(topic.name, partition.index), state.encode()))
-    for name, index, state in leadership_changes(image, live, controller_epoch):
-        writes.append(Put(partition_key(name, index), state.encode()))
-    return writes
+            writes.append(Put(key, state.encode()))
+            guards.append(Compare(key, "MOD", "EQUAL", partition.version))
+    for name, index, state, version in leadership_changes(image, live, controller_epoch):
+        key = partition_key(name, index)
+        writes.append(Put(key, state.encode()))
+        guards.append(Compare(key, "MOD", "EQUAL", version))
+    return writes, guards
 
 
 async def run_controller(
@@ -65,12 +73,15 @@ async def run_controller(
             if image.controller_id not in (-1, election.node_id):
                 election.resign_locally()
                 continue
-            writes = controller_writes(image, election.epoch)
+            writes, guards = controller_writes(image, election.epoch)
             if writes:
-                await election.write(writes)
+                await election.write(writes, guards)
             await updates.next_change()
         except NotController as exc:
             log.info("%s", exc)
+            if election.is_controller:  # a partition changed meanwhile: decide again on it
+                with trio.move_on_after(retry_after):
+                    await updates.next_change()
         except EtcdUnavailable as exc:
             log.warning("controller cannot reach etcd: %s", exc)
             await trio.sleep(retry_after)

@@ -18,7 +18,8 @@ from kafkacompat.cluster.replica_placement import NO_LEADER, elect_leader
 
 __all__ = ["PartitionChange", "leadership_changes"]
 
-PartitionChange = tuple[str, int, PartitionState]
+#: Topic, partition index, its new state, and the partition version it replaces.
+PartitionChange = tuple[str, int, PartitionState, int]
 
 
 def leadership_changes(
@@ -31,7 +32,7 @@ def leadership_changes(
         for partition in topic.assignment:
             state = _next_state(partition, live, controller_epoch)
             if state is not None:
-                changes.append((topic.name, partition.index, state))
+                changes.append((topic.name, partition.index, state, partition.version))
     return changes
 
 

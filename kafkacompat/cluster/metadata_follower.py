@@ -43,17 +43,23 @@ class MetadataKeys:
     def __init__(self, cluster_id: str) -> None:
         self.cluster_id = cluster_id
         self.values: dict[str, bytes] = {}
+        #: The etcd revision each key was last written at.
+        self.versions: dict[str, int] = {}
         self.revision = 0
 
     def load(self, revision: int, entries: Iterable[Entry]) -> None:
+        entries = list(entries)
         self.values = {e.key: e.value for e in entries}
+        self.versions = {e.key: e.mod_revision for e in entries}
         self.revision = revision
 
     def apply(self, change: Change) -> None:
         if change.value is None:
             self.values.pop(change.key, None)
+            self.versions.pop(change.key, None)
         else:
             self.values[change.key] = change.value
+            self.versions[change.key] = change.revision
         self.revision = max(self.revision, change.revision)
 
     def image(self) -> MetadataImage:
@@ -63,11 +69,11 @@ class MetadataKeys:
         controller_id = decode_controller(controller).node_id if controller else _NO_CONTROLLER
         # Written with the controller key in one transaction, and kept when that key goes.
         controller_epoch = int(self.values.get(CONTROLLER_EPOCH, b"0"))
-        states: dict[tuple[str, int], PartitionState] = {}
+        states: dict[tuple[str, int], tuple[PartitionState, int]] = {}
         for key, value in self.values.items():
             if key.startswith(PARTITIONS):
                 topic, _, index = key[len(PARTITIONS) :].rpartition("/")
-                states[(topic, int(index))] = PartitionState.decode(value)
+                states[(topic, int(index))] = (PartitionState.decode(value), self.versions[key])
         topics = [
             self._topic(key[len(TOPICS) :], TopicRecord.decode(value), states)
             for key, value in self.values.items()
@@ -84,16 +90,24 @@ class MetadataKeys:
 
     @staticmethod
     def _topic(
-        name: str, record: TopicRecord, states: dict[tuple[str, int], PartitionState]
+        name: str, record: TopicRecord, states: dict[tuple[str, int], tuple[PartitionState, int]]
     ) -> TopicImage:
         partitions = []
         for index, replicas in enumerate(record.replicas):
-            state = states.get((name, index))
-            if state is None:  # created, its state not written yet: no leader
+            found = states.get((name, index))
+            if found is None:  # created, its state not written yet: no leader
                 partitions.append(PartitionImage(index, -1, 0, replicas, ()))
             else:
+                state, version = found
                 partitions.append(
-                    PartitionImage(index, state.leader, state.leader_epoch, replicas, state.isr)
+                    PartitionImage(
+                        index,
+                        state.leader,
+                        state.leader_epoch,
+                        replicas,
+                        state.isr,
+                        version=version,
+                    )
                 )
         return TopicImage(
             name,

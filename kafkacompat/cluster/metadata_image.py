@@ -62,6 +62,9 @@ class PartitionImage:
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
     offline_replicas: tuple[int, ...] = ()
+    #: The partition version: the etcd revision its state was last written at (0: not yet).
+    #: A change of leader or ISR is written only if it is still this (Kafka's partition epoch).
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

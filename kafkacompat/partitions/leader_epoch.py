@@ -102,3 +102,9 @@ class LeaderEpochCache:
             return
         del self._epochs[keep:], self._starts[keep:]
         self._write()
+
+    def clear(self) -> None:
+        """Forget every epoch (the log restarted empty: its batches will tell them again)."""
+        if self._epochs:
+            del self._epochs[:], self._starts[:]
+            self._write()

@@ -19,6 +19,7 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.leader_epoch import LeaderEpochCache
 from kafkacompat.partitions.legacy_offsets import legacy_offsets
 from kafkacompat.partitions.producer_snapshots import (
+    delete_snapshots_after,
     load_state,
     replay,
     snapshot_bytes,
@@ -29,7 +30,8 @@ from kafkacompat.partitions.producer_state import (
     PartitionProducerState,
     batch_headers,
 )
-from kafkacompat.protocol.control_records import ABORT_MARKER, COMMIT_MARKER
+from kafkacompat.partitions.replica_state import LeaderReplicas
+from kafkacompat.protocol.control_records import ABORT_MARKER, COMMIT_MARKER, marker_type
 from kafkacompat.protocol.records import BatchHeader, has_producer_id, iter_batches, read_header
 from kafkacompat.protocol.records import verify_crc as _verify_crc
 from kafkacompat.storage.cleaner import (
@@ -91,8 +93,12 @@ class Partition:
         self.leader_epochs = LeaderEpochCache(log.directory, durable=durable)
         if self.leader_epochs.latest_epoch < 0:
             self.leader_epochs.assign(0, log.log_start_offset)
-        #: Offsets below it are committed to every in-sync replica (here: this broker alone).
+        #: Offsets below it are committed to every in-sync replica.
         self.high_watermark = log.log_end_offset
+        #: The followers, while this broker leads the partition with other replicas (a cluster
+        #: member); None: this broker is the only replica, every append is committed at once.
+        self.replicas: LeaderReplicas | None = None
+        self._high_watermark_moved = trio.Event()
         self._producers: PartitionProducerState | None = None
         self._waiters: set[FetchWaiter] = set()
         #: Told how long each flush took (metrics); usually one list shared by every partition.
@@ -130,8 +136,67 @@ class Partition:
             )
 
     def _advance_high_watermark(self) -> None:
-        """Every in-sync replica (this one) has the log end: it is committed."""
-        self.high_watermark = self.log.log_end_offset
+        """Move the high watermark to what every in-sync replica has (never back)."""
+        end = self.log.log_end_offset
+        replicas = self.replicas
+        high = end if replicas is None else replicas.high_watermark(end)
+        if high > self.high_watermark:
+            self.high_watermark = high
+            moved, self._high_watermark_moved = self._high_watermark_moved, trio.Event()
+            moved.set()
+            if replicas is not None and self._waiters:
+                self._wake_fetches()  # consumers see the records once they are committed
+
+    # -- leading with followers ------------------------------------------------------------------
+
+    def lead(
+        self, node_id: int, replicas: tuple[int, ...], isr: tuple[int, ...], now_ms: int
+    ) -> None:
+        """This broker leads the partition (its epoch already assigned): track the followers
+        in ``replicas``, or none when it is the only replica."""
+        if len(replicas) <= 1:
+            self.replicas = None
+            self._advance_high_watermark()
+            return
+        current = self.replicas
+        if current is None:
+            start = self.leader_epochs.entries()[-1][1]
+            current = LeaderReplicas(
+                node_id, replicas, isr, epoch_start_offset=start, now_ms=now_ms
+            )
+            self.replicas = current
+        else:
+            current.set_replicas(replicas, now_ms)
+            current.set_isr(isr)
+        self._advance_high_watermark()
+
+    def follow(self) -> None:
+        """Another broker leads: the high watermark now comes from its answers."""
+        self.replicas = None
+
+    def follower_fetched(self, replica: int, fetch_offset: int, now_ms: int) -> bool:
+        """A follower fetched from ``fetch_offset``: move the high watermark; True when the
+        follower may now join the ISR."""
+        replicas = self.replicas
+        if replicas is None:
+            return False
+        maybe_join = replicas.follower_fetched(
+            replica, fetch_offset, self.log.log_end_offset, now_ms
+        )
+        self._advance_high_watermark()
+        return maybe_join and replicas.can_join(replica, self.high_watermark)
+
+    def take_leader_high_watermark(self, high_watermark: int) -> None:
+        """A follower's high watermark: the leader's, capped by what it holds."""
+        self.high_watermark = min(high_watermark, self.log.log_end_offset)
+
+    async def wait_for_high_watermark(self, offset: int, deadline: float) -> bool:
+        """Wait until the high watermark reaches ``offset`` or trio time ``deadline``; True
+        when it did."""
+        with trio.move_on_at(deadline):
+            while self.high_watermark < offset and not self.deleted:
+                await self._high_watermark_moved.wait()
+        return self.high_watermark >= offset
 
     # -- appends ---------------------------------------------------------------------------------
 
@@ -177,7 +242,10 @@ class Partition:
             )
             end = log.log_end_offset
             producers.applied(headers, result.base_offset, end)
-            self.high_watermark = end  # this broker is the whole ISR: committed at once
+            if self.replicas is None:
+                self.high_watermark = end  # this broker is the whole ISR: committed at once
+            else:
+                self._advance_high_watermark()
             if (
                 fsync
                 or log.flush_due(now)
@@ -398,9 +466,11 @@ class Partition:
         *,
         min_one: bool = True,
         max_offset: int | None = None,
+        to_log_end: bool = False,
     ) -> ReadResult:
-        """Whole batches from ``offset`` below the high watermark (and ``max_offset``)."""
-        hw = self.high_watermark
+        """Whole batches from ``offset`` below the high watermark (and ``max_offset``);
+        ``to_log_end`` (a follower's fetch) reads up to the log end instead."""
+        hw = self.log.log_end_offset if to_log_end else self.high_watermark
         if offset > hw:
             lso = self.log.log_start_offset
             raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} not in [{lso}, {hw}]")
@@ -432,6 +502,109 @@ class Partition:
             waiters, self._waiters = self._waiters, set()
             for waiter in waiters:
                 waiter.event.set()
+
+    # -- following a leader ----------------------------------------------------------------------
+
+    async def append_as_follower(self, records: memoryview | bytes) -> int:
+        """Append batches fetched from the leader as they are (`PartitionLog.append_replicated`:
+        those already here are skipped); returns the new log end offset.
+
+        The leader epochs learn each newer epoch from the batches, and the producer state
+        follows them as on the leader (sequences for duplicate detection, open transactions,
+        aborted ones into the transaction index), so this replica can take over as leader.
+        The high watermark is left alone: it comes from the leader's answers.
+        """
+        async with self.lock:
+            self._require_live()
+            log = self.log
+            start = log.log_end_offset
+            if not records:
+                return start
+            producers = await self._load_producer_state()
+            now = now_ms()
+            log.append_replicated(records, now_ms=now)
+            end = log.log_end_offset
+            if end == start:
+                return end
+            epochs = self.leader_epochs
+            for pos, header in iter_batches(records):
+                if header.base_offset < start:
+                    continue
+                if header.partition_leader_epoch > epochs.latest_epoch:
+                    epochs.assign(header.partition_leader_epoch, header.base_offset)
+                if header.producer_id >= 0:
+                    marker = marker_type(records, pos) if header.is_control else -1
+                    producers.apply(header, header.base_offset, marker)
+            producers.next_offset = end
+            if log.flush_due(now) or log.active_segment_base != producers.snapshot_segment_base:
+                await self._after_write(producers, now, fsync=False)
+        if self._waiters:
+            self._wake_fetches()
+        return end
+
+    async def truncate_to(self, offset: int) -> None:
+        """Cut the log's tail from ``offset`` (a follower's divergent records; a batch holding
+        ``offset`` goes whole), with the leader epochs starting past the new end and the
+        producer snapshots beyond it; the producer state is rebuilt on next use and the high
+        watermark capped by the new end. Below the log start the log restarts empty there.
+
+        Runs on the loop: reads (on the loop, without the lock) never see half a truncation.
+        """
+        async with self.lock:
+            self._require_live()
+            log = self.log
+            if offset >= log.log_end_offset:
+                return
+            restart = offset < log.log_start_offset
+            log.truncate_to(offset)
+            self._after_truncation(restart)
+
+    async def truncate_fully(self, offset: int) -> None:
+        """Empty the log and restart it at ``offset`` (a follower behind the leader's log
+        start); leader epochs, producer state and the high watermark start over there too."""
+        async with self.lock:
+            self._require_live()
+            self.log.truncate_fully(offset)
+            self._after_truncation(restart=True)
+
+    def _after_truncation(self, restart: bool) -> None:
+        log = self.log
+        end = log.log_end_offset
+        if restart:
+            self.leader_epochs.clear()
+        else:
+            self.leader_epochs.truncate_from_end(end)
+        delete_snapshots_after(log.directory, -1 if restart else end)
+        self._producers = None
+        # Capped by the log end; an emptied log restarts its high watermark at its start.
+        self.high_watermark = end if restart else min(self.high_watermark, end)
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """``(epoch, end offset)``: the largest local epoch not above ``epoch`` and where it
+        ends (OffsetForLeaderEpoch's answer; ``(-1, -1)`` when unknown)."""
+        return self.leader_epochs.end_offset_for(epoch, self.log.log_end_offset)
+
+    def diverging_truncation_offset(self, epoch: int, end_offset: int) -> int:
+        """Where to truncate, given the leader's largest epoch not above ours and its end
+        offset (Fetch's DivergingEpoch or an OffsetForLeaderEpoch answer) (KIP-101/279).
+
+        The leader knows nothing of it (end offset -1): the high watermark. No epoch (-1) or
+        none tracked here: the leader's end offset. An epoch known here: the lower of both
+        replicas' ends of it. One unknown here: the end of our largest epoch below it, after
+        which the caller asks again with our new latest epoch (the leader may go lower).
+        Never above the log end.
+        """
+        log_end = self.log.log_end_offset
+        if end_offset < 0:
+            return min(self.high_watermark, log_end)
+        if epoch < 0:
+            return min(end_offset, log_end)
+        local_epoch, local_end = self.end_offset_for_epoch(epoch)
+        if local_end < 0:
+            return min(end_offset, log_end)
+        if local_epoch != epoch:
+            return min(local_end, log_end)
+        return min(local_end, end_offset, log_end)
 
 
 def _timed_flush(log: PartitionLog, now: int) -> float:

@@ -26,6 +26,7 @@ from kafkacompat.storage.partition_log import PartitionLog
 
 __all__ = [
     "decode_snapshot",
+    "delete_snapshots_after",
     "encode_snapshot",
     "load_state",
     "replay",
@@ -169,3 +170,11 @@ def snapshot_bytes(
     state.expire(now_ms, expiration_ms)
     state.snapshot_segment_base = log.active_segment_base
     return encode_snapshot(state), state.next_offset
+
+
+def delete_snapshots_after(directory: Path, offset: int) -> None:
+    """Remove the snapshots beyond ``offset`` (all of them for -1): the log was cut there, and
+    what it holds past ``offset`` from now on is other data."""
+    for at, path in snapshot_files(directory):
+        if at > offset:
+            path.unlink(missing_ok=True)

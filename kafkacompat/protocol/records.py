@@ -4,7 +4,8 @@ The append path validates RecordBatch v2 headers here and the records inside thr
 validator it is given (`record_validation`, which reads varints in place), then patches the base
 offset and the partition leader epoch in place (the CRC does not cover them), and where needed
 the max timestamp and the LogAppendTime bit. Records are decoded into objects only on slow paths,
-by `record_codec`. Legacy message sets (magic 0 and 1) are in `legacy_records`.
+by `record_codec`. Legacy message sets (magic 0 and 1) are in `legacy_records`. A follower's
+append checks the leader's batches and patches nothing (`prepare_replicated`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ LEADER_EPOCH_OFFSET = 12
 MAGIC_OFFSET = 16
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
+LAST_OFFSET_DELTA_OFFSET = 23
 MAX_TIMESTAMP_OFFSET = 35
 PRODUCER_ID_OFFSET = 43
 COMPRESSION_MASK = 0x07
@@ -250,3 +252,47 @@ def assign_offsets(
         next_offset += count
         pos += size
     return PreparedAppend(batches, base_offset, next_offset - 1, count_total, max_ts, max_ts_offset)
+
+
+def prepare_replicated(buf: Buffer) -> PreparedAppend:
+    """Validate a v2 record set as a partition leader stored it, patching nothing.
+
+    Checks sizes, magic, CRC and codec of each batch, and that offsets increase from batch to
+    batch. Compaction on the leader may have left gaps between batches, fewer records than the
+    offset range (``lastOffsetDelta`` above ``count - 1``) or none at all (an emptied batch kept
+    for its producer state); control batches are allowed. Raises CORRUPT_MESSAGE, or
+    INVALID_RECORD for an empty set. ``last_offset`` is that of the last batch.
+    """
+    mv = memoryview(buf)
+    end, pos, previous_last, count_total = len(mv), 0, -1, 0
+    max_ts, max_ts_offset = NO_TIMESTAMP, -1
+    batches: list[tuple[int, int, int, int]] = []
+    if end == 0:
+        raise invalid("no record batches")
+    unpack = HEADER.unpack_from
+    while pos < end:
+        if end - pos < HEADER_SIZE:
+            raise corrupt("truncated record batch header")
+        base, length, _, magic, crc, attrs, lod, _, mts, _, _, _, count = unpack(mv, pos)
+        size = length + LOG_OVERHEAD
+        if magic != 2:
+            raise corrupt(f"unexpected batch magic {magic} in a v2 record set")
+        if size < HEADER_SIZE or pos + size > end:
+            raise corrupt("record batch length inconsistent with the record set")
+        if crc32c(mv[pos + ATTRIBUTES_OFFSET : pos + size]) != crc:
+            raise corrupt("record batch CRC mismatch")
+        if count < 0 or lod < max(count - 1, 0):
+            raise corrupt(f"{count} records but last offset delta {lod}")
+        if attrs & COMPRESSION_MASK > _LAST_CODEC:
+            raise corrupt(f"unknown compression codec {attrs & COMPRESSION_MASK}")
+        if base <= previous_last:
+            raise corrupt(f"batch at offset {base} does not follow offset {previous_last}")
+        batches.append((pos, size, base, mts))
+        if mts > max_ts:
+            max_ts, max_ts_offset = mts, base
+        count_total += count
+        previous_last = base + lod
+        pos += size
+    first = batches[0][2]
+    max_ts_offset = first if max_ts_offset < 0 else max_ts_offset
+    return PreparedAppend(batches, first, previous_last, count_total, max_ts, max_ts_offset)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import uuid
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -14,7 +15,13 @@ from kafkacompat import clock
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.record_codec import Record
 from kafkacompat.protocol.record_validation import RecordRules
-from kafkacompat.protocol.records import MAGIC_OFFSET, assign_offsets
+from kafkacompat.protocol.records import (
+    LAST_OFFSET_DELTA_OFFSET,
+    MAGIC_OFFSET,
+    PreparedAppend,
+    assign_offsets,
+    prepare_replicated,
+)
 from kafkacompat.storage import log_reads
 from kafkacompat.storage.append_input import (
     batch_validator,
@@ -35,6 +42,10 @@ from kafkacompat.storage.txn_index import AbortedTxn, TransactionIndex
 __all__ = ["AppendResult", "PartitionLog", "ReadResult", "TimestampOffset"]
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
+#: lastOffsetDelta and recordsCount of a batch header, read from `LAST_OFFSET_DELTA_OFFSET`.
+_LOD_AND_COUNT = struct.Struct(">i30xi")
+#: A batch being replicated: position, size, base offset, max timestamp, last offset, count.
+_Batch = tuple[int, int, int, int, int, int]
 
 
 #: Directories of deleted partitions awaiting removal end with this.
@@ -223,6 +234,70 @@ class PartitionLog:
             prepared.record_count,
         )
 
+    def append_replicated(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        now_ms: int,
+        auto_flush: bool = False,
+    ) -> AppendResult:
+        """Append a leader's batches byte for byte (a follower's append; see CLUSTER.md).
+
+        Batches wholly below the log end are already here and skipped; one holding the log end
+        raises OFFSET_OUT_OF_RANGE (the logs diverge: truncate first). The first new batch may
+        start above the log end (a gap left by compaction on the leader). Segments roll batch
+        by batch by `append`'s rules, so they split where a leader appending one batch at a
+        time split them. CORRUPT_MESSAGE (see `prepare_replicated`) writes nothing. The result
+        covers the batches appended (none: base offset the log end, count 0). Aborted
+        transactions reach the transaction index through the partition's producer state, as
+        on the leader (`Partition.append_as_follower`).
+        """
+        end = self.log_end_offset
+        if not records:
+            return AppendResult(end, end - 1, -1, self._log_start_offset, 0)
+        prepared = prepare_replicated(records)
+        data = memoryview(records)
+        batches: list[_Batch] = []
+        for pos, size, base, max_ts in prepared.batches:
+            lod, count = _LOD_AND_COUNT.unpack_from(data, pos + LAST_OFFSET_DELTA_OFFSET)
+            if base + lod < end:
+                continue  # already here
+            if base < end:
+                raise KafkaError(
+                    ErrorCode.OFFSET_OUT_OF_RANGE,
+                    f"batch {base}..{base + lod} holds the log end {end}: the logs diverge",
+                )
+            batches.append((pos, size, base, max_ts, base + lod, count))
+        if not batches:
+            return AppendResult(end, end - 1, -1, self._log_start_offset, 0)
+        config, segment = self.config, self._segments[-1]
+        run, pending, count = 0, 0, 0  # batches[run:i] (``pending`` bytes) wait for a write
+        written = False  # to ``segment`` by this call
+        for i, (_, size, _, max_ts, last, records_count) in enumerate(batches):
+            count += records_count
+            if segment.size + pending and (
+                segment.size + pending + size > config.segment_bytes
+                or self._must_roll(segment, max_ts, last, now_ms)
+            ):
+                if run < i:
+                    _write_run(segment, data, batches[run:i])
+                    written = True
+                if written and self.fsync_on_append:
+                    os.fdatasync(segment.fd)
+                segment, run, pending, written = self.roll(now_ms), i, 0, False
+            pending += size
+            if segment.first_timestamp is None:  # time rolls measure from its first batch
+                _write_run(segment, data, batches[run : i + 1])
+                run, pending, written = i + 1, 0, True
+        if run < len(batches):
+            _write_run(segment, data, batches[run:])
+        if self.fsync_on_append:
+            os.fdatasync(segment.fd)
+        self._unflushed_messages += count
+        if auto_flush and self.flush_due(now_ms):
+            self.flush(now_ms)
+        return AppendResult(batches[0][2], batches[-1][4], -1, self._log_start_offset, count)
+
     def _must_roll(
         self, segment: LogSegment, max_timestamp: int, last_offset: int, now_ms: int
     ) -> bool:
@@ -352,19 +427,26 @@ class PartitionLog:
         if offset >= self.log_end_offset:
             return
         if offset < self._log_start_offset:
-            for segment in self._segments:
-                segment.delete()
-            self.txn_index.clear()
-            new = self._new_segment(offset, clock.now_ms() if now_ms is None else now_ms)
-            self._segments, self._bases = [new], [offset]
-            self._log_start_offset = offset
-        else:
-            while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
-                self._segments.pop().delete()
-                self._bases.pop()
-            self._segments[-1].truncate_to(offset)
-            self.txn_index.truncate_to(self.log_end_offset)
+            self.truncate_fully(offset, now_ms)
+            return
+        while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+            self._segments.pop().delete()
+            self._bases.pop()
+        self._segments[-1].truncate_to(offset)
+        self.txn_index.truncate_to(self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        self.checkpoint()
+
+    def truncate_fully(self, offset: int, now_ms: int | None = None) -> None:
+        """Remove every segment and restart the empty log at ``offset`` (any offset: e.g. a
+        follower behind its leader's log start starts over there)."""
+        for segment in self._segments:
+            segment.delete()
+        self.txn_index.clear()
+        new = self._new_segment(offset, clock.now_ms() if now_ms is None else now_ms)
+        self._segments, self._bases = [new], [offset]
+        self._log_start_offset = offset
+        self._recovery_point = offset
         self.checkpoint()
 
     # --- durability and lifecycle ------------------------------------------------------------
@@ -443,3 +525,18 @@ class PartitionLog:
         )
         os.rename(self.directory, target)
         return target
+
+
+def _write_run(segment: LogSegment, data: memoryview, run: list[_Batch]) -> None:
+    """Write consecutive batches of ``data`` to ``segment`` with one write and index them."""
+    start, stop = run[0][0], run[-1][0] + run[-1][1]
+    newest = max(run, key=lambda batch: batch[3])  # the first batch holding the max timestamp
+    prepared = PreparedAppend(
+        [(pos - start, size, base, max_ts) for pos, size, base, max_ts, _, _ in run],
+        run[0][2],
+        run[-1][4],
+        sum(batch[5] for batch in run),
+        newest[3],
+        newest[2],
+    )
+    segment.append(data[start:stop], prepared)

@@ -23,7 +23,7 @@ def image(*partitions: PartitionImage) -> MetadataImage:
 def part(
     index: int, leader: int, epoch: int, replicas: tuple[int, ...], isr: tuple[int, ...]
 ) -> PartitionImage:
-    return PartitionImage(index, leader, epoch, replicas, isr)
+    return PartitionImage(index, leader, epoch, replicas, isr, version=100 + index)
 
 
 def test_nothing_changes_while_every_replica_lives() -> None:
@@ -37,17 +37,18 @@ def test_a_dead_leader_is_replaced_by_the_next_in_sync_replica() -> None:
         part(2, 3, 0, (3, 1, 2), (3, 2)),
     )
     assert leadership_changes(before, {2, 3}, 7) == [
-        ("t", 0, PartitionState(2, 4, (2, 3), 7)),  # new leader, broker 1 out of the ISR
-        ("t", 1, PartitionState(2, 6, (2, 3), 7)),  # same leader, smaller ISR: epoch bumped
+        ("t", 0, PartitionState(2, 4, (2, 3), 7), 100),  # new leader, broker 1 out of the ISR
+        ("t", 1, PartitionState(2, 6, (2, 3), 7), 101),  # same leader, smaller ISR: epoch bumped
     ]
 
 
 def test_no_live_in_sync_replica_means_no_leader_until_it_returns() -> None:
     before = image(part(0, 1, 3, (1, 2), (1,)))
-    [(_, _, offline)] = leadership_changes(before, {2}, 7)
+    [(_, _, offline, version)] = leadership_changes(before, {2}, 7)
+    assert version == 100
     assert offline == PartitionState(-1, 4, (1,), 7)
     # Broker 2 is alive but out of sync: it never leads (no unclean election).
     after = image(part(0, -1, 4, (1, 2), (1,)))
     assert leadership_changes(after, {2}, 7) == []
     # Broker 1 returns: it leads again.
-    assert leadership_changes(after, {1, 2}, 8) == [("t", 0, PartitionState(1, 5, (1,), 8))]
+    assert leadership_changes(after, {1, 2}, 8) == [("t", 0, PartitionState(1, 5, (1,), 8), 100)]

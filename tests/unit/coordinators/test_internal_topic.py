@@ -4,13 +4,17 @@ whose partition is elsewhere or loading gets Kafka's coordinator errors."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from kafkacompat.cluster.topic_configs import topic_defaults
+from kafkacompat.coordinators import internal_topic
 from kafkacompat.coordinators.internal_records import TRANSACTION_RECORDS, partition_for
 from kafkacompat.coordinators.internal_topic import INTERNAL_TOPIC_CONFIGS, InternalTopic
 from kafkacompat.errors import ErrorCode
@@ -74,7 +78,9 @@ async def test_changes_apply_at_once_and_are_written_in_order(manager: Partition
     assert hosted.log_end_offset >= 2
 
 
-async def test_partitions_move_with_leadership(manager: PartitionManager) -> None:
+async def test_partitions_move_with_leadership(
+    manager: PartitionManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
     writer = topic_over(manager)
     writer.load_all_now()
     keys = {partition_for(k, PARTITIONS): k for k in ("t0", "t1", "t2", "t3", "t4", "t5", "t6")}
@@ -84,6 +90,15 @@ async def test_partitions_move_with_leadership(manager: PartitionManager) -> Non
     topic = topic_over(manager)  # a broker that leads nothing yet
     some = sorted(keys)[0]
     assert topic.coordinator_error(keys[some]) == ErrorCode.NOT_COORDINATOR
+    # The read on the worker thread waits until the test has seen the load in progress.
+    seen = threading.Event()
+    read = internal_topic._read_partition
+
+    def held_read(*args: Any) -> Any:
+        assert seen.wait(10)
+        return read(*args)
+
+    monkeypatch.setattr(internal_topic, "_read_partition", held_read)
     async with trio.open_nursery() as nursery:
         loaded: list[set[int]] = []
 
@@ -91,8 +106,9 @@ async def test_partitions_move_with_leadership(manager: PartitionManager) -> Non
             loaded.append(await topic.acquire({some}))
 
         nursery.start_soon(acquire)
-        await trio.sleep(0)
+        await trio.testing.wait_all_tasks_blocked()
         assert topic.coordinator_error(keys[some]) == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        seen.set()
     assert loaded == [{some}] and topic.owned == {some}
     assert topic.coordinator_error(keys[some]) == ErrorCode.NONE
     assert dict(topic.items()) == {keys[some].encode(): txn("Empty", 9)}

@@ -1,0 +1,165 @@
+"""Replication on three brokers and a real etcd, driven by confluent-kafka: followers copy the
+leader's batches byte for byte, acks=all waits for the in-sync replicas and honours
+min.insync.replicas, the ISR shrinks when followers die and grows when they return, and a killed
+leader loses no acknowledged record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaProducer
+from kafka.errors import NotEnoughReplicasError
+
+from kafkacompat.testing_cluster import LocalCluster
+from kafkacompat.testing_etcd import etcd_available
+
+pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd is not installed (etcd-server)")
+
+SETTINGS = {
+    "broker.session.timeout.ms": 2000,
+    "broker.heartbeat.interval.ms": 500,
+    "replica.lag.time.max.ms": 2000,
+    "replica.fetch.wait.max.ms": 200,
+    "replica.fetch.backoff.ms": 200,
+}
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path, 3, SETTINGS) as running:
+        yield running
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def create(cluster: LocalCluster, topic: str, partitions: int, min_isr: int = 2) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    new = NewTopic(topic, partitions, 3, config={"min.insync.replicas": str(min_isr)})
+    admin.create_topics([new])[topic].result(timeout=15)
+    wait_until(
+        lambda: all(cluster.isr(topic, p) == [1, 2, 3] for p in range(partitions)), 10, "ISR"
+    )
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> list[int]:
+    """Offsets of the acknowledged values (acks=all, idempotent); raises on any failure."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 2}
+    )
+    offsets: dict[bytes, int] = {}
+    errors: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, msg: object) -> None:
+        if err is not None:
+            errors.append(err)
+        else:
+            offsets[msg.value()] = msg.offset()  # type: ignore[attr-defined]
+
+    for value in values:
+        producer.produce(topic, value, partition=partition, on_delivery=delivered)
+    assert producer.flush(30) == 0
+    if errors:
+        raise KafkaException(errors[0])
+    return [offsets[value] for value in values]
+
+
+def consume(bootstrap: str, topic: str, partition: int, count: int) -> list[bytes]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "check", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, partition, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(values) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            values.append(message.value())
+    consumer.close()
+    return values
+
+
+def segment_bytes(cluster: LocalCluster, node: int, topic: str, partition: int) -> bytes:
+    directory = cluster.brokers[node].data_dir / f"{topic}-{partition}"
+    return b"".join(p.read_bytes() for p in sorted(directory.glob("*.log")))
+
+
+def test_followers_hold_the_leaders_batches_byte_for_byte(cluster: LocalCluster) -> None:
+    create(cluster, "copied", 2)
+    for partition in (0, 1):
+        values = [f"p{partition}-{i}".encode() for i in range(200)]
+        assert produce(cluster.bootstrap, "copied", values, partition) == list(range(200))
+    for partition in (0, 1):
+        logs = {n: segment_bytes(cluster, n, "copied", partition) for n in (1, 2, 3)}
+        assert len(logs[1]) > 200 * 10
+        assert logs[1] == logs[2] == logs[3]
+        checkpoint = {
+            n: (cluster.brokers[n].data_dir / f"copied-{partition}" / "leader-epoch-checkpoint")
+            .read_text()
+            .split("\n")[2:]
+            for n in (1, 2, 3)
+        }
+        assert checkpoint[1] == checkpoint[2] == checkpoint[3]
+
+
+def test_the_isr_shrinks_and_grows_and_min_insync_replicas_holds(cluster: LocalCluster) -> None:
+    create(cluster, "guarded", 1)
+    first = cluster.leader("guarded", 0)
+    followers = [n for n in (1, 2, 3) if n != first]
+    assert produce(cluster.bootstrap, "guarded", [b"v-0"]) == [0]
+
+    cluster.kill(followers[0])
+    wait_until(lambda: cluster.isr("guarded", 0) == sorted([first, followers[1]]), 15, "shrink")
+    assert produce(cluster.bootstrap, "guarded", [b"v-1"]) == [1]
+
+    cluster.kill(followers[1])
+    wait_until(lambda: cluster.isr("guarded", 0) == [first], 15, "shrink to the leader")
+    # Retriable for clients (librdkafka retries until its message timeout): asked without retries.
+    refusing = KafkaProducer(
+        bootstrap_servers=cluster.brokers[first].bootstrap, acks="all", retries=0
+    )
+    with pytest.raises(NotEnoughReplicasError):
+        refusing.send("guarded", b"v-2", partition=0).get(timeout=10)
+    refusing.close()
+
+    cluster.restart(followers[0])
+    cluster.restart(followers[1])
+    wait_until(lambda: cluster.isr("guarded", 0) == [1, 2, 3], 20, "the ISR to grow back")
+    assert produce(cluster.bootstrap, "guarded", [b"v-3"]) == [2]
+    assert consume(cluster.bootstrap, "guarded", 0, 3) == [b"v-0", b"v-1", b"v-3"]
+    logs = {n: segment_bytes(cluster, n, "guarded", 0) for n in (1, 2, 3)}
+    wait_until(
+        lambda: len({segment_bytes(cluster, n, "guarded", 0) for n in (1, 2, 3)}) == 1,
+        10,
+        "replica logs to converge",
+    )
+    assert logs[first] == segment_bytes(cluster, followers[0], "guarded", 0)
+
+
+def test_a_killed_leader_loses_no_acknowledged_record(cluster: LocalCluster) -> None:
+    create(cluster, "durable", 1)
+    first = cluster.leader("durable", 0)
+    before = [f"v-{i}".encode() for i in range(300)]
+    assert produce(cluster.bootstrap, "durable", before) == list(range(300))
+    cluster.kill(first)
+    wait_until(lambda: cluster.leader("durable", 0) not in (-1, first), 15, "a new leader")
+    after = [f"v-{i}".encode() for i in range(300, 400)]
+    assert produce(cluster.bootstrap, "durable", after) == list(range(300, 400))
+    assert consume(cluster.bootstrap, "durable", 0, 400) == before + after
+    cluster.restart(first)
+    wait_until(lambda: cluster.isr("durable", 0) == [1, 2, 3], 20, "the old leader to rejoin")
+    wait_until(
+        lambda: len({segment_bytes(cluster, n, "durable", 0) for n in (1, 2, 3)}) == 1,
+        10,
+        "replica logs to converge",
+    )
