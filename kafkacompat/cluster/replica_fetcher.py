@@ -207,6 +207,10 @@ class ReplicaFetchers:
             # The leader has not caught up with the metadata yet, or leadership moved on.
             self._delay(followed)
             return
+        if code == ErrorCode.OFFSET_OUT_OF_RANGE and hosted.log_end_offset < data.log_start_offset:
+            # Behind the leader's log start (its retention went past us): start over there.
+            await hosted.truncate_fully(data.log_start_offset)
+            return
         if code != ErrorCode.NONE:
             raise KafkaError(code, f"leader answered {code.name}")
         diverging = data.diverging_epoch

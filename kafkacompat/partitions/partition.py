@@ -554,6 +554,9 @@ class Partition:
             self._require_live()
             log = self.log
             if offset >= log.log_end_offset:
+                # Nothing to cut, but an epoch begun here with no batch yet (this broker led it)
+                # is not the leader's: forget it, or the next fetch would diverge again.
+                self.leader_epochs.truncate_from_end(offset)
                 return
             restart = offset < log.log_start_offset
             log.truncate_to(offset)

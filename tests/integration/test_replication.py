@@ -5,9 +5,11 @@ leader loses no acknowledged record."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -163,3 +165,102 @@ def test_a_killed_leader_loses_no_acknowledged_record(cluster: LocalCluster) -> 
         10,
         "replica logs to converge",
     )
+
+
+class AckedLog:
+    """A producer (confluent-kafka, acks=all, idempotent) writing numbered values round-robin
+    over partitions on a thread, recording each acknowledged (partition, offset, value)."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "message.timeout.ms": 60000,
+            }
+        )
+        self.topic, self.partitions = topic, partitions
+        self.acked: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}
+        self.failed: list[KafkaError] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self.failed.append(err)
+        else:
+            self.acked[msg.partition()].append((msg.offset(), msg.value()))
+
+    def _run(self) -> None:
+        sent = 0
+        while not self.stopping.is_set():
+            for _ in range(20):
+                value = f"value-{sent}".encode()
+                self.producer.produce(
+                    self.topic, value, partition=sent % self.partitions, on_delivery=self._delivered
+                )
+                sent += 1
+            self.producer.poll(0.01)
+        assert self.producer.flush(60) == 0
+
+    def __enter__(self) -> AckedLog:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(90)
+
+    def acked_count(self) -> int:
+        return sum(len(a) for a in self.acked.values())
+
+
+def read_all(bootstrap: str, topic: str, partition: int) -> list[tuple[int, bytes]]:
+    """Every record of the partition up to its end, as (offset, value)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "verify", "enable.auto.commit": False}
+    )
+    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    consumer.assign([TopicPartition(topic, partition, 0)])
+    records: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + 60
+    while (not records or records[-1][0] < high - 1) and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            records.append((message.offset(), message.value()))
+    consumer.close()
+    return records
+
+
+def test_five_leader_kills_under_load_lose_and_duplicate_nothing(cluster: LocalCluster) -> None:
+    create(cluster, "load", 3)
+    with AckedLog(cluster.bootstrap, "load", 3) as log:
+        wait_until(lambda: log.acked_count() > 500, 20, "records acknowledged")
+        for _ in range(5):
+            victim = cluster.leader("load", 0)
+            cluster.kill(victim)
+            wait_until(
+                lambda v=victim: cluster.leader("load", 0) not in (-1, v),  # type: ignore[misc]
+                15,
+                "a new leader",
+            )
+            before = log.acked_count()
+            wait_until(
+                lambda b=before: log.acked_count() > b + 300,  # type: ignore[misc]
+                30,
+                "acks from the new leader",
+            )
+            cluster.restart(victim)
+            wait_until(lambda: cluster.isr("load", 0) == [1, 2, 3], 30, "the ISR to be whole")
+    assert log.failed == []
+    for partition in range(3):
+        acked = log.acked[partition]
+        stored = read_all(cluster.bootstrap, "load", partition)
+        values = [value for _, value in stored]
+        assert len(values) == len(set(values)), f"duplicates in partition {partition}"
+        assert set(acked) <= set(stored), f"acknowledged records lost in partition {partition}"
+        # Per partition, the acknowledged order is the stored order.
+        positions = [stored.index(record) for record in sorted(acked)]
+        assert positions == sorted(positions)
