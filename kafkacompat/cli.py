@@ -180,15 +180,24 @@ def _add_scram_users(config: Config, arguments: list[str]) -> None:
     add_scram_users(config.data_dir, [parse_add_scram(text) for text in arguments])
 
 
+#: The longest a cluster member spends handing its leadership away before it stops anyway.
+CONTROLLED_SHUTDOWN_SECONDS = 15
+
+
 async def run_until_signalled(config: Config) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     from kafkacompat.server.listener import serve
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve, config)
+            running = await nursery.start(serve, config)
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
+                cluster = running.broker.cluster
+                if cluster is not None and config.get_bool("controlled.shutdown.enable"):
+                    # Still serving meanwhile: clients are redirected, not failed.
+                    with trio.move_on_after(CONTROLLED_SHUTDOWN_SECONDS):
+                        await cluster.controlled_shutdown()
                 nursery.cancel_scope.cancel()
                 break
 

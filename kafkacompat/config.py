@@ -28,6 +28,12 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "replica.fetch.response.max.bytes": 10485760,
         "replica.fetch.backoff.ms": 1000,
         "num.replica.fetchers": 1,
+        # Leader elections (a cluster's controller), Kafka's names and defaults.
+        "unclean.leader.election.enable": False,
+        "auto.leader.rebalance.enable": True,
+        "leader.imbalance.check.interval.seconds": 300,
+        "leader.imbalance.per.broker.percentage": 10,
+        "controlled.shutdown.enable": True,
         "delete.topic.enable": True,
         "message.max.bytes": 1048588,
         "log.retention.ms": 604800000,

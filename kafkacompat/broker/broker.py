@@ -29,6 +29,7 @@ from kafkacompat.cluster.broker_client import BrokerClients
 from kafkacompat.cluster.cluster_admin import ClusterAdmin
 from kafkacompat.cluster.controller import LocalController
 from kafkacompat.cluster.etcd_store import EtcdStore
+from kafkacompat.cluster.leader_election import election_settings
 from kafkacompat.cluster.metadata_image import BrokerEndpoint, BrokerInfo, MetadataView
 from kafkacompat.cluster.producer_id_blocks import reserve_producer_ids
 from kafkacompat.cluster.replica_fetcher import FetcherSettings, ReplicaFetchers
@@ -102,6 +103,7 @@ class Broker:
                 fresh_data_dir=fresh_data_dir,
                 adopt_cluster_id=self._adopt_cluster_id,
             )
+            self.cluster.member.elections = election_settings(config)
             self.controller = self.cluster.member.admin
             metadata_view = self.cluster.member.view
         else:
@@ -174,9 +176,12 @@ class Broker:
     def _replication(self, view: MetadataView, store: EtcdStore) -> Replication:
         config, cluster = self.config, self.cluster
         assert cluster is not None
-        fetch_clients = BrokerClients(
-            view, self.listeners[0].name, f"kafkacompat-replica-fetcher-{self.node_id}"
-        )
+        fetch_clients = [
+            BrokerClients(
+                view, self.listeners[0].name, f"kafkacompat-replica-fetcher-{self.node_id}-{n}"
+            )
+            for n in range(max(1, config.get_int("num.replica.fetchers")))
+        ]
         settings = FetcherSettings(
             max_wait_ms=config.get_int("replica.fetch.wait.max.ms"),
             min_bytes=config.get_int("replica.fetch.min.bytes"),

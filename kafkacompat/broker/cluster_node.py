@@ -20,6 +20,7 @@ import trio
 
 from kafkacompat.broker.replication import Replication
 from kafkacompat.cluster.cluster_member import ClusterMember, MemberSettings
+from kafkacompat.cluster.controlled_shutdown import move_leadership_away
 from kafkacompat.cluster.etcd_store import Compare, EtcdStore, Put, parse_store_url
 from kafkacompat.cluster.metadata_image import BrokerInfo, MetadataImage, TopicImage
 from kafkacompat.config import Config, ConfigError
@@ -111,6 +112,10 @@ class ClusterNode:
                     await self.member.updates.next_change()
                 hosted = view.image
                 await self._host(hosted)
+
+    async def controlled_shutdown(self) -> None:
+        """Hand leadership away and leave the ISRs before stopping (the caller bounds it)."""
+        await move_leadership_away(self.store, self.member.updates, self.node_id)
 
     async def _settle_cluster_id(self) -> None:
         ours = self.member.keys.cluster_id

@@ -78,7 +78,20 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
     "replica.fetch.max.bytes": ConfigDef(INT, "Bytes a follower fetches per partition."),
     "replica.fetch.response.max.bytes": ConfigDef(INT, "Bytes a follower fetches at once."),
     "replica.fetch.backoff.ms": ConfigDef(INT, "Pause after a failed follower fetch."),
-    "num.replica.fetchers": ConfigDef(INT, "Fetcher tasks per leader broker.", dynamic=True),
+    "num.replica.fetchers": ConfigDef(INT, "Fetcher tasks per leader broker."),
+    "unclean.leader.election.enable": ConfigDef(
+        B, "Default unclean.leader.election.enable of topics.", dynamic=True
+    ),
+    "auto.leader.rebalance.enable": ConfigDef(
+        B, "Move leadership back to preferred replicas when out of balance."
+    ),
+    "leader.imbalance.check.interval.seconds": ConfigDef(
+        L, "How often the controller checks the leadership balance."
+    ),
+    "leader.imbalance.per.broker.percentage": ConfigDef(
+        INT, "Share of a broker's partitions led elsewhere that triggers a rebalance."
+    ),
+    "controlled.shutdown.enable": ConfigDef(B, "Hand leadership away before stopping."),
     "delete.topic.enable": ConfigDef(B, "Whether topics may be deleted."),
     "message.max.bytes": ConfigDef(INT, "Default max.message.bytes of topics.", dynamic=True),
     "log.retention.ms": ConfigDef(L, "Default retention.ms of topics.", dynamic=True),

@@ -4,8 +4,8 @@ acks=1 answers once the leader has appended (and fsynced, when the topic's ``flu
 asks for it). acks=-1 checks ``min.insync.replicas`` against the ISR before appending
 (NOT_ENOUGH_REPLICAS) and answers once the high watermark has passed the records, every
 in-sync replica holding them (at once where this broker is the only replica), or with
-REQUEST_TIMED_OUT after the request's ``timeout_ms``; NOT_ENOUGH_REPLICAS_AFTER_APPEND when the
-ISR shrank below the minimum meanwhile.
+REQUEST_TIMED_OUT after the request's ``timeout_ms`` (NOT_LEADER_OR_FOLLOWER when leadership
+moved meanwhile); NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below the minimum.
 acks=0 gets no response; as in Kafka, an error then closes the connection so the client learns
 that something failed.
 """
@@ -236,7 +236,11 @@ async def await_replicas(awaiting: list[AwaitingReplicas], timeout_ms: int) -> N
     deadline = trio.current_time() + max(timeout_ms, 0) / 1000
     for held in awaiting:
         partition, response = held.partition, held.response
-        if not await partition.wait_for_high_watermark(held.end_offset, deadline):
+        committed = await partition.wait_for_high_watermark(held.end_offset, deadline)
+        if not committed and partition.following:
+            # Leadership moved on meanwhile: the client retries at the new leader.
+            response.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+        elif not committed:
             response.error_code = ErrorCode.REQUEST_TIMED_OUT
         elif _in_sync(partition) < partition.config.min_insync_replicas:
             response.error_code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND

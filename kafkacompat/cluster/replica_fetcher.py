@@ -1,5 +1,7 @@
-"""Followers' fetching: one task per leader broker copies the partitions this broker follows
-there, as Kafka's replica fetcher threads do.
+"""Followers' fetching: ``num.replica.fetchers`` tasks per leader broker copy the partitions
+this broker follows there (each partition always by the same one, Kafka's
+``abs(31 * topic.hashCode() + partition) % num.replica.fetchers``), as Kafka's replica fetcher
+threads do; each task has its own connection.
 
 Each round is one Fetch (the newest version, with this broker's replica id and broker epoch in
 ``ReplicaState``) for every partition followed at that leader, from the local log end, carrying
@@ -23,6 +25,7 @@ import trio
 
 from kafkacompat.cluster.broker_client import BrokerClients, BrokerUnreachable
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.java_hash import java_int, java_string_hash
 from kafkacompat.partitions.partition import Partition
 from kafkacompat.protocol.messages.fetch_request import API_KEY as FETCH
 from kafkacompat.protocol.messages.fetch_request import (
@@ -73,14 +76,22 @@ class FollowedPartition:
 
 
 Key = tuple[str, int]
+#: A fetcher task: the leader it fetches from and its number among that leader's fetchers.
+FetcherId = tuple[int, int]
+
+
+def fetcher_number(topic: str, index: int, fetchers: int) -> int:
+    """Which of a leader's fetchers copies the partition."""
+    return abs(java_int(31 * java_string_hash(topic) + index)) % fetchers
 
 
 class ReplicaFetchers:
-    """The fetcher tasks of one broker, one per leader it follows partitions of."""
+    """The fetcher tasks of one broker, ``len(clients)`` per leader it follows partitions of
+    (fetcher number i uses ``clients[i]``)."""
 
     def __init__(
         self,
-        clients: BrokerClients,
+        clients: list[BrokerClients],
         node_id: int,
         broker_epoch: Callable[[], int],
         settings: FetcherSettings,
@@ -89,8 +100,8 @@ class ReplicaFetchers:
         self._node_id = node_id
         self._broker_epoch = broker_epoch
         self._settings = settings
-        self._by_leader: dict[int, dict[Key, FollowedPartition]] = {}
-        self._wake: dict[int, trio.Event] = {}
+        self._by_fetcher: dict[FetcherId, dict[Key, FollowedPartition]] = {}
+        self._wake: dict[FetcherId, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -102,36 +113,39 @@ class ReplicaFetchers:
 
     def follow(self, wanted: Mapping[Key, FollowedPartition]) -> None:
         """Fetch exactly ``wanted`` from now on (the whole set, after each metadata change)."""
-        by_leader: dict[int, dict[Key, FollowedPartition]] = {}
+        by_fetcher: dict[FetcherId, dict[Key, FollowedPartition]] = {}
+        count = len(self._clients)
         for key, followed in wanted.items():
-            old = self._by_leader.get(followed.leader, {}).get(key)
+            fetcher = (followed.leader, fetcher_number(key[0], key[1], count))
+            old = self._by_fetcher.get(fetcher, {}).get(key)
             if old is not None and old.leader_epoch == followed.leader_epoch:
                 followed.delayed_until = old.delayed_until
-            by_leader.setdefault(followed.leader, {})[key] = followed
-        self._by_leader = by_leader
-        for leader in set(self._wake) | set(by_leader):
-            self._wake.get(leader, trio.Event()).set()
-            if leader in by_leader and leader not in self._wake:
-                self._start(leader)
+            by_fetcher.setdefault(fetcher, {})[key] = followed
+        self._by_fetcher = by_fetcher
+        for fetcher in set(self._wake) | set(by_fetcher):
+            self._wake.get(fetcher, trio.Event()).set()
+            if fetcher in by_fetcher and fetcher not in self._wake:
+                self._start(fetcher)
 
-    def _start(self, leader: int) -> None:
+    def _start(self, fetcher: FetcherId) -> None:
         assert self._nursery is not None, "ReplicaFetchers.run must be started first"
-        self._wake[leader] = trio.Event()
-        self._nursery.start_soon(self._fetch_from, leader)
+        self._wake[fetcher] = trio.Event()
+        self._nursery.start_soon(self._fetch_from, fetcher)
 
-    async def _fetch_from(self, leader: int) -> None:
+    async def _fetch_from(self, fetcher: FetcherId) -> None:
+        leader, number = fetcher
         try:
-            while self._by_leader.get(leader):
-                wake = self._wake[leader] = trio.Event()
+            while self._by_fetcher.get(fetcher):
+                wake = self._wake[fetcher] = trio.Event()
                 now = trio.current_time()
-                followed = self._by_leader[leader]
+                followed = self._by_fetcher[fetcher]
                 partitions = {k: p for k, p in followed.items() if p.delayed_until <= now}
                 if not partitions:
                     with trio.move_on_at(min(p.delayed_until for p in followed.values())):
                         await wake.wait()
                     continue
                 try:
-                    response = await self._clients.request(
+                    response = await self._clients[number].request(
                         leader,
                         FETCH,
                         self._request(partitions),
@@ -144,7 +158,7 @@ class ReplicaFetchers:
                     continue
                 await self._apply(response, partitions)
         finally:
-            self._wake.pop(leader, None)
+            self._wake.pop(fetcher, None)
 
     def _request(self, partitions: Mapping[Key, FollowedPartition]) -> FetchRequest:
         topics: dict[uuid.UUID, FetchTopic] = {}

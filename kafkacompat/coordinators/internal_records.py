@@ -24,6 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kafkacompat.java_hash import java_string_hash
 from kafkacompat.protocol.primitives import (
     DECODE_ERRORS,
     INT16,
@@ -72,15 +73,6 @@ _TXN_STATUS = {
     "PrepareEpochFence": 7,
 }
 _TXN_STATUS_NAME = {v: k for k, v in _TXN_STATUS.items()}
-
-
-def java_string_hash(text: str) -> int:
-    """Java's ``String.hashCode`` (UTF-16 code units, 32-bit wrap-around)."""
-    h = 0
-    raw = text.encode("utf-16-be")
-    for i in range(0, len(raw), 2):
-        h = (31 * h + (raw[i] << 8 | raw[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
 
 
 def partition_for(key_id: str, partitions: int) -> int:

@@ -98,6 +98,8 @@ class Partition:
         #: The followers, while this broker leads the partition with other replicas (a cluster
         #: member); None: this broker is the only replica, every append is committed at once.
         self.replicas: LeaderReplicas | None = None
+        #: Another broker leads (a cluster member following it).
+        self.following = False
         self._high_watermark_moved = trio.Event()
         self._producers: PartitionProducerState | None = None
         self._waiters: set[FetchWaiter] = set()
@@ -154,6 +156,7 @@ class Partition:
     ) -> None:
         """This broker leads the partition (its epoch already assigned): track the followers
         in ``replicas``, or none when it is the only replica."""
+        self.following = False
         if len(replicas) <= 1:
             self.replicas = None
             self._advance_high_watermark()
@@ -171,8 +174,13 @@ class Partition:
         self._advance_high_watermark()
 
     def follow(self) -> None:
-        """Another broker leads: the high watermark now comes from its answers."""
+        """Another broker leads: the high watermark now comes from its answers, and produce
+        requests waiting for it here are answered (NOT_LEADER_OR_FOLLOWER)."""
         self.replicas = None
+        if not self.following:
+            self.following = True
+            moved, self._high_watermark_moved = self._high_watermark_moved, trio.Event()
+            moved.set()
 
     def follower_fetched(self, replica: int, fetch_offset: int, now_ms: int) -> bool:
         """A follower fetched from ``fetch_offset``: move the high watermark; True when the
@@ -194,7 +202,7 @@ class Partition:
         """Wait until the high watermark reaches ``offset`` or trio time ``deadline``; True
         when it did."""
         with trio.move_on_at(deadline):
-            while self.high_watermark < offset and not self.deleted:
+            while self.high_watermark < offset and not self.deleted and not self.following:
                 await self._high_watermark_moved.wait()
         return self.high_watermark >= offset
 

@@ -179,6 +179,10 @@ class AckedLog:
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.timeout.ms": 60000,
+                # A paused leader holds in-flight requests: librdkafka gives up on them after
+                # socket.timeout.ms (60 s by default); 5 s keeps the tests short.
+                "socket.timeout.ms": 5000,
+                "request.timeout.ms": 5000,
             }
         )
         self.topic, self.partitions = topic, partitions
@@ -264,3 +268,93 @@ def test_five_leader_kills_under_load_lose_and_duplicate_nothing(cluster: LocalC
         # Per partition, the acknowledged order is the stored order.
         positions = [stored.index(record) for record in sorted(acked)]
         assert positions == sorted(positions)
+
+
+def check_acked(log: AckedLog, cluster: LocalCluster, topic: str, partitions: int) -> None:
+    """Every acknowledged record stored once, at its acknowledged offset; no duplicates."""
+    assert log.failed == []
+    for partition in range(partitions):
+        stored = read_all(cluster.bootstrap, topic, partition)
+        values = [value for _, value in stored]
+        assert len(values) == len(set(values)), f"duplicates in partition {partition}"
+        missing = set(log.acked[partition]) - set(stored)
+        assert not missing, f"{len(missing)} acknowledged records lost in {partition}"
+
+
+def converged(cluster: LocalCluster, topic: str, partition: int) -> bool:
+    return len({segment_bytes(cluster, n, topic, partition) for n in (1, 2, 3)}) == 1
+
+
+def test_a_paused_leader_is_fenced_and_loses_nothing(cluster: LocalCluster) -> None:
+    create(cluster, "paused", 1)
+    with AckedLog(cluster.bootstrap, "paused", 1) as log:
+        wait_until(lambda: log.acked_count() > 300, 20, "records acknowledged")
+        old = cluster.leader("paused", 0)
+        cluster.brokers[old].pause()
+        wait_until(lambda: cluster.leader("paused", 0) not in (-1, old), 15, "a new leader")
+        before = log.acked_count()
+        wait_until(lambda: log.acked_count() > before + 300, 30, "acks from the new leader")
+        cluster.brokers[old].resume()
+        wait_until(lambda: cluster.isr("paused", 0) == [1, 2, 3], 30, "the old leader back")
+    check_acked(log, cluster, "paused", 1)
+    wait_until(lambda: converged(cluster, "paused", 0), 10, "replica logs to converge")
+
+
+def test_two_quick_failovers_converge_byte_for_byte(cluster: LocalCluster) -> None:
+    create(cluster, "twice", 1)
+    with AckedLog(cluster.bootstrap, "twice", 1) as log:
+        wait_until(lambda: log.acked_count() > 300, 20, "records acknowledged")
+        first = cluster.leader("twice", 0)
+        cluster.kill(first)
+        wait_until(lambda: cluster.leader("twice", 0) not in (-1, first), 15, "a second leader")
+        second = cluster.leader("twice", 0)
+        cluster.restart(first)  # comes back behind, with a tail the others may not have
+        cluster.kill(second)
+        wait_until(lambda: cluster.leader("twice", 0) not in (-1, second), 15, "a third leader")
+        cluster.restart(second)
+        before = log.acked_count()
+        wait_until(lambda: log.acked_count() > before + 300, 30, "acks after both failovers")
+        wait_until(lambda: cluster.isr("twice", 0) == [1, 2, 3], 30, "the ISR to be whole")
+    check_acked(log, cluster, "twice", 1)
+    wait_until(lambda: converged(cluster, "twice", 0), 10, "replica logs to converge")
+
+
+def test_a_partition_without_a_live_in_sync_replica_stays_offline(cluster: LocalCluster) -> None:
+    create(cluster, "offline", 1, min_isr=1)
+    last = cluster.leader("offline", 0)
+    followers = [n for n in (1, 2, 3) if n != last]
+    assert produce(cluster.bootstrap, "offline", [b"v-0", b"v-1"]) == [0, 1]
+    for follower in followers:
+        cluster.kill(follower)
+    wait_until(lambda: cluster.isr("offline", 0) == [last], 15, "the ISR to be the leader alone")
+    assert produce(cluster.brokers[last].bootstrap, "offline", [b"v-2"]) == [2]
+    cluster.kill(last)
+    time.sleep(2.5)  # the session timeout: the last in-sync replica is gone
+    cluster.restart(followers[0])  # out of sync: never leads (no unclean election)
+    wait_until(lambda: cluster.leader("offline", 0) == -1, 15, "the partition to go offline")
+    time.sleep(3)
+    assert cluster.leader("offline", 0) == -1
+    assert cluster.isr("offline", 0) == [last]
+    cluster.restart(last)
+    wait_until(lambda: cluster.leader("offline", 0) == last, 15, "the last in-sync replica")
+    assert consume(cluster.bootstrap, "offline", 0, 3) == [b"v-0", b"v-1", b"v-2"]
+
+
+def test_sigterm_of_a_leader_moves_leadership_without_client_errors(
+    cluster: LocalCluster,
+) -> None:
+    create(cluster, "moved", 3)
+    with AckedLog(cluster.bootstrap, "moved", 3) as log:
+        wait_until(lambda: log.acked_count() > 300, 20, "records acknowledged")
+        stopping = cluster.leader("moved", 0)
+        led = [p for p in range(3) if cluster.leader("moved", p) == stopping]
+        started = time.monotonic()
+        assert cluster.brokers[stopping].stop() == 0
+        assert time.monotonic() - started < 15
+        # Leadership moved before it stopped: no partition waited for a session timeout.
+        assert all(cluster.leader("moved", p) not in (-1, stopping) for p in led)
+        before = log.acked_count()
+        wait_until(lambda: log.acked_count() > before + 300, 30, "acks while it is down")
+        cluster.restart(stopping)
+        wait_until(lambda: all(cluster.isr("moved", p) == [1, 2, 3] for p in range(3)), 30, "ISR")
+    check_acked(log, cluster, "moved", 3)
