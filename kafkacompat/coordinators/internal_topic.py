@@ -26,6 +26,7 @@ from kafkacompat.clock import now_ms
 from kafkacompat.coordinators.internal_records import RecordCodec, partition_for
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.manager import PartitionManager
+from kafkacompat.partitions.partition import Partition
 from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.storage.state_store import KeyValueSource
 
@@ -34,6 +35,9 @@ __all__ = ["INTERNAL_TOPIC_CONFIGS", "InternalTopic", "StateOwner", "follow_lead
 log = logging.getLogger("kafkacompat.coordinators")
 
 #: Kafka's configs for its internal topics (``offsets.topic.segment.bytes`` and friends).
+#: How long a write waits for the in-sync replicas (Kafka's ``offsets.commit.timeout.ms``).
+REPLICATION_TIMEOUT = 5.0
+
 INTERNAL_TOPIC_CONFIGS = {
     "cleanup.policy": "compact",
     "compression.type": "producer",
@@ -242,20 +246,29 @@ class InternalTopic:
             if not self._queued:
                 return
             await self.ensure_topic()
+            written: list[tuple[Partition, int]] = []
             while self._queued:
                 head = self._queued[0]
                 if callable(head):
+                    await _replicated(written)
+                    written.clear()
                     head()
                 else:
-                    await self._append(*head)
+                    appended = await self._append(*head)
+                    if appended is not None:
+                        written.append(appended)
                 self._queued.pop(0)
+            await _replicated(written)
 
     def when_written(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once everything queued so far is in the logs."""
         self._queued.append(callback)
         self._queued_event.set()
 
-    async def _append(self, index: int, changes: list[tuple[bytes, bytes | None]]) -> None:
+    async def _append(
+        self, index: int, changes: list[tuple[bytes, bytes | None]]
+    ) -> tuple[Partition, int] | None:
+        """Append the changes; the partition and the offset past them."""
         now = now_ms()
         records = []
         for delta, (key, value) in enumerate(changes):
@@ -266,8 +279,9 @@ class InternalTopic:
             log.warning(
                 "%s-%d is not hosted here: %d change(s) dropped", self.name, index, len(records)
             )
-            return
-        await hosted.append(encode_batch(records, base_offset=0))
+            return None
+        result = await hosted.append(encode_batch(records, base_offset=0))
+        return hosted, result.last_offset + 1
 
     async def run_writer(self) -> None:
         """Flush what timers and other callers queued, as it comes, forever."""
@@ -280,6 +294,21 @@ class InternalTopic:
                 log.error("cannot write %s: %s; retrying", self.name, exc)
                 await trio.sleep(1.0)
                 self._queued_event.set()
+
+
+async def _replicated(written: list[tuple[Partition, int]]) -> None:
+    """Wait until the in-sync replicas hold what was appended (acks=all, as Kafka's
+    coordinators write), for at most `REPLICATION_TIMEOUT` seconds (then it is logged)."""
+    deadline = trio.current_time() + REPLICATION_TIMEOUT
+    for hosted, end in written:
+        if not await hosted.wait_for_high_watermark(end, deadline):
+            log.warning(
+                "%s-%d: the in-sync replicas did not confirm offsets below %d in %g s",
+                hosted.topic,
+                hosted.index,
+                end,
+                REPLICATION_TIMEOUT,
+            )
 
 
 class StateOwner(Protocol):

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.errors import NotEnoughReplicasError
 
+from kafkacompat.coordinators.internal_records import partition_for
 from kafkacompat.testing_cluster import LocalCluster
 from kafkacompat.testing_etcd import etcd_available
 
@@ -221,10 +222,17 @@ class AckedLog:
         return sum(len(a) for a in self.acked.values())
 
 
-def read_all(bootstrap: str, topic: str, partition: int) -> list[tuple[int, bytes]]:
+def read_all(
+    bootstrap: str, topic: str, partition: int, *, read_committed: bool = False
+) -> list[tuple[int, bytes]]:
     """Every record of the partition up to its end, as (offset, value)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "verify", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "verify",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        }
     )
     _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
     consumer.assign([TopicPartition(topic, partition, 0)])
@@ -358,3 +366,92 @@ def test_sigterm_of_a_leader_moves_leadership_without_client_errors(
         cluster.restart(stopping)
         wait_until(lambda: all(cluster.isr("moved", p) == [1, 2, 3] for p in range(3)), 30, "ISR")
     check_acked(log, cluster, "moved", 3)
+
+
+def test_groups_and_transactions_survive_the_failover_of_their_coordinator(
+    cluster: LocalCluster,
+) -> None:
+    create(cluster, "work", 3)
+    for partition in range(3):
+        values = [f"w{partition}-{i}".encode() for i in range(40)]
+        assert produce(cluster.bootstrap, "work", values, partition) == list(range(40))
+    group_partition = partition_for("workers", 50)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "workers",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe(["work"])
+    first: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(first) < 50 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            first.append(message.value())
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    assert len(first) >= 50
+
+    coordinator = cluster.leader("__consumer_offsets", group_partition)
+    cluster.kill(coordinator)
+    wait_until(
+        lambda: cluster.leader("__consumer_offsets", group_partition) not in (-1, coordinator),
+        15,
+        "a new group coordinator",
+    )
+    rest = consume_group(cluster.bootstrap, "work", "workers", 120 - len(first))
+    assert sorted(first + rest) == sorted(f"w{p}-{i}".encode() for p in range(3) for i in range(40))
+    cluster.restart(coordinator)
+
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "mover"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for i in range(5):
+        producer.produce("work", f"txn-a-{i}".encode(), partition=0)
+    producer.commit_transaction(30)
+    txn_partition = partition_for("mover", 50)
+    txn_coordinator = cluster.leader("__transaction_state", txn_partition)
+    cluster.kill(txn_coordinator)
+    wait_until(
+        lambda: cluster.leader("__transaction_state", txn_partition) not in (-1, txn_coordinator),
+        15,
+        "a new transaction coordinator",
+    )
+    producer.begin_transaction()
+    for i in range(5):
+        producer.produce("work", f"txn-b-{i}".encode(), partition=0)
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce("work", b"txn-aborted", partition=0)
+    producer.abort_transaction(30)
+    committed = [v for _, v in read_all(cluster.bootstrap, "work", 0, read_committed=True)]
+    assert [v for v in committed if v.startswith(b"txn")] == [
+        *(f"txn-a-{i}".encode() for i in range(5)),
+        *(f"txn-b-{i}".encode() for i in range(5)),
+    ]
+
+
+def consume_group(bootstrap: str, topic: str, group: str, count: int) -> list[bytes]:
+    """``count`` values read by a new member of ``group``, from its committed offsets."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 45
+    while len(values) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            values.append(message.value())
+    extra = consumer.poll(1.0)
+    assert extra is None or extra.error() is not None, "more than the uncommitted records"
+    consumer.close()
+    return values
