@@ -2,6 +2,7 @@
 request queue/send/total times, connection counting; a scrape every few seconds) on and off.
 
     python benchmarks/metrics_bench.py [--seconds 8] [--repeats 3] [--scrape-every 5] [--pin]
+        [--source CHECKOUT] [--out FILE]
 
 Rows: produce 1 KiB (1 partition, acks=1, the throughput producer of workloads.py) and one
 message per request (linger 0, one in flight). Each repeat starts a fresh broker subprocess per
@@ -119,7 +120,7 @@ def measure(
 ) -> tuple[float, float, int]:
     """(msgs/s, broker CPU µs per message, scrapes) of one run on a fresh broker."""
     with tempfile.TemporaryDirectory(prefix="metrics-bench-") as tmp:
-        broker = BrokerProcess(Path(tmp) / "data", *MODES[mode])
+        broker = BrokerProcess(Path(tmp) / "data", *MODES[mode], source=args.source)
         broker.start()
         if args.pin:
             pin_process(broker.pid, {0})
@@ -152,8 +153,14 @@ def main() -> None:
         action="store_true",
         help="run the broker on CPU 0 and the clients on CPU 1 (same placement every run)",
     )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="run brokers from this checkout (e.g. a `git archive` of a commit to compare)",
+    )
+    parser.add_argument("--out", type=Path, help="write the table here, not to results/")
     args = parser.parse_args()
-    compile_package()
+    compile_package(args.source)
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     rates: dict[tuple[str, str], list[float]] = {}
@@ -181,10 +188,11 @@ def main() -> None:
         f"# Metrics on vs off — {datetime.date.today()}",
         "",
         f"{args.repeats} repeats of {args.seconds:g} s per row and mode, medians; 'on' is "
-        f"`http.listener` set (metrics hooks: requests, request queue/send/total times, "
-        f"connections) with /metrics scraped every "
+        f"`http.listener` set (metrics hooks: request, record and error counters; request "
+        f"queue/local/send/total times of a sample; connections) with /metrics scraped every "
         f"{args.scrape_every:g} s ({scrapes} scrapes in all)"
-        f"{'; broker pinned to CPU 0, clients to CPU 1' if args.pin else ''}. Load before the run: "
+        f"{'; broker pinned to CPU 0, clients to CPU 1' if args.pin else ''}"
+        f"{f'; brokers run from {args.source}' if args.source else ''}. Load before the run: "
         f"{load_before:.2f}; {os.cpu_count()} CPUs; {time.monotonic() - started:.0f} s.",
         "",
         "| workload | off msgs/s | on msgs/s | on/off | off broker µs/msg | on broker µs/msg | "
@@ -218,7 +226,7 @@ def main() -> None:
         )
     report = "\n".join(lines) + "\n"
     print(report)
-    out = HERE / "results" / f"metrics-{datetime.date.today()}.md"
+    out = args.out or HERE / "results" / f"metrics-{datetime.date.today()}.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(report)
     print(f"written to {out}")

@@ -5,9 +5,9 @@
 A one-message produce (one partition, one 1 KiB record, v9) goes through the real connection
 loop (`_serve_requests`, over an in-memory transport) and the real `RequestPipeline` (decode,
 handler, encode; the handler answers with a prepared response), with the metrics hooks
-installed as `BrokerMetrics.install` installs them ("on") and without ("off"). Rounds alternate
-the two; each figure is the best round's µs per request. The hooks' own calls are timed alone
-too (``timeit``). Nothing is written to disk; this is for comparing code changes, not machines.
+installed as `BrokerMetrics.install` installs them ("on"; also with every request timed rather
+than one in `TIME_ONE_REQUEST_IN`) and without ("off"). Rounds alternate the modes; each figure
+is the best round's µs per request. The hooks' own calls are timed alone too (``timeit``). Nothing is written to disk; this is for comparing code changes, not machines.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kafkacompat.broker.context import RequestContext
-from kafkacompat.broker.dispatch import RequestPipeline
+from kafkacompat.broker.dispatch import TIME_ONE_REQUEST_IN, RequestPipeline
 from kafkacompat.broker.router import Handler
 from kafkacompat.broker.session import Session
 from kafkacompat.ops.metrics import BrokerMetrics
@@ -49,6 +49,7 @@ from kafkacompat.protocol.messages.produce_response import (
 )
 from kafkacompat.protocol.messages.request_header import RequestHeader
 from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.server import connection
 from kafkacompat.server.connection import _serve_requests
 from kafkacompat.server.idle import IdleTimer
 
@@ -148,25 +149,34 @@ async def serve(pipeline: RequestPipeline, frame: bytes, count: int) -> float:
 
 
 def loop_figures(requests: int, rounds: int) -> dict[str, float]:
-    """Best µs per request through the connection loop and pipeline: hooks off, on, and
-    hooks that do nothing (what calling and timing alone cost)."""
+    """Best µs per request through the connection loop and pipeline: hooks off, on, on with
+    every request timed, and hooks that do nothing (what calling and timing alone cost)."""
     frame = produce_frame()
     off, _ = pipeline_and_metrics()
     on, metrics = pipeline_and_metrics()
     metrics.install()
     empty, _ = pipeline_and_metrics()
     empty.observe_hooks.append(lambda context, request, response, elapsed: None)
-    empty.connection_hooks.append(lambda api_key, queue, send, total: None)
-    pipelines = {"off": off, "on": on, "empty": empty}
+    empty.connection_hooks.append(lambda api_key, queue, local, send, total: None)
+    every, every_metrics = pipeline_and_metrics()
+    every_metrics.install()
+    pipelines = {"off": off, "on": on, "empty": empty, "every": every}
     best = dict.fromkeys(pipelines, float("inf"))
     for index in range(rounds):
         order = list(pipelines.items())
         if index % 2:
             order.reverse()
         for mode, pipeline in order:
+            # "every": each request timed, as before the timing hook sampled.
+            connection.TIME_ONE_REQUEST_IN = 1 if mode == "every" else TIME_ONE_REQUEST_IN
             seconds = trio.run(serve, pipeline, frame, requests)
             best[mode] = min(best[mode], seconds / requests * 1e6)
-    assert metrics.counters.apis[0].requests == rounds * requests  # the hooks did run
+    connection.TIME_ONE_REQUEST_IN = TIME_ONE_REQUEST_IN
+    # The hooks did run: every request counted, one in TIME_ONE_REQUEST_IN timed.
+    assert metrics.counters.apis[0].requests == rounds * requests
+    timed = -(-rounds * requests // TIME_ONE_REQUEST_IN)
+    assert [h.count for h in metrics.times.apis[0]] == [timed] * 4
+    assert every_metrics.times.apis[0][3].count == rounds * requests
     return best
 
 
@@ -187,7 +197,7 @@ def hook_figures(number: int) -> dict[str, float]:
         "  (a Metadata response)": lambda: counters.observe(
             metadata_context, None, metadata, 0.0003
         ),
-        "RequestTimes.observe": lambda: times.observe(0, 0.0000001, 0.00002, 0.0004),
+        "RequestTimes.observe": lambda: times.observe(0, 0.0000001, 0.0003, 0.00002, 0.0004),
     }
     found = {}
     for name, call in calls.items():
@@ -212,6 +222,7 @@ def main() -> None:
     best = loop_figures(args.requests, args.rounds)
     print(f"{'loop, hooks off':<28} {best['off']:6.2f} µs per request")
     print(f"{'loop, hooks doing nothing':<28} {best['empty']:6.2f} µs per request")
+    print(f"{'loop, hooks on, all timed':<28} {best['every']:6.2f} µs per request")
     print(f"{'loop, hooks on':<28} {best['on']:6.2f} µs per request")
     print(f"{'added by the hooks':<28} {best['on'] - best['off']:6.2f} µs per request")
 

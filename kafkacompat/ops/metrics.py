@@ -2,11 +2,12 @@
 (kafka_exporter's ``kafka_topic_partition_current_offset``, ``kafka_consumergroup_lag``...; the
 JMX exporter's ``kafka_server_brokertopicmetrics_messagesin_total``, ``kafka_log_log_size``...).
 
-Counters are kept by the request pipeline's observe hook (`RequestCounters`: per request and per
-partition, never per record); request queue, send and total times by the connection loop's hook,
-flush times by the partitions' flush hook and cleaning statistics by the log cleaner's hook
-(`timing_metrics.py`); gauges (offsets, sizes, lag, members, waiting fetches) are read
-from the broker's state when scraped. The families are built on the Trio loop, where that state
+Counters are kept by the request pipeline's observe hook (`RequestCounters`: exact, per request
+and per partition, never per record); request queue, local, send and total times of one request
+in `TIME_ONE_REQUEST_IN` of each API by the connection loop's hook, flush times by the
+partitions' flush hook and cleaning statistics by the log cleaner's hook (`timing_metrics.py`);
+gauges (offsets, sizes, lag, members, waiting fetches) are read from the broker's state when
+scraped. The families are built on the Trio loop, where that state
 lives, and rendered to text on a worker thread. At most ``metrics.max.partitions`` partitions
 get series of their own; the rest are counted in ``kafkacompat_metrics_partitions_omitted``.
 """
@@ -20,14 +21,13 @@ import trio
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from kafkacompat.broker.broker import Broker
 from kafkacompat.errors import ErrorCode
-from kafkacompat.ops.request_metrics import LATENCY_BUCKETS, RequestCounters
+from kafkacompat.ops.request_metrics import RequestCounters
 from kafkacompat.ops.timing_metrics import CleanerCounters, RequestTimes
 from kafkacompat.partitions.partition import Partition
 from kafkacompat.storage.cleaner_swap import read_cleaner_checkpoint
@@ -155,11 +155,11 @@ class BrokerMetrics:
         c = self.counters
         requests = CounterMetricFamily(
             "kafka_network_requestmetrics_requests",
-            "Requests handled, by Kafka request name.",
+            "Requests handled, by Kafka request name (every one; the request time histograms "
+            "cover a sample).",
             labels=["request"],
         )
-        apis = sorted(c.apis.values(), key=lambda a: a.name)
-        for api in apis:
+        for api in sorted(c.apis.values(), key=lambda a: a.name):
             requests.add_metric([api.name], api.requests)
         yield requests
         errors = CounterMetricFamily(
@@ -171,21 +171,6 @@ class BrokerMetrics:
         for (name, code), count in sorted(c.errors.items()):
             errors.add_metric([name, error_name(code)], count)
         yield errors
-        latency = HistogramMetricFamily(
-            "kafka_network_requestmetrics_local_time_seconds",
-            "Time from a decoded request to its response (handler time, including a "
-            "long-polling fetch's wait), by request.",
-            labels=["request"],
-        )
-        bounds = [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]
-        for api in apis:
-            cumulative = 0
-            buckets = []
-            for bound, count in zip(bounds, api.buckets, strict=True):
-                cumulative += count
-                buckets.append((bound, float(cumulative)))
-            latency.add_metric([api.name], buckets, api.seconds)
-        yield latency
         produced = sorted(c.produced.items())
         for name, doc, table in (
             (

@@ -1,8 +1,9 @@
 """What the connection loop, the partitions' flushes and the log cleaner report through their
-hooks: request queue, send and total times per API, flush times, and what each cleaning did.
+hooks: request queue, local, send and total times per API (of one request in
+`TIME_ONE_REQUEST_IN`), flush times, and what each cleaning did.
 
-Plain numbers kept by callbacks (one bisect and a few additions per request, flush or
-cleaning), turned into Prometheus families only when scraped (`metrics.py`).
+Plain numbers kept by callbacks (a bisect and an addition per histogram per timed request,
+flush or cleaning), turned into Prometheus families only when scraped (`metrics.py`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ from prometheus_client.core import (
     Metric,
 )
 
+from kafkacompat.broker.dispatch import TIME_ONE_REQUEST_IN
 from kafkacompat.ops.request_metrics import LATENCY_BUCKETS
 from kafkacompat.partitions.partition import Partition
 from kafkacompat.storage.cleaner import CleanerStats
 
 __all__ = ["CleanerCounters", "Histogram", "RequestTimes", "histogram_family"]
+
+#: What the request time histograms cover, in their help text.
+SAMPLED = (
+    f"Sampled: requests 1, {TIME_ONE_REQUEST_IN + 1}, {2 * TIME_ONE_REQUEST_IN + 1}... of each "
+    "kind are timed; _count and _sum cover those only (requests_total counts every request)."
+)
 
 #: Upper bounds (seconds) of the log-cleaning time histogram buckets (the last is +Inf).
 CLEAN_BUCKETS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 1800.0)
@@ -68,31 +76,35 @@ def histogram_family(
 
 
 class RequestTimes:
-    """Per API (by key): request queue time, response send time and total time, from the
-    connection loop's hook; plus the partitions' flush times, from their flush hook."""
+    """Per API (by key): request queue, local (handling), response send and total times of the
+    requests the connection loop times (`TIME_ONE_REQUEST_IN`), from its hook; plus the
+    partitions' flush times, from their flush hook."""
 
     def __init__(self, names: dict[int, str]) -> None:
         self.names = names
-        #: api key -> (queue, send, total) histograms.
-        self.apis: dict[int, tuple[Histogram, Histogram, Histogram]] = {}
+        #: api key -> (queue, local, send, total) histograms.
+        self.apis: dict[int, tuple[Histogram, Histogram, Histogram, Histogram]] = {}
         self.flushes = Histogram()
 
-    def observe(self, api_key: int, queue: float, send: float, total: float) -> None:
-        """The connection loop's hook, once per request (Histogram.observe inlined)."""
+    def observe(self, api_key: int, queue: float, local: float, send: float, total: float) -> None:
+        """The connection loop's hook, once per timed request (Histogram.observe inlined)."""
         found = self.apis.get(api_key) or self._add_api(api_key)
         bounds = LATENCY_BUCKETS
         histogram = found[0]
         histogram.buckets[bisect_left(bounds, queue)] += 1
         histogram.sum += queue
         histogram = found[1]
+        histogram.buckets[bisect_left(bounds, local)] += 1
+        histogram.sum += local
+        histogram = found[2]
         histogram.buckets[bisect_left(bounds, send)] += 1
         histogram.sum += send
-        histogram = found[2]
+        histogram = found[3]
         histogram.buckets[bisect_left(bounds, total)] += 1
         histogram.sum += total
 
-    def _add_api(self, api_key: int) -> tuple[Histogram, Histogram, Histogram]:
-        found = self.apis[api_key] = (Histogram(), Histogram(), Histogram())
+    def _add_api(self, api_key: int) -> tuple[Histogram, Histogram, Histogram, Histogram]:
+        found = self.apis[api_key] = (Histogram(), Histogram(), Histogram(), Histogram())
         return found
 
     def observe_flush(self, seconds: float) -> None:
@@ -111,6 +123,11 @@ class RequestTimes:
                     "throttled connection's mute included), by request.",
                 ),
                 (
+                    "local_time_seconds",
+                    "Time from a request's handling starting to its response ready (decoding, "
+                    "the handler, a long-polling fetch's wait included, and encoding), by request.",
+                ),
+                (
                     "response_send_time_seconds",
                     "Time spent writing a request's response to the socket (sendfile "
                     "included), by request.",
@@ -123,7 +140,7 @@ class RequestTimes:
         ):
             yield histogram_family(
                 f"kafka_network_requestmetrics_{suffix}",
-                doc,
+                f"{doc} {SAMPLED}",
                 [([name], times[index]) for name, times in apis],
                 ["request"],
             )

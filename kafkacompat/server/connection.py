@@ -8,7 +8,7 @@ from time import perf_counter
 
 import trio
 
-from kafkacompat.broker.dispatch import DropConnection, RequestPipeline
+from kafkacompat.broker.dispatch import TIME_ONE_REQUEST_IN, DropConnection, RequestPipeline
 from kafkacompat.broker.session import Session
 from kafkacompat.config import HostPort
 from kafkacompat.errors import ProtocolError, is_resource_exhausted
@@ -129,11 +129,14 @@ async def _serve_requests(
     session: Session,
     timer: IdleTimer,
 ) -> None:
-    # With connection hooks (metrics) each request is timed: queued from its frame being read
-    # (or, for bytes already received when a throttle mute began, from the mute) to its
-    # handling, then the response's write (sendfile included). Without hooks: truth tests only.
+    # With connection hooks (metrics), one request in TIME_ONE_REQUEST_IN of each API is timed:
+    # queued from its frame being read (or, for bytes already received when a throttle mute
+    # began, from the mute) to its handling, handled (decode to encode), then the response's
+    # write (sendfile included). The others, and every request without hooks: truth tests only.
     timed = pipeline.connection_hooks
+    untimed, handlers = pipeline.untimed, pipeline.handlers
     api_key = -1
+    timing = False
     queued_from = started = handled = 0.0
     muted_at = 0.0
     unyielded = 0
@@ -143,20 +146,33 @@ async def _serve_requests(
         if frame is None:
             return
         if timed:
-            queued_from = muted_at or perf_counter()
+            if not session.raw_sasl_tokens and len(frame) >= 2:
+                api_key = frame[0] << 8 | frame[1]
+                left = untimed.get(api_key, 0)
+                if left:
+                    untimed[api_key] = left - 1
+                elif api_key in handlers:  # an unknown key closes the connection, untimed
+                    untimed[api_key] = TIME_ONE_REQUEST_IN - 1
+                    timing = True
+                    queued_from = muted_at or perf_counter()
+                    started = perf_counter()
             muted_at = 0.0
-            raw = session.raw_sasl_tokens or len(frame) < 2
-            api_key = -1 if raw else frame[0] << 8 | frame[1]
-            started = perf_counter()
         response = await pipeline.handle_frame(frame, session)
-        if timed:
+        if timing:
             handled = perf_counter()
         if response is not None:
             await send_response(client, response)
-        if timed and api_key >= 0:
+        if timing:
+            timing = False
             sent = perf_counter()
             for hook in timed:
-                hook(api_key, started - queued_from, sent - handled, sent - queued_from)
+                hook(
+                    api_key,
+                    started - queued_from,
+                    handled - started,
+                    sent - handled,
+                    sent - queued_from,
+                )
         if session.close_after_response is not None:
             # Failed authentication: the client reads the error before the connection closes.
             await trio.sleep(session.close_after_response)

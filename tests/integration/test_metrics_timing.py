@@ -1,6 +1,6 @@
-"""The timing metrics of a live broker under real clients: request queue, send and total times
-per API, partition flush times and per-cleaning statistics, counted exactly and read with the
-Prometheus client's own parser."""
+"""The timing metrics of a live broker under real clients: request queue, local, send and total
+times per API (one request in 16 timed, every one counted), partition flush times and
+per-cleaning statistics, counted exactly and read with the Prometheus client's own parser."""
 
 from __future__ import annotations
 
@@ -13,14 +13,23 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from kafkacompat.broker.dispatch import TIME_ONE_REQUEST_IN
 from kafkacompat.testing import BrokerThread, dev_config, local_config, running_broker
-from tests.integration.test_metrics import Samples, get, produce_confluent, series, value
+from tests.integration.test_metrics import (
+    Samples,
+    get,
+    produce_confluent,
+    sampled,
+    series,
+    value,
+)
 from tests.internals import internals
 
 pytestmark = pytest.mark.integration
 
 REQUEST_TIMES = (
     "kafka_network_requestmetrics_request_queue_time_seconds",
+    "kafka_network_requestmetrics_local_time_seconds",
     "kafka_network_requestmetrics_response_send_time_seconds",
     "kafka_network_requestmetrics_total_time_seconds",
 )
@@ -49,7 +58,7 @@ def scrape_typed(broker: BrokerThread) -> tuple[Samples, dict[str, str]]:
     return samples, types
 
 
-def test_queue_send_and_total_times_count_every_request(broker: BrokerThread) -> None:
+def test_queue_local_send_and_total_times_cover_the_sampled_requests(broker: BrokerThread) -> None:
     topic = "timed"
     internals(broker).create_topic(topic, 2)
     produce_confluent(broker.bootstrap, topic, {0: 300, 1: 200}, size=1024)
@@ -81,17 +90,36 @@ def test_queue_send_and_total_times_count_every_request(broker: BrokerThread) ->
     }
     for labels, handled in requests.items():
         request = dict(labels)["request"]
+        timed = sampled(handled)
         for name in REQUEST_TIMES:
-            assert value(samples, f"{name}_count", request=request) == handled, (name, request)
-            assert value(samples, f"{name}_bucket", request=request, le="+Inf") == handled
+            assert value(samples, f"{name}_count", request=request) == timed, (name, request)
+            assert value(samples, f"{name}_bucket", request=request, le="+Inf") == timed
     for request in ("Produce", "Fetch"):
-        queue, send, total, local = (
-            value(samples, f"{name}_sum", request=request)
-            for name in (*REQUEST_TIMES, "kafka_network_requestmetrics_local_time_seconds")
+        queue, local, send, total = (
+            value(samples, f"{name}_sum", request=request) for name in REQUEST_TIMES
         )
-        assert queue > 0 and send > 0
+        assert queue > 0 and local > 0 and send > 0
         # Total time covers the queue, the handling (decode to encode) and the send.
-        assert total > local and total >= queue + send
+        assert total == pytest.approx(queue + local + send)
+
+
+def test_every_request_is_counted_and_one_in_sixteen_timed(broker: BrokerThread) -> None:
+    topic = "sampled"
+    internals(broker).create_topic(topic, 1)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)
+    for _ in range(40):  # one Produce request each
+        producer.send(topic, value=b"x" * 10, partition=0).get(timeout=10)
+    producer.close()
+    samples, types = scrape_typed(broker)
+    assert types["kafka_network_requestmetrics_requests"] == "counter"
+    assert value(samples, "kafka_network_requestmetrics_requests_total", request="Produce") == 40
+    labels = {"topic": topic, "partition": "0"}
+    assert value(samples, "kafka_server_brokertopicmetrics_messagesin_total", **labels) == 40
+    assert TIME_ONE_REQUEST_IN == 16
+    for name in REQUEST_TIMES:
+        # Requests 1, 17 and 33 of the 40.
+        assert value(samples, f"{name}_count", request="Produce") == 3, name
+        assert value(samples, f"{name}_bucket", request="Produce", le="+Inf") == 3, name
 
 
 def test_every_flush_is_timed(broker: BrokerThread) -> None:

@@ -68,10 +68,23 @@ def test_the_hook_counts_appended_records_and_refusals() -> None:
     assert counters.produced == {("a", 0): [3, len(batch(3))]}
     assert counters.errors == {("Produce", 10): 1}
     assert counters.refusals == {10: 1}
-    assert sum(counters.apis[0].buckets) == 1 and counters.apis[0].seconds == 0.002
     # acks=0: no response, everything counted as appended.
     counters.observe(context(0), produce({("a", 1): batch(4)}), None, 0.001)
     assert {k: v[0] for k, v in counters.produced.items()} == {("a", 0): 3, ("a", 1): 4}
+    assert counters.apis[0].requests == 2
+
+
+def test_the_hook_counts_records_of_several_batches_and_legacy_messages() -> None:
+    counters = RequestCounters({0: FakeHandler("produce")}, max_partitions=10)  # type: ignore[dict-item]
+    legacy = struct.pack(">qiIbb", 0, 60, 0, 1, 0) + bytes(60 - 6)
+    two_batches = batch(7) + batch(3, base=7)
+    records = {("a", 0): two_batches, ("a", 1): legacy + legacy, ("a", 2): legacy}
+    counters.observe(context(0), produce(records), response(dict.fromkeys(records, 0)), 0.0)
+    assert counters.produced == {
+        ("a", 0): [10, len(two_batches)],
+        ("a", 1): [2, 2 * len(legacy)],
+        ("a", 2): [1, len(legacy)],
+    }
 
 
 def test_partitions_beyond_the_bound_are_added_up() -> None:

@@ -7,11 +7,13 @@ import struct
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import trio
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from kafkacompat.broker.dispatch import TIME_ONE_REQUEST_IN
 from kafkacompat.ops.timing_metrics import CleanerCounters, Histogram, RequestTimes
 from kafkacompat.protocol.framing import FrameReader
 from kafkacompat.server.connection import _serve_requests
@@ -47,14 +49,18 @@ def test_a_histogram_counts_each_observation_once() -> None:
 
 def test_request_and_flush_times_render_as_histograms() -> None:
     times = RequestTimes({0: "Produce", 1: "Fetch"})
-    times.observe(0, 0.0, 0.001, 0.003)
-    times.observe(0, 0.5, 0.002, 0.6)
-    times.observe(1, 0.0, 0.0, 0.1)
+    times.observe(0, 0.0, 0.0015, 0.001, 0.003)
+    times.observe(0, 0.5, 0.0025, 0.002, 0.6)
+    times.observe(1, 0.0, 0.09, 0.0, 0.1)
     times.observe_flush(0.02)
     samples = parse(times)
     queue = "kafka_network_requestmetrics_request_queue_time_seconds"
     assert samples[(f"{queue}_count", (("request", "Produce"),))] == 2
     assert samples[(f"{queue}_sum", (("request", "Produce"),))] == 0.5
+    local = "kafka_network_requestmetrics_local_time_seconds"
+    assert samples[(f"{local}_sum", (("request", "Produce"),))] == 0.004
+    assert samples[(f"{local}_bucket", (("le", "0.05"), ("request", "Fetch")))] == 0
+    assert samples[(f"{local}_bucket", (("le", "0.1"), ("request", "Fetch")))] == 1
     total = "kafka_network_requestmetrics_total_time_seconds"
     assert samples[(f"{total}_bucket", (("le", "0.25"), ("request", "Fetch")))] == 1
     send = "kafka_network_requestmetrics_response_send_time_seconds"
@@ -101,7 +107,9 @@ class Pipeline:
     """Answers every frame; the first one throttles the connection for 0.1 s."""
 
     def __init__(self) -> None:
+        self.handlers = dict.fromkeys((0, 3))
         self.connection_hooks: list[Any] = []
+        self.untimed: dict[int, int] = {}
         self.handled = 0
 
     async def handle_frame(self, frame: memoryview, session: Any) -> bytearray:
@@ -116,32 +124,7 @@ def request_frame(api_key: int) -> bytes:
     return struct.pack(">i", len(body)) + body
 
 
-async def test_a_request_waiting_out_a_throttle_mute_counts_it_as_queue_time() -> None:
-    client = Client(request_frame(0) + request_frame(3))
-    pipeline = Pipeline()
-    timed: list[tuple[int, float, float, float]] = []
-    pipeline.connection_hooks.append(lambda *times: timed.append(times))
-    session = SimpleNamespace(raw_sasl_tokens=False, close_after_response=None, muted_until=0.0)
-    reader = FrameReader(1 << 20)
-    await _serve_requests(
-        client,  # type: ignore[arg-type]
-        reader,
-        pipeline,  # type: ignore[arg-type]
-        session,  # type: ignore[arg-type]
-        IdleTimer(trio.CancelScope()),
-    )
-    assert client.sent == [b"answer", b"answer"]
-    assert [t[0] for t in timed] == [0, 3]
-    (_, queue1, send1, total1), (_, queue2, send2, total2) = timed
-    assert queue1 < 0.01 and 0.01 <= send1 < total1
-    # The second frame was received with the first and waited out the 0.1 s mute.
-    assert 0.09 <= queue2 < total2 and send2 >= 0.01
-    assert total2 >= queue2 + send2
-
-
-async def test_without_hooks_nothing_is_timed() -> None:
-    client = Client(request_frame(0))
-    pipeline = Pipeline()
+async def serve(client: Client, pipeline: Pipeline) -> None:
     session = SimpleNamespace(raw_sasl_tokens=False, close_after_response=None, muted_until=0.0)
     await _serve_requests(
         client,  # type: ignore[arg-type]
@@ -150,4 +133,42 @@ async def test_without_hooks_nothing_is_timed() -> None:
         session,  # type: ignore[arg-type]
         IdleTimer(trio.CancelScope()),
     )
+
+
+async def test_a_request_waiting_out_a_throttle_mute_counts_it_as_queue_time() -> None:
+    client = Client(request_frame(0) + request_frame(3))
+    pipeline = Pipeline()
+    timed: list[tuple[int, float, float, float, float]] = []
+    pipeline.connection_hooks.append(lambda *times: timed.append(times))
+    await serve(client, pipeline)
+    assert client.sent == [b"answer", b"answer"]
+    assert [t[0] for t in timed] == [0, 3]
+    (_, queue1, local1, send1, total1), (_, queue2, local2, send2, total2) = timed
+    assert queue1 < 0.01 and 0.01 <= send1 < total1
+    # The second frame was received with the first and waited out the 0.1 s mute.
+    assert 0.09 <= queue2 < total2 and send2 >= 0.01
+    assert total1 == pytest.approx(queue1 + local1 + send1)
+    assert total2 == pytest.approx(queue2 + local2 + send2)
+
+
+async def test_one_request_in_sixteen_of_each_api_is_timed() -> None:
+    # Requests 1, 17 and 33 of API 0 are timed, and API 3's first; an unknown API key never.
+    frames = request_frame(0) * 20 + request_frame(3) + request_frame(0) * 14 + request_frame(99)
+    client = Client(frames)
+    pipeline = Pipeline()
+    timed: list[tuple[int, float, float, float, float]] = []
+    pipeline.connection_hooks.append(lambda *times: timed.append(times))
+    await serve(client, pipeline)
+    assert len(client.sent) == 36
+    assert TIME_ONE_REQUEST_IN == 16
+    assert [t[0] for t in timed] == [0, 0, 3, 0]
+    # Left untimed before the next timed request: API 0 had one since request 33.
+    assert pipeline.untimed == {0: 14, 3: 15}
+
+
+async def test_without_hooks_nothing_is_timed() -> None:
+    client = Client(request_frame(0))
+    pipeline = Pipeline()
+    await serve(client, pipeline)
     assert client.sent == [b"answer"] and pipeline.connection_hooks == []
+    assert pipeline.untimed == {}
