@@ -6,16 +6,28 @@ over the live brokers and writes the topic's assignment (a compare-and-set, so t
 one name cannot both win); the controller notices it through its watch and elects the
 partitions' first leaders; the request is answered when every partition has a leader (or with
 REQUEST_TIMED_OUT). Deletions and config changes are single transactions every broker then sees.
+Leader elections asked for (ElectLeaders) are decided on this broker's image and written as the
+partitions' new states, each guarded by the partition version it was decided from (decided again
+on a newer image when that changed), and answered once the image shows them.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 
 import trio
 
 from kafkacompat.cluster.etcd_store import Compare, EtcdStore, Put
+from kafkacompat.cluster.leader_election import (
+    ElectionResult,
+    ElectionType,
+    all_partitions,
+    plan_elections,
+    shows_election,
+)
+from kafkacompat.cluster.leadership import PartitionChange
 from kafkacompat.cluster.metadata_follower import ImageUpdates
 from kafkacompat.cluster.metadata_image import MetadataImage, PartitionImage, TopicImage
 from kafkacompat.cluster.metadata_records import TopicRecord, partition_key, topic_key
@@ -150,6 +162,49 @@ class ClusterAdmin:
         await self._update_topic(name, reconfigured)
         await self._until(lambda image: _configs_are(image.topic(name), stored))
 
+    async def elect_leaders(
+        self,
+        election_type: ElectionType,
+        partitions: Iterable[tuple[str, int]] | None,
+        timeout: float,
+    ) -> list[ElectionResult]:
+        requested = all_partitions(self.image) if partitions is None else list(partitions)
+        results: dict[tuple[str, int], ElectionResult] = {}
+        pending = list(dict.fromkeys(requested))
+        with trio.move_on_after(timeout):
+            while pending:
+                image = self.image
+                live = {b.node_id for b in image.brokers}
+                decided: dict[tuple[str, int], ElectionResult] = {}
+                written: list[PartitionChange] = []
+                stale: list[PartitionChange] = []  # changed meanwhile: decided again
+                for outcome in plan_elections(image, election_type, pending, live):
+                    result, change = outcome.result, outcome.change
+                    if change is None:
+                        results[(result.topic, result.partition)] = result
+                    elif await self._write_partition(change):
+                        decided[(result.topic, result.partition)] = result
+                        written.append(change)
+                    else:
+                        stale.append(change)
+                await self._updates.wait_for(partial(_settled, written=written, stale=stale))
+                results.update(decided)
+                pending = [tp for tp in pending if tp not in results]
+        timed_out = f"The election was not carried out within {timeout:g} s."
+        return [
+            results.get(tp) or ElectionResult(*tp, ErrorCode.REQUEST_TIMED_OUT, timed_out)
+            for tp in dict.fromkeys(requested)
+        ]
+
+    async def _write_partition(self, change: PartitionChange) -> bool:
+        """Write a partition's new state if its version is still the one it was decided from."""
+        name, index, state, version = change
+        key = partition_key(name, index)
+        won, _ = await self._store.transaction(
+            [Compare(key, "MOD", "EQUAL", version)], [Put(key, state.encode())]
+        )
+        return won
+
     async def _read_topic(self, name: str) -> tuple[TopicRecord, int]:
         entry = await self._store.read(topic_key(name))
         if entry is None:
@@ -185,6 +240,23 @@ def _all_led(topic: TopicImage | None, topic_id: uuid.UUID, partitions: int = 0)
     if partitions and topic.partitions < partitions:
         return False
     return all(p.leader >= 0 for p in topic.assignment)
+
+
+def _settled(
+    image: MetadataImage, *, written: list[PartitionChange], stale: list[PartitionChange]
+) -> bool:
+    """Whether ``image`` shows the ``written`` elections and has moved past the ``stale`` ones."""
+    return all(shows_election(image, c) for c in written) and all(
+        _moved_on(image, c) for c in stale
+    )
+
+
+def _moved_on(image: MetadataImage, change: PartitionChange) -> bool:
+    """Whether ``image`` shows the partition past the version ``change`` was decided from."""
+    name, index, _state, version = change
+    topic = image.topic(name)
+    partition = None if topic is None else topic.partition(index)
+    return partition is None or partition.version != version
 
 
 def _configs_are(topic: TopicImage | None, configs: Mapping[str, str]) -> bool:

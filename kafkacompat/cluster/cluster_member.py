@@ -8,6 +8,7 @@ leaving (cancelled or `leave`) ends the registration's lease, so the controller 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
@@ -15,6 +16,7 @@ from kafkacompat.cluster.cluster_admin import ClusterAdmin, ConfigValidator
 from kafkacompat.cluster.controller_election import ControllerElection
 from kafkacompat.cluster.controller_loop import run_controller
 from kafkacompat.cluster.etcd_store import EtcdStore
+from kafkacompat.cluster.leader_election import ElectionSettings
 from kafkacompat.cluster.metadata_follower import ImageUpdates, MetadataKeys, follow_metadata
 from kafkacompat.cluster.metadata_image import BrokerInfo, MetadataImage, MetadataView
 from kafkacompat.cluster.registration import BrokerRegistration
@@ -40,6 +42,9 @@ class ClusterMember:
     info: BrokerInfo
     validate_configs: ConfigValidator
     settings: MemberSettings = field(default_factory=MemberSettings)
+    #: How the controller elects leaders, when this broker is the controller (the broker sets
+    #: them from its config before `run`).
+    elections: ElectionSettings = field(default_factory=ElectionSettings)
 
     def __post_init__(self) -> None:
         empty = MetadataImage.build(self.cluster_id, -1, [], [])
@@ -74,7 +79,12 @@ class ClusterMember:
             async with trio.open_nursery() as nursery:
                 await nursery.start(follow_metadata, self.store, self.keys, self.updates.publish)
                 nursery.start_soon(self.registration.keep_alive)
-                nursery.start_soon(run_controller, self.election, self.updates, self._lease)
+                nursery.start_soon(
+                    partial(run_controller, settings=self.elections),
+                    self.election,
+                    self.updates,
+                    self._lease,
+                )
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5):

@@ -8,12 +8,18 @@ instead; handlers do not change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Protocol
 
 import trio
 
+from kafkacompat.cluster.leader_election import (
+    ElectionResult,
+    ElectionType,
+    all_partitions,
+    plan_elections,
+)
 from kafkacompat.cluster.metadata_image import (
     BrokerInfo,
     MetadataImage,
@@ -54,6 +60,16 @@ class Controller(Protocol):
     async def alter_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> None: ...
 
     def live_brokers(self) -> list[int]: ...
+
+    async def elect_leaders(
+        self,
+        election_type: ElectionType,
+        partitions: Iterable[tuple[str, int]] | None,
+        timeout: float,
+    ) -> list[ElectionResult]:
+        """Elect leaders of ``partitions`` (None: every partition); one result per partition,
+        ELECTION_NOT_NEEDED ones included."""
+        ...
 
 
 class LocalController:
@@ -171,3 +187,16 @@ class LocalController:
         async with self._writing:
             self._partitions.set_topic_configs(name, configs)
             self._publish_topic(name)
+
+    async def elect_leaders(
+        self,
+        election_type: ElectionType,
+        partitions: Iterable[tuple[str, int]] | None,
+        timeout: float,
+    ) -> list[ElectionResult]:
+        """This broker is every partition's only replica and leads it: no election is ever
+        needed (unknown partitions are answered as such)."""
+        image = self.view.image
+        requested = all_partitions(image) if partitions is None else partitions
+        outcomes = plan_elections(image, election_type, requested, {self.node_id})
+        return [outcome.result for outcome in outcomes]

@@ -4,36 +4,42 @@ controller, bring partition states in line with the brokers that are alive.
 One task per broker. It waits on metadata changes (the follower publishes them): when etcd names
 no controller it campaigns under the broker's lease; when this broker is the controller it writes,
 fenced by its epoch, the first leadership of new partitions, the removal of departed brokers
-from ISRs with new leaders where needed, and the return of leaders for leaderless partitions.
-A write refused because this broker was deposed makes it a follower again.
+from ISRs with new leaders where needed (unclean ones where a topic allows them), and the return
+of leaders for leaderless partitions; with ``auto.leader.rebalance.enable`` it also checks the
+leadership balance every ``leader.imbalance.check.interval.seconds`` (leader_election.py). A
+write refused because this broker was deposed makes it a follower again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import trio
 
 from kafkacompat.cluster.controller_election import ControllerElection, NotController
 from kafkacompat.cluster.etcd_store import Compare, EtcdUnavailable, Put
-from kafkacompat.cluster.leadership import leadership_changes
+from kafkacompat.cluster.leader_election import ElectionSettings, rebalance_changes
+from kafkacompat.cluster.leadership import PartitionChange, leadership_changes
 from kafkacompat.cluster.metadata_follower import ImageUpdates
 from kafkacompat.cluster.metadata_image import MetadataImage
 from kafkacompat.cluster.metadata_records import PartitionState, partition_key
 from kafkacompat.cluster.replica_placement import elect_leader
 
-__all__ = ["controller_writes", "run_controller"]
+__all__ = ["controller_writes", "rebalance_writes", "run_controller"]
 
 log = logging.getLogger(__name__)
 
 
 def controller_writes(
-    image: MetadataImage, controller_epoch: int
+    image: MetadataImage, controller_epoch: int, *, unclean: bool = False
 ) -> tuple[list[Put], list[Compare]]:
     """What the controller must write for ``image``: first states of new partitions (a
     partition without an ISR has never had a state) and leadership changes, each guarded by
-    the partition version it was decided from (a leader may have changed its ISR meanwhile)."""
+    the partition version it was decided from (a leader may have changed its ISR meanwhile);
+    ``unclean`` is the broker's default of ``unclean.leader.election.enable``."""
     live = {b.node_id for b in image.brokers}
     writes: list[Put] = []
     guards: list[Compare] = []
@@ -46,11 +52,31 @@ def controller_writes(
             state = PartitionState.first(partition.replicas, leader, controller_epoch)
             writes.append(Put(key, state.encode()))
             guards.append(Compare(key, "MOD", "EQUAL", partition.version))
-    for name, index, state, version in leadership_changes(image, live, controller_epoch):
+    changes = leadership_changes(image, live, controller_epoch, unclean=unclean)
+    _add_changes(changes, writes, guards)
+    return writes, guards
+
+
+def rebalance_writes(
+    image: MetadataImage, controller_epoch: int, percentage: int
+) -> tuple[list[Put], list[Compare]]:
+    """The preferred elections of an imbalance check, guarded as `controller_writes`."""
+    live = {b.node_id for b in image.brokers}
+    writes: list[Put] = []
+    guards: list[Compare] = []
+    changes = [
+        (name, index, replace(state, controller_epoch=controller_epoch), version)
+        for name, index, state, version in rebalance_changes(image, live, percentage)
+    ]
+    _add_changes(changes, writes, guards)
+    return writes, guards
+
+
+def _add_changes(changes: list[PartitionChange], writes: list[Put], guards: list[Compare]) -> None:
+    for name, index, state, version in changes:
         key = partition_key(name, index)
         writes.append(Put(key, state.encode()))
         guards.append(Compare(key, "MOD", "EQUAL", version))
-    return writes, guards
 
 
 async def run_controller(
@@ -58,13 +84,17 @@ async def run_controller(
     updates: ImageUpdates,
     lease: Callable[[], int],
     *,
+    settings: ElectionSettings | None = None,
     retry_after: float = 0.5,
 ) -> None:
     """Campaign and control until cancelled; ``lease`` gives the broker's current lease."""
+    settings = settings or ElectionSettings()
+    next_check = math.inf  # the next imbalance check, while this broker is the controller
     while True:
         image = updates.view.image
         try:
             if not election.is_controller:
+                next_check = math.inf
                 if image.controller_id < 0 and lease():
                     await election.campaign(lease())
                 if not election.is_controller:
@@ -73,10 +103,18 @@ async def run_controller(
             if image.controller_id not in (-1, election.node_id):
                 election.resign_locally()
                 continue
-            writes, guards = controller_writes(image, election.epoch)
+            if settings.auto_rebalance and next_check == math.inf:
+                next_check = trio.current_time() + settings.check_interval
+            writes, guards = controller_writes(image, election.epoch, unclean=settings.unclean)
+            if not writes and trio.current_time() >= next_check:
+                next_check = trio.current_time() + settings.check_interval
+                writes, guards = rebalance_writes(
+                    image, election.epoch, settings.imbalance_percentage
+                )
             if writes:
                 await election.write(writes, guards)
-            await updates.next_change()
+            with trio.move_on_at(next_check):
+                await updates.next_change()
         except NotController as exc:
             log.info("%s", exc)
             if election.is_controller:  # a partition changed meanwhile: decide again on it

@@ -5,7 +5,8 @@ the brokers from a start index, the other replicas follow at a shift that grows 
 so leaders and followers both spread evenly. When every broker has a rack, brokers are first
 ordered to alternate racks, and each partition's replicas take distinct racks while any rack has
 none yet. Leader election takes the first replica, in assignment order, that is alive and in
-the ISR (unclean election stays off: none such means no leader, -1).
+the ISR; none such means no leader (-1), unless unclean election is allowed: then the first live
+replica leads, in sync or not. The preferred leader is the first replica of the assignment.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from kafkacompat.errors import ErrorCode, KafkaError
 
-__all__ = ["NO_LEADER", "assign_replicas", "elect_leader", "placement_order", "rack_alternated"]
+__all__ = [
+    "NO_LEADER",
+    "assign_replicas",
+    "elect_leader",
+    "elect_offline_leader",
+    "placement_order",
+    "preferred_leader",
+    "rack_alternated",
+]
 
 NO_LEADER = -1
 
@@ -137,4 +146,23 @@ def elect_leader(replicas: Sequence[int], isr: Iterable[int], live: Iterable[int
     for replica in replicas:
         if replica in in_sync and replica in alive:
             return replica
+    return NO_LEADER
+
+
+def elect_offline_leader(
+    replicas: Sequence[int], isr: Iterable[int], live: Iterable[int], *, unclean: bool
+) -> int:
+    """`elect_leader`; failing that, with ``unclean``, the first live replica in assignment
+    order, out of sync as it is (Kafka's unclean leader election)."""
+    alive = set(live)
+    leader = elect_leader(replicas, isr, alive)
+    if leader == NO_LEADER and unclean:
+        return next((r for r in replicas if r in alive), NO_LEADER)
+    return leader
+
+
+def preferred_leader(replicas: Sequence[int], isr: Iterable[int], live: Iterable[int]) -> int:
+    """The first replica of the assignment if it is alive and in sync; NO_LEADER otherwise."""
+    if replicas and replicas[0] in set(isr) and replicas[0] in set(live):
+        return replicas[0]
     return NO_LEADER
