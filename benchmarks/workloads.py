@@ -171,9 +171,17 @@ def _wait_for_file(path: str, timeout: float) -> None:
         time.sleep(0.005)
 
 
-def e2e_producer(bootstrap: str, topic: str, rate: int, seconds: float, ready: str) -> int:
+def e2e_producer(
+    bootstrap: str,
+    topic: str,
+    rate: int,
+    seconds: float,
+    ready: str,
+    acks: int = 1,
+    linger_ms: int = 0,
+) -> int:
     """Send `rate` msg/s stamped with CLOCK_MONOTONIC (shared by processes) once `ready` exists."""
-    producer = _producer(bootstrap, acks=1, **{"linger.ms": 0})
+    producer = _producer(bootstrap, acks=acks, **{"linger.ms": linger_ms})
     producer.produce(topic, STAMP.pack(0) + bytes(92), partition=0)
     producer.flush(30)
     _wait_for_file(ready, 60)

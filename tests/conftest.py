@@ -18,7 +18,15 @@ def broker(tmp_path: Path) -> Iterator[BrokerThread]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Options of tests/integration/test_fuzz.py."""
+    """Options of tests/integration/test_fuzz.py and test_replication_soak.py."""
     group = parser.getgroup("fuzz")
     group.addoption("--fuzz-seconds", type=float, default=30.0, help="fuzzing time (default 30)")
     group.addoption("--fuzz-seed", type=int, default=1, help="fuzz seed (default 1)")
+    soak = parser.getgroup("soak")
+    soak.addoption(
+        "--soak-seconds",
+        type=float,
+        default=20.0,
+        help="time of faults in the replication soak test (default 20; tox -e soak: 600)",
+    )
+    soak.addoption("--soak-seed", type=int, default=1, help="soak test seed (default 1)")
