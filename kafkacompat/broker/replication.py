@@ -21,6 +21,11 @@ from kafkacompat.cluster.etcd_store import EtcdStore, EtcdUnavailable
 from kafkacompat.cluster.isr_change import alter_isr
 from kafkacompat.cluster.metadata_image import MetadataImage, MetadataView
 from kafkacompat.cluster.replica_fetcher import FollowedPartition, ReplicaFetchers
+from kafkacompat.partitions.high_watermarks import (
+    read_high_watermarks,
+    restore,
+    write_high_watermarks,
+)
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.partitions.partition import Partition
 
@@ -41,6 +46,7 @@ class Replication:
         fetchers: ReplicaFetchers,
         *,
         max_lag_ms: int,
+        checkpoint_interval_ms: int = 5000,
     ) -> None:
         self.node_id = node_id
         self.partitions = partitions
@@ -48,22 +54,48 @@ class Replication:
         self.view = view
         self.fetchers = fetchers
         self.max_lag_ms = max_lag_ms
+        self.checkpoint_interval_ms = checkpoint_interval_ms
         self._joining: set[tuple[Partition, int]] = set()
         self._wake = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Fetch for the followed partitions and keep the ISRs, until cancelled."""
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.fetchers.run)
-            task_status.started()
-            while True:
-                with trio.move_on_after(self.max_lag_ms / 2000):
-                    await self._wake.wait()
-                self._wake = trio.Event()
-                try:
-                    await self._update_isrs(self.view.image)
-                except EtcdUnavailable as exc:
-                    log.warning("cannot change ISRs: %s", exc)
+        """Fetch for the followed partitions, keep the ISRs and checkpoint the high watermarks,
+        until cancelled; the hosted partitions start at their checkpointed high watermarks."""
+        directory = self.partitions.data_dir
+        saved = await trio.to_thread.run_sync(read_high_watermarks, directory)
+        restore(self.partitions.partitions(), saved)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.fetchers.run)
+                nursery.start_soon(self._checkpoint_high_watermarks)
+                task_status.started()
+                await self._keep_isrs()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._write_checkpoint()
+
+    async def _checkpoint_high_watermarks(self) -> None:
+        while True:
+            await trio.sleep(self.checkpoint_interval_ms / 1000)
+            await self._write_checkpoint()
+
+    async def _write_checkpoint(self) -> None:
+        try:
+            await trio.to_thread.run_sync(
+                write_high_watermarks, self.partitions.data_dir, self.partitions.partitions()
+            )
+        except OSError as exc:
+            log.warning("cannot checkpoint high watermarks: %s", exc)
+
+    async def _keep_isrs(self) -> None:
+        while True:
+            with trio.move_on_after(self.max_lag_ms / 2000):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            try:
+                await self._update_isrs(self.view.image)
+            except EtcdUnavailable as exc:
+                log.warning("cannot change ISRs: %s", exc)
 
     def assign_roles(self, image: MetadataImage) -> None:
         """Lead or follow each hosted partition as ``image`` says."""
