@@ -28,6 +28,7 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "replica.fetch.response.max.bytes": 10485760,
         "replica.fetch.backoff.ms": 1000,
         "num.replica.fetchers": 1,
+        "replica.high.watermark.checkpoint.interval.ms": 5000,
         # Leader elections (a cluster's controller), Kafka's names and defaults.
         "unclean.leader.election.enable": False,
         "auto.leader.rebalance.enable": True,
@@ -36,6 +37,9 @@ BROKER_DEFAULTS: Mapping[str, int | bool | str] = MappingProxyType(
         "controlled.shutdown.enable": True,
         "delete.topic.enable": True,
         "message.max.bytes": 1048588,
+        # Where partition logs are kept, comma-separated (empty: the data directory); the first
+        # also keeps topic metadata and state.
+        "log.dirs": "",
         "log.retention.ms": 604800000,
         "log.retention.bytes": -1,
         "log.retention.check.interval.ms": 300000,

@@ -44,6 +44,7 @@ from kafkacompat.listeners import configured_listeners
 from kafkacompat.partitions.log_cleaner import LogCleaner
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.security.services import build_security
+from kafkacompat.storage.log_dirs import parse_log_dirs
 
 __all__ = ["Broker"]
 
@@ -90,6 +91,7 @@ class Broker:
             producer_expiration_ms=config.get_int("producer.id.expiration.ms"),
             fsync_state=fsync_everything,
             max_open_files=config.get_int("log.open.files.max"),
+            log_dirs=parse_log_dirs(config.get_str("log.dirs")),
         )
         #: In a cluster (``metadata.store.url``): membership and local hosting; None alone.
         self.cluster: ClusterNode | None = None
@@ -199,6 +201,7 @@ class Broker:
             view,
             fetchers,
             max_lag_ms=config.get_int("replica.lag.time.max.ms"),
+            checkpoint_interval_ms=config.get_int("replica.high.watermark.checkpoint.interval.ms"),
         )
 
     def _broker_info(self) -> BrokerInfo:

@@ -115,6 +115,8 @@ class ClusterNode:
 
     async def controlled_shutdown(self) -> None:
         """Hand leadership away and leave the ISRs before stopping (the caller bounds it)."""
+        if self.replication is not None:
+            self.replication.stop_following()
         await move_leadership_away(self.store, self.member.updates, self.node_id)
 
     async def _settle_cluster_id(self) -> None:

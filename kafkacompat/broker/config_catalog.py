@@ -14,6 +14,7 @@ from enum import IntEnum
 from kafkacompat.cluster.topic_configs import TOPIC_CONFIGS, ConfigDef, ConfigType
 from kafkacompat.config import BROKER_DEFAULTS, Config
 from kafkacompat.storage.log_config import DEFAULT_LOG_CONFIG, LogConfig
+from kafkacompat.storage.log_dirs import parse_log_dirs
 
 
 class ResourceType(IntEnum):
@@ -79,6 +80,9 @@ BROKER_CONFIGS: Mapping[str, ConfigDef] = {
     "replica.fetch.response.max.bytes": ConfigDef(INT, "Bytes a follower fetches at once."),
     "replica.fetch.backoff.ms": ConfigDef(INT, "Pause after a failed follower fetch."),
     "num.replica.fetchers": ConfigDef(INT, "Fetcher tasks per leader broker."),
+    "replica.high.watermark.checkpoint.interval.ms": ConfigDef(
+        L, "How often high watermarks are written to disk."
+    ),
     "unclean.leader.election.enable": ConfigDef(
         B, "Default unclean.leader.election.enable of topics.", dynamic=True
     ),
@@ -219,7 +223,7 @@ def broker_config_entries(config: Config, node_id: int, advertised: str) -> list
     identity = {
         "node.id": (str(node_id), ConfigType.INT, "This broker's id."),
         "broker.id": (str(node_id), ConfigType.INT, "This broker's id."),
-        "log.dirs": (str(config.data_dir.resolve()), LIST, "Where the logs are kept."),
+        "log.dirs": (_log_dirs_text(config), LIST, "Where the logs are kept."),
         "listeners": (f"PLAINTEXT://{config.listen}", LIST, "Addresses listened on."),
         "advertised.listeners": (
             f"PLAINTEXT://{advertised}",
@@ -234,6 +238,8 @@ def broker_config_entries(config: Config, node_id: int, advertised: str) -> list
         for name, (value, kind, doc) in identity.items()
     ]
     for name in sorted(BROKER_DEFAULTS):
+        if name == "log.dirs":  # shown above, as the directories in use
+            continue
         default = BROKER_DEFAULTS[name]
         definition = BROKER_CONFIGS.get(name, ConfigDef(_type_of(default), ""))
         synonyms = []
@@ -252,6 +258,12 @@ def broker_config_entries(config: Config, node_id: int, advertised: str) -> list
             )
         )
     return entries
+
+
+def _log_dirs_text(config: Config) -> str:
+    """The log directories in use, absolute (``log.dirs``, or else the data directory)."""
+    dirs = parse_log_dirs(config.get_str("log.dirs")) or [config.data_dir]
+    return ",".join(str(d.resolve()) for d in dirs)
 
 
 def logger_entries() -> list[ConfigEntry]:

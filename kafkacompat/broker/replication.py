@@ -57,6 +57,9 @@ class Replication:
         self.checkpoint_interval_ms = checkpoint_interval_ms
         self._joining: set[tuple[Partition, int]] = set()
         self._wake = trio.Event()
+        #: Stopping (controlled shutdown): fetch no more, so no leader adds this broker to an
+        #: ISR it is leaving.
+        self._stopping = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fetch for the followed partitions, keep the ISRs and checkpoint the high watermarks,
@@ -114,7 +117,12 @@ class Replication:
                     followed[(topic.name, state.index)] = FollowedPartition(
                         hosted, topic.topic_id, state.leader, state.leader_epoch
                     )
-        self.fetchers.follow(followed)
+        self.fetchers.follow({} if self._stopping else followed)
+
+    def stop_following(self) -> None:
+        """Fetch no more (a controlled shutdown)."""
+        self._stopping = True
+        self.fetchers.follow({})
 
     def caught_up(self, joining: Iterable[tuple[Partition, int]]) -> None:
         """Followers a fetch showed ready to join the ISR of a partition led here."""

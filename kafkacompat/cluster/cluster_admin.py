@@ -8,13 +8,16 @@ partitions' first leaders; the request is answered when every partition has a le
 REQUEST_TIMED_OUT). Deletions and config changes are single transactions every broker then sees.
 Leader elections asked for (ElectLeaders) are decided on this broker's image and written as the
 partitions' new states, each guarded by the partition version it was decided from (decided again
-on a newer image when that changed), and answered once the image shows them.
+on a newer image when that changed), and answered once the image shows them. Partition
+reassignments (AlterPartitionReassignments) are started or cancelled the same way, the topic's
+record guarded by its version as well (cluster/reassignment.py); the controller completes them.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 
 import trio
@@ -31,6 +34,16 @@ from kafkacompat.cluster.leadership import PartitionChange
 from kafkacompat.cluster.metadata_follower import ImageUpdates
 from kafkacompat.cluster.metadata_image import MetadataImage, PartitionImage, TopicImage
 from kafkacompat.cluster.metadata_records import TopicRecord, partition_key, topic_key
+from kafkacompat.cluster.reassignment import (
+    OngoingReassignment,
+    ReassignmentResult,
+    RequestedReassignment,
+    TopicReassignment,
+    ongoing_reassignments,
+    plan_reassignments,
+    reassignment_writes,
+    shows_reassignment,
+)
 from kafkacompat.cluster.replica_placement import assign_replicas, placement_order
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.storage.topic_names import is_internal_topic, validate_topic_name
@@ -116,9 +129,7 @@ class ClusterAdmin:
 
         def grown(record: TopicRecord) -> TopicRecord:
             added = self._added_replicas(record, new_total)
-            return TopicRecord(
-                record.topic_id, record.replicas + added, record.configs, record.internal
-            )
+            return replace(record, replicas=record.replicas + added)
 
         await self._update_topic(name, grown)
         await self._until(lambda image: _all_led(image.topic(name), record.topic_id, new_total))
@@ -157,7 +168,7 @@ class ClusterAdmin:
         stored = self._validate_configs(name, configs)
 
         def reconfigured(record: TopicRecord) -> TopicRecord:
-            return TopicRecord(record.topic_id, record.replicas, stored, record.internal)
+            return replace(record, configs=stored)
 
         await self._update_topic(name, reconfigured)
         await self._until(lambda image: _configs_are(image.topic(name), stored))
@@ -195,6 +206,39 @@ class ClusterAdmin:
             results.get(tp) or ElectionResult(*tp, ErrorCode.REQUEST_TIMED_OUT, timed_out)
             for tp in dict.fromkeys(requested)
         ]
+
+    async def alter_partition_reassignments(
+        self, requested: Iterable[RequestedReassignment], timeout: float
+    ) -> list[ReassignmentResult]:
+        asked = {(name, index): target for name, index, target in requested}
+        results: dict[tuple[str, int], ReassignmentResult] = {}
+        pending = [(name, index, target) for (name, index), target in asked.items()]
+        with trio.move_on_after(timeout):
+            while pending:
+                answers, changes = plan_reassignments(self.image, pending)
+                stale: set[tuple[str, int]] = set()
+                for change in changes:
+                    writes, guards = reassignment_writes([change])
+                    won, _ = await self._store.transaction(guards, writes)
+                    if not won:  # changed meanwhile: decided again on a newer image
+                        stale.update((change.topic.name, p.index) for p in change.partitions)
+                await self._updates.wait_for(partial(_shown, changes=changes))
+                results.update(
+                    ((a.topic, a.partition), a)
+                    for a in answers
+                    if (a.topic, a.partition) not in stale
+                )
+                pending = [r for r in pending if (r[0], r[1]) not in results]
+        timed_out = f"The reassignment was not started within {timeout:g} s."
+        return [
+            results.get(tp) or ReassignmentResult(*tp, ErrorCode.REQUEST_TIMED_OUT, timed_out)
+            for tp in asked
+        ]
+
+    async def list_partition_reassignments(
+        self, partitions: Mapping[str, Sequence[int]] | None
+    ) -> list[OngoingReassignment]:
+        return ongoing_reassignments(self.image, partitions)
 
     async def _write_partition(self, change: PartitionChange) -> bool:
         """Write a partition's new state if its version is still the one it was decided from."""
@@ -249,6 +293,10 @@ def _settled(
     return all(shows_election(image, c) for c in written) and all(
         _moved_on(image, c) for c in stale
     )
+
+
+def _shown(image: MetadataImage, *, changes: list[TopicReassignment]) -> bool:
+    return all(shows_reassignment(image, c) for c in changes)
 
 
 def _moved_on(image: MetadataImage, change: PartitionChange) -> bool:

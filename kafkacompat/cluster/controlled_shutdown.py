@@ -26,6 +26,9 @@ __all__ = ["move_leadership_away", "shutdown_changes"]
 
 log = logging.getLogger(__name__)
 
+#: Partition states written per etcd transaction (etcd allows 128 operations by default).
+WRITES_PER_TRANSACTION = 50
+
 #: Topic, partition, its new state, and the partition version it replaces.
 ShutdownChange = tuple[str, int, PartitionState, int]
 
@@ -64,11 +67,14 @@ async def move_leadership_away(
         changes = shutdown_changes(image, node_id, live)
         if not changes:
             return
-        for topic, index, state, version in changes:
-            key = partition_key(topic, index)
+        for first in range(0, len(changes), WRITES_PER_TRANSACTION):
+            chunk = changes[first : first + WRITES_PER_TRANSACTION]
+            keys = [partition_key(topic, index) for topic, index, _, _ in chunk]
             try:
+                # A chunk whose guard fails (a partition changed meanwhile) is decided again.
                 await store.transaction(
-                    [Compare(key, "MOD", "EQUAL", version)], [Put(key, state.encode())]
+                    [Compare(k, "MOD", "EQUAL", c[3]) for k, c in zip(keys, chunk, strict=True)],
+                    [Put(k, c[2].encode()) for k, c in zip(keys, chunk, strict=True)],
                 )
             except EtcdUnavailable as exc:
                 log.warning("controlled shutdown cannot reach etcd: %s", exc)

@@ -8,7 +8,7 @@ instead; handlers do not change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
@@ -26,6 +26,13 @@ from kafkacompat.cluster.metadata_image import (
     MetadataView,
     PartitionImage,
     TopicImage,
+)
+from kafkacompat.cluster.reassignment import (
+    OngoingReassignment,
+    ReassignmentResult,
+    RequestedReassignment,
+    ongoing_reassignments,
+    plan_reassignments,
 )
 from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.manager import PartitionManager
@@ -69,6 +76,19 @@ class Controller(Protocol):
     ) -> list[ElectionResult]:
         """Elect leaders of ``partitions`` (None: every partition); one result per partition,
         ELECTION_NOT_NEEDED ones included."""
+        ...
+
+    async def alter_partition_reassignments(
+        self, requested: Iterable[RequestedReassignment], timeout: float
+    ) -> list[ReassignmentResult]:
+        """Start (or, for a None target, cancel) reassignments; one result per partition, each
+        once the reassignment is started (the controller completes it later)."""
+        ...
+
+    async def list_partition_reassignments(
+        self, partitions: Mapping[str, Sequence[int]] | None
+    ) -> list[OngoingReassignment]:
+        """The reassignments in progress among ``partitions`` (None: all)."""
         ...
 
 
@@ -200,3 +220,17 @@ class LocalController:
         requested = all_partitions(image) if partitions is None else partitions
         outcomes = plan_elections(image, election_type, requested, {self.node_id})
         return [outcome.result for outcome in outcomes]
+
+    async def alter_partition_reassignments(
+        self, requested: Iterable[RequestedReassignment], timeout: float
+    ) -> list[ReassignmentResult]:
+        """The only replica a partition can have is this broker: reassigning to it changes
+        nothing, any other target is invalid, and nothing is ever in progress to cancel."""
+        results, changes = plan_reassignments(self.view.image, requested)
+        assert not changes, "a single broker's partitions cannot move"
+        return results
+
+    async def list_partition_reassignments(
+        self, partitions: Mapping[str, Sequence[int]] | None
+    ) -> list[OngoingReassignment]:
+        return ongoing_reassignments(self.view.image, partitions)

@@ -5,7 +5,8 @@ One task per broker. It waits on metadata changes (the follower publishes them):
 no controller it campaigns under the broker's lease; when this broker is the controller it writes,
 fenced by its epoch, the first leadership of new partitions, the removal of departed brokers
 from ISRs with new leaders where needed (unclean ones where a topic allows them), and the return
-of leaders for leaderless partitions; with ``auto.leader.rebalance.enable`` it also checks the
+of leaders for leaderless partitions, and the completion of partition reassignments whose
+target replicas are all in sync (reassignment.py); with ``auto.leader.rebalance.enable`` it also checks the
 leadership balance every ``leader.imbalance.check.interval.seconds`` (leader_election.py). A
 write refused because this broker was deposed makes it a follower again.
 """
@@ -26,6 +27,7 @@ from kafkacompat.cluster.leadership import PartitionChange, leadership_changes
 from kafkacompat.cluster.metadata_follower import ImageUpdates
 from kafkacompat.cluster.metadata_image import MetadataImage
 from kafkacompat.cluster.metadata_records import PartitionState, partition_key
+from kafkacompat.cluster.reassignment import completed_reassignments, reassignment_writes
 from kafkacompat.cluster.replica_placement import elect_leader
 
 __all__ = ["controller_writes", "rebalance_writes", "run_controller"]
@@ -37,9 +39,11 @@ def controller_writes(
     image: MetadataImage, controller_epoch: int, *, unclean: bool = False
 ) -> tuple[list[Put], list[Compare]]:
     """What the controller must write for ``image``: first states of new partitions (a
-    partition without an ISR has never had a state) and leadership changes, each guarded by
-    the partition version it was decided from (a leader may have changed its ISR meanwhile);
-    ``unclean`` is the broker's default of ``unclean.leader.election.enable``."""
+    partition without an ISR has never had a state), leadership changes and completed
+    reassignments, each guarded by the partition version it was decided from (a leader may
+    have changed its ISR meanwhile; a reassignment also by the topic's version); ``unclean``
+    is the broker's default of ``unclean.leader.election.enable``. A partition with another
+    change completes its reassignment on a later image."""
     live = {b.node_id for b in image.brokers}
     writes: list[Put] = []
     guards: list[Compare] = []
@@ -54,7 +58,9 @@ def controller_writes(
             guards.append(Compare(key, "MOD", "EQUAL", partition.version))
     changes = leadership_changes(image, live, controller_epoch, unclean=unclean)
     _add_changes(changes, writes, guards)
-    return writes, guards
+    completed = completed_reassignments(image, live, controller_epoch)
+    more, more_guards = reassignment_writes(completed, skip={w.key for w in writes})
+    return writes + more, guards + more_guards
 
 
 def rebalance_writes(

@@ -75,7 +75,7 @@ class MetadataKeys:
                 topic, _, index = key[len(PARTITIONS) :].rpartition("/")
                 states[(topic, int(index))] = (PartitionState.decode(value), self.versions[key])
         topics = [
-            self._topic(key[len(TOPICS) :], TopicRecord.decode(value), states)
+            self._topic(key[len(TOPICS) :], TopicRecord.decode(value), states, self.versions[key])
             for key, value in self.values.items()
             if key.startswith(TOPICS)
         ]
@@ -90,15 +90,30 @@ class MetadataKeys:
 
     @staticmethod
     def _topic(
-        name: str, record: TopicRecord, states: dict[tuple[str, int], tuple[PartitionState, int]]
+        name: str,
+        record: TopicRecord,
+        states: dict[tuple[str, int], tuple[PartitionState, int]],
+        version: int,
     ) -> TopicImage:
         partitions = []
         for index, replicas in enumerate(record.replicas):
             found = states.get((name, index))
+            adding = record.adding.get(index, ())
+            removing = record.removing.get(index, ())
             if found is None:  # created, its state not written yet: no leader
-                partitions.append(PartitionImage(index, -1, 0, replicas, ()))
+                partitions.append(
+                    PartitionImage(
+                        index,
+                        -1,
+                        0,
+                        replicas,
+                        (),
+                        adding_replicas=adding,
+                        removing_replicas=removing,
+                    )
+                )
             else:
-                state, version = found
+                state, state_version = found
                 partitions.append(
                     PartitionImage(
                         index,
@@ -106,7 +121,9 @@ class MetadataKeys:
                         state.leader_epoch,
                         replicas,
                         state.isr,
-                        version=version,
+                        version=state_version,
+                        adding_replicas=adding,
+                        removing_replicas=removing,
                     )
                 )
         return TopicImage(
@@ -116,6 +133,7 @@ class MetadataKeys:
             tuple(partitions),
             record.configs,
             record.internal,
+            version,
         )
 
 

@@ -65,6 +65,10 @@ class PartitionImage:
     #: The partition version: the etcd revision its state was last written at (0: not yet).
     #: A change of leader or ISR is written only if it is still this (Kafka's partition epoch).
     version: int = 0
+    #: While the partition is reassigned (KIP-455): the replicas it gains and loses when the
+    #: reassignment completes (``replicas`` holds both the target and the original replicas).
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ class TopicImage:
     #: The topic's own config overrides (its effective configs add the broker's defaults).
     configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     internal: bool = False
+    #: The etcd revision the topic's record was last written at (0: none, a single broker).
+    version: int = 0
 
     def partition(self, index: int) -> PartitionImage | None:
         return self.assignment[index] if 0 <= index < self.partitions else None

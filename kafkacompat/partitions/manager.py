@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -16,9 +16,12 @@ from pathlib import Path
 import trio
 
 from kafkacompat.errors import ErrorCode, KafkaError
+from kafkacompat.partitions.leader_epoch import LeaderEpochCache
 from kafkacompat.partitions.partition import FetchWaiter, FlushHook, Partition
 from kafkacompat.storage.file_cache import DEFAULT_MAX_OPEN_FILES
 from kafkacompat.storage.log_config import LogConfig
+from kafkacompat.storage.log_copy import LogCopy
+from kafkacompat.storage.log_dirs import LogDirReport
 from kafkacompat.storage.log_manager import LogManager, remove_trees
 from kafkacompat.storage.metadata_store import TopicMetadata
 from kafkacompat.storage.partition_log import PartitionLog
@@ -27,6 +30,12 @@ from kafkacompat.storage.state_store import StateStore
 __all__ = ["PartitionManager"]
 
 log = logging.getLogger("kafkacompat.partitions")
+
+#: A move copies in rounds while appends go on, until a round copies at most this much (or
+#: after this many rounds); the rest is copied while appends wait.
+_CATCH_UP_BYTES = 4 << 20
+_COPY_ROUNDS = 10
+_CLEANING_POLL_S = 0.05
 
 
 class PartitionManager:
@@ -40,11 +49,20 @@ class PartitionManager:
         producer_expiration_ms: int,
         fsync_state: bool,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
+        log_dirs: Sequence[Path] = (),
     ) -> None:
-        self.data_dir = data_dir
+        """``log_dirs`` (``log.dirs``; empty: ``data_dir`` only): where partition logs are
+        kept; the first (or ``data_dir``) also keeps topic metadata and state."""
+        self.data_dir = log_dirs[0] if log_dirs else data_dir
         self._logs = LogManager(
-            data_dir, defaults, fsync_state=fsync_state, max_open_files=max_open_files
+            self.data_dir,
+            defaults,
+            fsync_state=fsync_state,
+            max_open_files=max_open_files,
+            log_dirs=log_dirs,
         )
+        #: Moves between log directories in progress: set when each ends.
+        self._moving: dict[tuple[str, int], trio.Event] = {}
         self._producer_expiration_ms = producer_expiration_ms
         self._durable = fsync_state
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -198,6 +216,66 @@ class PartitionManager:
                 del self._partitions[(name, partition.index)]
             detached = await trio.to_thread.run_sync(self._logs.detach_topic, name)
         await trio.to_thread.run_sync(remove_trees, detached)
+
+    # -- log directories -------------------------------------------------------------------------
+
+    def log_dir_reports(self) -> list[LogDirReport]:
+        """Every log directory, its space and the replicas in it (DescribeLogDirs)."""
+        return self._logs.log_dir_reports()
+
+    async def move_replica(self, topic: str, index: int, path: str) -> None:
+        """Move the partition's log to the log directory ``path`` (AlterReplicaLogDirs), as
+        Kafka: a copy is made while appends go on, brought level and swapped in while they
+        wait. Already there: nothing. LOG_DIR_NOT_FOUND, KAFKA_STORAGE_ERROR,
+        UNKNOWN_TOPIC_OR_PARTITION."""
+        target = self._logs.log_dir(path)
+        key = (topic, index)
+        while (moving := self._moving.get(key)) is not None:
+            await moving.wait()
+        partition = self.partition(topic, index)
+        if self._logs.log_dir_of(topic, index) == target:
+            return
+        done = self._moving[key] = trio.Event()
+        try:
+            copy = self._logs.start_move(topic, index, target)
+            try:
+                old_dir = await self._copy_and_swap(partition, copy)
+            except BaseException as exc:
+                self._logs.abort_move(topic, index, copy)
+                if isinstance(exc, OSError):
+                    raise KafkaError(
+                        ErrorCode.KAFKA_STORAGE_ERROR, f"moving {topic}-{index} failed: {exc}"
+                    ) from exc
+                raise
+        finally:
+            del self._moving[key]
+            done.set()
+        await trio.to_thread.run_sync(remove_trees, [old_dir])
+
+    async def _copy_and_swap(self, partition: Partition, copy: LogCopy) -> Path:
+        key = (partition.topic, partition.index)
+        for _ in range(_COPY_ROUNDS):  # catch up while appends go on
+            copied = await trio.to_thread.run_sync(copy.copy_round, copy.plan())
+            if copied <= _CATCH_UP_BYTES:
+                break
+        while True:
+            async with partition.lock:
+                if partition.deleted or self._partitions.get(key) is not partition:
+                    raise KafkaError(
+                        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{key[0]}-{key[1]} was deleted"
+                    )
+                if not partition.cleaning:  # a compaction swaps into the log it started on
+                    await trio.to_thread.run_sync(copy.finish)
+                    log, old_dir = self._logs.commit_move(*key, copy)
+                    self.replace_log(partition, log)
+                    return old_dir
+            await trio.sleep(_CLEANING_POLL_S)
+
+    def replace_log(self, partition: Partition, log: PartitionLog) -> None:
+        """The partition carries on with ``log``, a copy of its log elsewhere (under its
+        lock): the leader epochs are read again from the copy's checkpoint."""
+        partition.log = log
+        partition.leader_epochs = LeaderEpochCache(log.directory, durable=self._durable)
 
     # -- background work and shutdown ------------------------------------------------------------
 

@@ -71,8 +71,9 @@ def test_unclean_shutdown_recovers(tmp_path: Path) -> None:
     log_file = tmp_path / "t-0" / f"{0:020d}.log"
     with log_file.open("ab") as f:
         f.write(b"\x00\x00\x00\x00\x00\x00\x00\x09torn")
-    os.close(manager._lock_fd)  # simulate a crash: the lock dies with the process
-    manager._lock_fd = -1
+    for fd in manager._lock_fds:  # simulate a crash: the locks die with the process
+        os.close(fd)
+    manager._lock_fds = []
     again = LogManager(tmp_path)
     assert again.log("t", 0).log_end_offset == 4
     assert log_file.stat().st_size == 2 * len(batch(2))
