@@ -192,8 +192,8 @@ class ClusterNode:
             if partition.leader != self.node_id:
                 continue
             hosted = self.partitions.partition(topic.name, partition.index)
-            if partition.leader_epoch > hosted.leader_epoch:
-                hosted.leader_epochs.assign(partition.leader_epoch, hosted.log.log_end_offset)
+            if partition.leader_epoch > hosted.leader_epoch or hosted.following:
+                await hosted.begin_leader_epoch(partition.leader_epoch)
 
     @staticmethod
     async def _quietly(change: Awaitable[None], name: str) -> None:

@@ -112,7 +112,7 @@ class Replication:
                 if state.leader == self.node_id:
                     hosted.lead(self.node_id, state.replicas, state.isr, now)
                     continue
-                hosted.follow()
+                hosted.follow(state.leader_epoch)
                 if state.leader >= 0:
                     followed[(topic.name, state.index)] = FollowedPartition(
                         hosted, topic.topic_id, state.leader, state.leader_epoch

@@ -216,6 +216,8 @@ class ReplicaFetchers:
 
     async def _apply_partition(self, followed: FollowedPartition, data: PartitionData) -> None:
         hosted = followed.partition
+        if not hosted.applies(followed.leader_epoch):
+            return  # a late answer of a leader this replica no longer follows
         code = ErrorCode(data.error_code)
         if code in _LEADERSHIP_ERRORS:
             # The leader has not caught up with the metadata yet, or leadership moved on.
@@ -223,7 +225,7 @@ class ReplicaFetchers:
             return
         if code == ErrorCode.OFFSET_OUT_OF_RANGE and hosted.log_end_offset < data.log_start_offset:
             # Behind the leader's log start (its retention went past us): start over there.
-            await hosted.truncate_fully(data.log_start_offset)
+            await hosted.truncate_fully(data.log_start_offset, followed.leader_epoch)
             return
         if code != ErrorCode.NONE:
             raise KafkaError(code, f"leader answered {code.name}")
@@ -238,11 +240,12 @@ class ReplicaFetchers:
                 diverging.epoch,
                 diverging.end_offset,
             )
-            await hosted.truncate_to(offset)
+            await hosted.truncate_to(offset, followed.leader_epoch)
             return
         records = data.records
         if records:
             # Decoded from the wire: bytes (a file-backed source only exists on the send side).
             assert isinstance(records, bytes | memoryview)
-            await hosted.append_as_follower(records)
-        hosted.take_leader_high_watermark(data.high_watermark)
+            await hosted.append_as_follower(records, followed.leader_epoch)
+        if hosted.applies(followed.leader_epoch):
+            hosted.take_leader_high_watermark(data.high_watermark)

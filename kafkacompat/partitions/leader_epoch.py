@@ -63,9 +63,15 @@ class LeaderEpochCache:
         return list(zip(self._epochs, self._starts, strict=True))
 
     def assign(self, epoch: int, start_offset: int) -> None:
-        """Record that ``epoch`` begins at ``start_offset`` (no-op for a known or older epoch)."""
+        """Record that ``epoch`` begins at ``start_offset`` (no-op for a known or older epoch).
+
+        As Kafka's cache, earlier epochs starting at or after ``start_offset`` go: they hold no
+        batch (a leadership that wrote nothing), and starts stay increasing."""
         if self._epochs and epoch <= self._epochs[-1]:
             return
+        while self._starts and self._starts[-1] >= start_offset:
+            self._epochs.pop()
+            self._starts.pop()
         self._epochs.append(epoch)
         self._starts.append(start_offset)
         self._write()

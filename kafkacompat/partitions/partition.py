@@ -16,7 +16,7 @@ import trio
 
 from kafkacompat.clock import now_ms
 from kafkacompat.errors import ErrorCode, KafkaError
-from kafkacompat.partitions.leader_epoch import LeaderEpochCache
+from kafkacompat.partitions.leader_epoch import UNDEFINED_EPOCH, LeaderEpochCache
 from kafkacompat.partitions.legacy_offsets import legacy_offsets
 from kafkacompat.partitions.producer_snapshots import (
     delete_snapshots_after,
@@ -100,6 +100,8 @@ class Partition:
         self.replicas: LeaderReplicas | None = None
         #: Another broker leads (a cluster member following it).
         self.following = False
+        #: The leader epoch followed: what the leader's answers are applied in (-1: none).
+        self.followed_epoch = UNDEFINED_EPOCH
         self._high_watermark_moved = trio.Event()
         self._producers: PartitionProducerState | None = None
         self._waiters: set[FetchWaiter] = set()
@@ -157,6 +159,7 @@ class Partition:
         """This broker leads the partition (its epoch already assigned): track the followers
         in ``replicas``, or none when it is the only replica."""
         self.following = False
+        self.followed_epoch = UNDEFINED_EPOCH
         if len(replicas) <= 1:
             self.replicas = None
             self._advance_high_watermark()
@@ -173,10 +176,22 @@ class Partition:
             current.set_isr(isr)
         self._advance_high_watermark()
 
-    def follow(self) -> None:
-        """Another broker leads: the high watermark now comes from its answers, and produce
-        requests waiting for it here are answered (NOT_LEADER_OR_FOLLOWER)."""
+    async def begin_leader_epoch(self, epoch: int) -> None:
+        """This broker leads from ``epoch`` on: the epoch begins at the log end, and answers of
+        the leader followed until now are no longer applied (`applies`). Under the lock, so
+        an append from the previous leader is either wholly before the epoch or not at all."""
+        async with self.lock:
+            self.following = False
+            self.followed_epoch = UNDEFINED_EPOCH
+            if epoch > self.leader_epochs.latest_epoch:
+                self.leader_epochs.assign(epoch, self.log.log_end_offset)
+
+    def follow(self, leader_epoch: int) -> None:
+        """Another broker leads, in ``leader_epoch``: the high watermark now comes from its
+        answers, and produce requests waiting for it here are answered
+        (NOT_LEADER_OR_FOLLOWER)."""
         self.replicas = None
+        self.followed_epoch = leader_epoch
         if not self.following:
             self.following = True
             moved, self._high_watermark_moved = self._high_watermark_moved, trio.Event()
@@ -193,6 +208,12 @@ class Partition:
         )
         self._advance_high_watermark()
         return maybe_join and replicas.can_join(replica, self.high_watermark)
+
+    def applies(self, leader_epoch: int | None) -> bool:
+        """Whether an answer of the leader of ``leader_epoch`` may change this replica: only
+        while following that epoch (None: unconditionally). A late answer of a leader no
+        longer followed would write its batches under an epoch this replica has moved past."""
+        return leader_epoch is None or (self.following and self.followed_epoch == leader_epoch)
 
     def take_leader_high_watermark(self, high_watermark: int) -> None:
         """A follower's high watermark: the leader's, capped by what it holds."""
@@ -513,9 +534,12 @@ class Partition:
 
     # -- following a leader ----------------------------------------------------------------------
 
-    async def append_as_follower(self, records: memoryview | bytes) -> int:
+    async def append_as_follower(
+        self, records: memoryview | bytes, leader_epoch: int | None = None
+    ) -> int:
         """Append batches fetched from the leader as they are (`PartitionLog.append_replicated`:
-        those already here are skipped); returns the new log end offset.
+        those already here are skipped); returns the new log end offset. Fetched from the
+        leader of ``leader_epoch``: nothing is written unless still following it (`applies`).
 
         The leader epochs learn each newer epoch from the batches, and the producer state
         follows them as on the leader (sequences for duplicate detection, open transactions,
@@ -526,7 +550,7 @@ class Partition:
             self._require_live()
             log = self.log
             start = log.log_end_offset
-            if not records:
+            if not records or not self.applies(leader_epoch):
                 return start
             producers = await self._load_producer_state()
             now = now_ms()
@@ -550,16 +574,19 @@ class Partition:
             self._wake_fetches()
         return end
 
-    async def truncate_to(self, offset: int) -> None:
+    async def truncate_to(self, offset: int, leader_epoch: int | None = None) -> None:
         """Cut the log's tail from ``offset`` (a follower's divergent records; a batch holding
         ``offset`` goes whole), with the leader epochs starting past the new end and the
         producer snapshots beyond it; the producer state is rebuilt on next use and the high
         watermark capped by the new end. Below the log start the log restarts empty there.
 
         Runs on the loop: reads (on the loop, without the lock) never see half a truncation.
+        Told by the leader of ``leader_epoch``: nothing is cut unless still following it.
         """
         async with self.lock:
             self._require_live()
+            if not self.applies(leader_epoch):
+                return
             log = self.log
             if offset >= log.log_end_offset:
                 # Nothing to cut, but an epoch begun here with no batch yet (this broker led it)
@@ -570,11 +597,14 @@ class Partition:
             log.truncate_to(offset)
             self._after_truncation(restart)
 
-    async def truncate_fully(self, offset: int) -> None:
+    async def truncate_fully(self, offset: int, leader_epoch: int | None = None) -> None:
         """Empty the log and restart it at ``offset`` (a follower behind the leader's log
-        start); leader epochs, producer state and the high watermark start over there too."""
+        start); leader epochs, producer state and the high watermark start over there too.
+        Told by the leader of ``leader_epoch``: nothing changes unless still following it."""
         async with self.lock:
             self._require_live()
+            if not self.applies(leader_epoch):
+                return
             self.log.truncate_fully(offset)
             self._after_truncation(restart=True)
 

@@ -59,7 +59,7 @@ def fault(cluster: LocalCluster, rng: random.Random) -> str:
 def check(log: AckedLog, cluster: LocalCluster) -> None:
     """Every acknowledged record at its acknowledged offset, no value twice, and the offsets of
     a partition acknowledged in increasing order."""
-    assert log.failed == [], log.failed[:3]
+    assert log.failed == [] and log.unflushed == 0, (log.failed[:3], log.unflushed)
     for partition in range(PARTITIONS):
         acked = log.acked[partition]
         offsets = [offset for offset, _ in acked]

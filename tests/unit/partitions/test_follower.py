@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from kafkacompat.clock import now_ms
 from kafkacompat.cluster.topic_configs import topic_defaults
@@ -252,3 +254,44 @@ async def test_an_epoch_led_here_without_batches_is_dropped_when_truncating_at_t
     await partition.truncate_to(3)  # the new leader's answer: diverged at our log end
     assert partition.leader_epoch == 1 and partition.leader_epochs.entries()[-1] == (1, 0)
     assert partition.log_end_offset == 3
+
+
+async def test_a_late_answer_of_the_leader_followed_before_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The soak's finding: a broker elected leader of epoch 6 applied a fetch answer of the
+    epoch-5 leader that was still in flight, so its log held an epoch-5 batch past the start of
+    epoch 6, and its followers diverged from it on every fetch, never to rejoin the ISR."""
+    _manager, partition = await open_partition(tmp_path / "f")
+    partition.follow(5)
+    assert await partition.append_as_follower(plain(3, base=0, epoch=5), 5) == 3
+    await partition.begin_leader_epoch(6)
+    assert not partition.following and partition.leader_epochs.entries()[-1] == (6, 3)
+
+    assert await partition.append_as_follower(plain(2, base=3, epoch=5), 5) == 3
+    await partition.truncate_to(1, 5)
+    await partition.truncate_fully(100, 5)
+    assert partition.log_end_offset == 3 and partition.log_start_offset == 0
+    assert partition.leader_epochs.entries()[-1] == (6, 3)
+
+    partition.follow(7)  # following again, another leader: only its answers apply
+    assert await partition.append_as_follower(plain(2, base=3, epoch=6), 5) == 3
+    assert await partition.append_as_follower(plain(2, base=3, epoch=7), 7) == 5
+    # Epoch 6 began at 3 and holds no batch: epoch 7's start at 3 replaces it, as in Kafka.
+    assert partition.leader_epochs.entries()[-2:] == [(5, 0), (7, 3)]
+
+
+async def test_an_append_in_progress_finishes_before_a_new_epoch_begins(tmp_path: Path) -> None:
+    """The leader's epoch begins under the partition lock: a follower append already holding
+    it lands wholly before the epoch's start."""
+    _manager, partition = await open_partition(tmp_path / "f")
+    partition.follow(5)
+    async with trio.open_nursery() as nursery:
+        await partition.lock.acquire()
+        nursery.start_soon(partition.append_as_follower, plain(4, base=0, epoch=5), 5)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(partition.begin_leader_epoch, 6)
+        await trio.testing.wait_all_tasks_blocked()
+        partition.lock.release()
+    assert partition.log_end_offset == 4
+    assert partition.leader_epochs.entries()[-2:] == [(5, 0), (6, 4)]

@@ -65,6 +65,18 @@ def test_end_offset_for_an_epoch_as_kafkas_cache_answers(tmp_path: Path) -> None
     assert cache.entries() == [(3, 6)]
 
 
+def test_an_epoch_that_wrote_nothing_is_replaced_by_the_next_at_its_start(
+    tmp_path: Path,
+) -> None:
+    """As Kafka's cache: epochs starting at or after a new epoch's start go, so starts stay
+    increasing (two leaderships in a row at the same log end keep only the newer)."""
+    cache = LeaderEpochCache(tmp_path, durable=False)
+    for epoch, start in ((1, 0), (3, 4), (4, 4), (5, 4)):
+        cache.assign(epoch, start)
+    assert cache.entries() == [(1, 0), (5, 4)]
+    assert cache.end_offset_for(3, 9) == (1, 4)
+
+
 def test_damaged_checkpoint_is_ignored_and_rewritten(tmp_path: Path) -> None:
     (tmp_path / CHECKPOINT_NAME).write_text("0\n5\n1 2\n")
     cache = LeaderEpochCache(tmp_path, durable=False)
