@@ -209,6 +209,8 @@ async def produce_partition(
         if is_transactional(records):
             verify = partial(verify_transactional, context, transactional_id, topic, index, records)
         result = await partition.append(records, verify=verify)
+        partition.records_in += result.record_count
+        partition.bytes_in += len(records)
     except KafkaError as error:
         return _error(index, error, version)
     except OSError as exc:

@@ -136,12 +136,12 @@ class Console:
         return self._page("Overview", body)
 
     def throughput(self) -> Response:
-        c = self.metrics.counters
+        messages_in, bytes_in = self.metrics.totals_in()
         totals = {
             "t": time.monotonic(),
-            "messages_in": sum(v[0] for v in c.produced.values()),
-            "bytes_in": sum(v[1] for v in c.produced.values()),
-            "bytes_out": sum(c.bytes_out.values()),
+            "messages_in": messages_in,
+            "bytes_in": bytes_in,
+            "bytes_out": sum(self.metrics.counters.bytes_out.values()),
         }
         return Response(json.dumps(totals).encode(), content_type="application/json")
 

@@ -27,7 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from kafkacompat.broker.broker import Broker
 from kafkacompat.errors import ErrorCode
-from kafkacompat.ops.request_metrics import RequestCounters
+from kafkacompat.ops.request_metrics import OVERFLOW, RequestCounters
 from kafkacompat.ops.timing_metrics import CleanerCounters, RequestTimes
 from kafkacompat.partitions.partition import Partition
 from kafkacompat.storage.cleaner_swap import read_cleaner_checkpoint
@@ -137,6 +137,23 @@ class BrokerMetrics:
 
         return await trio.to_thread.run_sync(finish)
 
+    def _produced(self) -> list[tuple[tuple[str, int], tuple[int, int]]]:
+        """``((topic, partition), (records in, bytes in))`` of the produced-to partitions with
+        series of their own, then the other partitions' sums under the overflow key."""
+        shown = self._shown_partitions()
+        rows = [((p.topic, p.index), (p.records_in, p.bytes_in)) for p in shown if p.records_in]
+        kept = set(shown)
+        others = [p for p in self.broker.partitions.partitions() if p not in kept]
+        records = sum(p.records_in for p in others)
+        if records:
+            rows.append((OVERFLOW, (records, sum(p.bytes_in for p in others))))
+        return rows
+
+    def totals_in(self) -> tuple[int, int]:
+        """Records and bytes appended by Produce requests to every hosted partition."""
+        hosted = self.broker.partitions.partitions()
+        return sum(p.records_in for p in hosted), sum(p.bytes_in for p in hosted)
+
     def _shown_partitions(self) -> list[Partition]:
         hosted = sorted(self.broker.partitions.partitions(), key=lambda p: (p.topic, p.index))
         return hosted[: self.max_partitions]
@@ -171,7 +188,7 @@ class BrokerMetrics:
         for (name, code), count in sorted(c.errors.items()):
             errors.add_metric([name, error_name(code)], count)
         yield errors
-        produced = sorted(c.produced.items())
+        produced = self._produced()
         for name, doc, table in (
             (
                 "messagesin",

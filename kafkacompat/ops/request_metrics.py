@@ -1,5 +1,6 @@
 """What the request pipeline's observe hook counts, exactly: per request and per partition of a
-request, never per record (record counts come from batch headers).
+response, never per record (records and bytes in are counted on the partitions by the produce
+handler, from the append's result).
 
 Plain dicts of ints, turned into Prometheus families only when scraped (`metrics.py`).
 """
@@ -7,7 +8,6 @@ Plain dicts of ints, turned into Prometheus families only when scraped (`metrics
 from __future__ import annotations
 
 import re
-import struct
 import sys
 from dataclasses import fields, is_dataclass
 from typing import Any, NamedTuple
@@ -56,35 +56,11 @@ FETCH = 1
 #: Series of partitions beyond `metrics.max.partitions` are added up under this key.
 OVERFLOW = ("_overflow", -1)
 
-#: A v2 batch header's batchLength, magic and recordsCount, in one unpack.
-_BATCH = struct.Struct(">8xi4xb40xi")
-_unpack_batch = _BATCH.unpack_from
-_V2_HEADER = 61
 
 
 def request_name(handler: Handler) -> str:
     """Kafka's request name (the ``request`` label of its RequestMetrics): ``ListOffsets``."""
     return "".join(part.capitalize() for part in handler.name.split("_"))
-
-
-def record_count(records: memoryview | bytes) -> int:
-    """Records in a produced record set, from its batch headers (a v0/v1 message counts one)."""
-    end = len(records)
-    unpack = _BATCH.unpack_from
-    if end >= _V2_HEADER:
-        # The usual record set, one batch, read without the loop.
-        length, magic, records_count = unpack(records, 0)
-        if 12 + length == end:
-            return records_count if magic >= 2 else 1
-    count = 0
-    pos = 0
-    while pos + _V2_HEADER <= end:
-        length, magic, records_count = unpack(records, pos)
-        count += records_count if magic >= 2 else 1
-        pos += 12 + length
-    if pos < end and count == 0:
-        count = 1  # a lone legacy message shorter than a v2 header
-    return count
 
 
 class ApiStats:
@@ -106,8 +82,6 @@ class RequestCounters:
         self.apis: dict[int, ApiStats] = {}
         #: (request, error code) -> count; error NONE is not counted.
         self.errors: dict[tuple[str, int], int] = {}
-        #: (topic, partition) -> [records, bytes] appended by Produce.
-        self.produced: dict[tuple[str, int], list[int]] = {}
         #: (topic, partition) -> record bytes sent by Fetch.
         self.bytes_out: dict[tuple[str, int], int] = {}
         #: Produce refusals by error code (what validation refused).
@@ -123,7 +97,7 @@ class RequestCounters:
         stats = self.apis.get(api_key) or self._add_api(api_key)
         stats.requests += 1
         if api_key == PRODUCE:
-            self._produce(stats.name, request, response)
+            self._produce(stats.name, response)
         elif api_key == FETCH:
             if response is not None:
                 self._fetch(stats.name, context, response)
@@ -140,43 +114,16 @@ class RequestCounters:
             return key
         return OVERFLOW
 
-    def _produce(self, name: str, request: Any, response: Any) -> None:
-        failed: set[tuple[str, int]] | None = None
-        if response is not None:
-            for topic in response.responses:
-                for part in topic.partition_responses:
-                    code = part.error_code
-                    if code:
-                        if failed is None:
-                            failed = set()
-                        failed.add((topic.name, part.index))
-                        self.errors[(name, code)] = self.errors.get((name, code), 0) + 1
-                        if code in VALIDATION_ERRORS:
-                            self.refusals[code] = self.refusals.get(code, 0) + 1
-        produced = self.produced
-        for topic in request.topic_data:
-            topic_name = topic.name
-            for part in topic.partition_data:
-                records = part.records
-                if records is None:
-                    continue
-                key = (topic_name, part.index)
-                if failed and key in failed:
-                    continue
-                entry = produced.get(key) or self._produced_entry(key)
-                size = len(records)
-                # record_count's usual case inlined: one v2 batch.
-                if size >= _V2_HEADER:
-                    length, magic, count = _unpack_batch(records, 0)
-                    if 12 + length != size or magic < 2:
-                        count = record_count(records)
-                else:
-                    count = record_count(records)
-                entry[0] += count
-                entry[1] += size
-
-    def _produced_entry(self, key: tuple[str, int]) -> list[int]:
-        return self.produced.setdefault(self._key(self.produced, *key), [0, 0])
+    def _produce(self, name: str, response: Any) -> None:
+        if response is None:
+            return  # acks=0
+        for topic in response.responses:
+            for part in topic.partition_responses:
+                code = part.error_code
+                if code:
+                    self.errors[(name, code)] = self.errors.get((name, code), 0) + 1
+                    if code in VALIDATION_ERRORS:
+                        self.refusals[code] = self.refusals.get(code, 0) + 1
 
     def _fetch(self, name: str, context: RequestContext, response: Any) -> None:
         errors = self.errors

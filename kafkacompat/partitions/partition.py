@@ -102,6 +102,10 @@ class Partition:
         self.following = False
         #: The leader epoch followed: what the leader's answers are applied in (-1: none).
         self.followed_epoch = UNDEFINED_EPOCH
+        #: Records and record-set bytes appended by Produce requests (Kafka's always-on
+        #: messages-in and bytes-in counters), counted by the produce handler per append.
+        self.records_in = 0
+        self.bytes_in = 0
         self._high_watermark_moved = trio.Event()
         self._producers: PartitionProducerState | None = None
         self._waiters: set[FetchWaiter] = set()

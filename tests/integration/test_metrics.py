@@ -18,6 +18,12 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client.parser import text_string_to_metric_families
 
 from kafkacompat.broker.dispatch import TIME_ONE_REQUEST_IN
+from kafkacompat.protocol.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kafkacompat.protocol.record_codec import Record, encode_batch
 from kafkacompat.testing import (
     BrokerThread,
     KafkaBroker,
@@ -25,6 +31,7 @@ from kafkacompat.testing import (
     local_config,
     running_broker,
 )
+from tests.integration.raw import RawClient
 from tests.internals import internals
 
 pytestmark = pytest.mark.integration
@@ -215,6 +222,40 @@ def test_produce_refusals_are_counted_by_error(broker: BrokerThread) -> None:
     )
     labels = {"topic": topic, "partition": "0"}
     assert value(samples, "kafka_server_brokertopicmetrics_messagesin_total", **labels) == 1
+
+
+def test_records_in_count_every_record_of_a_batch_and_legacy_messages(
+    broker: BrokerThread,
+) -> None:
+    """A batch of 7 records counts 7; kafka-python at api_version 0.10 sends magic-1 message
+    sets, each message counted once."""
+    internals(broker).create_topic("counted", 2)
+    now = int(time.time() * 1000)
+    seven = encode_batch([Record(i, now, None, b"a") for i in range(7)])
+    request = ProduceRequest(
+        acks=1,
+        timeout_ms=5000,
+        topic_data=[TopicProduceData("counted", [PartitionProduceData(0, seven)])],
+    )
+    with RawClient(broker.port) as client:
+        answer = client.call(0, 9, request)
+    assert answer.responses[0].partition_responses[0].error_code == 0
+    legacy = KafkaProducer(
+        bootstrap_servers=broker.bootstrap, api_version=(0, 10, 1), linger_ms=50, batch_size=1 << 16
+    )
+    try:
+        for i in range(5):
+            legacy.send("counted", value=b"m%d" % i, partition=1)
+        legacy.flush(10)
+    finally:
+        legacy.close()
+    samples = scrape(broker)
+    messages = "kafka_server_brokertopicmetrics_messagesin_total"
+    assert value(samples, messages, topic="counted", partition="0") == 7
+    assert value(samples, messages, topic="counted", partition="1") == 5
+    assert value(
+        samples, "kafka_server_brokertopicmetrics_bytesin_total", topic="counted", partition="0"
+    ) == len(seven)
 
 
 def test_long_polling_fetches_are_shown_while_they_wait(broker: BrokerThread) -> None:
