@@ -119,6 +119,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         MAX_VERSIONS_SETTING,
         check_version_settings,
     )
+    from kafkacompat.storage.log_dirs import parse_log_dirs
 
     settings: dict[str, int | bool | str] = dict(DEV_OVERRIDES) if args.dev else {}
     file_values = read_properties(args.config) if args.config else {}
@@ -149,7 +150,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if structural["advertised.listeners"]:
             settings["advertised.listeners"] = structural.pop("advertised.listeners") or ""
     advertised = args.advertised_listener or structural.get("advertised.listeners")
-    data_dir = args.data_dir or structural["log.dirs"] or "kafkacompat-data"
+    if structural["log.dirs"] and "log.dirs" not in settings:
+        settings["log.dirs"] = structural["log.dirs"]
+    # The first of several log directories holds topic metadata and state, as in Kafka.
+    log_dirs = parse_log_dirs(str(settings.get("log.dirs", "")))
+    data_dir = args.data_dir or (log_dirs[0] if log_dirs else "kafkacompat-data")
     node_id = args.node_id if args.node_id is not None else int(structural["node.id"] or 1)
     config = Config(
         listen=HostPort.parse(listen or structural.get("listeners") or args.listen),

@@ -85,6 +85,26 @@ def test_a_single_plaintext_listener_in_a_file_stays_the_listen_address(tmp_path
     assert config.get_str("listeners") == ""
 
 
+@pytest.mark.parametrize("how", ["file", "override"])
+def test_several_log_dirs_are_several_and_the_first_holds_the_state(
+    tmp_path: Path, how: str
+) -> None:
+    dirs = f"{tmp_path}/d1, {tmp_path}/d2"
+    props = tmp_path / "server.properties"
+    props.write_text(f"log.dirs={dirs}\n" if how == "file" else "num.partitions=2\n")
+    argv = ["serve", "--config", str(props)] + ([] if how == "file" else ["-o", f"log.dirs={dirs}"])
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config.data_dir == tmp_path / "d1"
+    assert config.get_str("log.dirs") == dirs
+
+
+def test_one_log_dir_in_a_file_is_the_data_directory(tmp_path: Path) -> None:
+    props = tmp_path / "server.properties"
+    props.write_text(f"log.dirs={tmp_path}/only\n")
+    config = config_from_args(build_parser().parse_args(["serve", "--config", str(props)]))
+    assert config.data_dir == tmp_path / "only"
+
+
 def test_secrets_are_not_in_the_config_repr() -> None:
     config = Config(
         settings={
