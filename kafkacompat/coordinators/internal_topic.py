@@ -28,6 +28,7 @@ from kafkacompat.errors import ErrorCode, KafkaError
 from kafkacompat.partitions.manager import PartitionManager
 from kafkacompat.partitions.partition import Partition
 from kafkacompat.protocol.record_codec import Record, encode_batch
+from kafkacompat.storage.partition_log import PartitionLog
 from kafkacompat.storage.state_store import KeyValueSource
 
 __all__ = ["INTERNAL_TOPIC_CONFIGS", "InternalTopic", "StateOwner", "follow_leadership"]
@@ -54,10 +55,12 @@ def _read_partition(
 ) -> Entries:
     """The live entries of one partition's log (latest record per key; tombstones remove)."""
     hosted = partitions.partition_or_none(topic, index)
+    return {} if hosted is None else _read_log(hosted.log, codec)
+
+
+def _read_log(log: PartitionLog, codec: RecordCodec) -> Entries:
     entries: Entries = {}
-    if hosted is None:
-        return entries
-    for record in hosted.log.iter_records():
+    for record in log.iter_records():
         if record.key is None:
             continue
         ours = codec.from_record(record.key, record.value)
@@ -147,9 +150,13 @@ class InternalTopic:
         loaded = set()
         try:
             for index in sorted(wanted):
-                entries = await trio.to_thread.run_sync(
-                    _read_partition, self._partitions, self.name, index, self.codec
-                )
+                hosted = self._partitions.partition_or_none(self.name, index)
+                entries: Entries = {}
+                if hosted is not None:
+                    # Under the partition's lock: a move to another log directory or a
+                    # compaction's swap does not replace the log while it is read.
+                    async with hosted.lock:
+                        entries = await trio.to_thread.run_sync(_read_log, hosted.log, self.codec)
                 if index in self.loading:
                     self._data[index] = entries
                     self.loading.discard(index)

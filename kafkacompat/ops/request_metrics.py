@@ -57,7 +57,6 @@ FETCH = 1
 OVERFLOW = ("_overflow", -1)
 
 
-
 def request_name(handler: Handler) -> str:
     """Kafka's request name (the ``request`` label of its RequestMetrics): ``ListOffsets``."""
     return "".join(part.capitalize() for part in handler.name.split("_"))

@@ -92,13 +92,13 @@ async def test_partitions_move_with_leadership(
     assert topic.coordinator_error(keys[some]) == ErrorCode.NOT_COORDINATOR
     # The read on the worker thread waits until the test has seen the load in progress.
     seen = threading.Event()
-    read = internal_topic._read_partition
+    read = internal_topic._read_log
 
     def held_read(*args: Any) -> Any:
         assert seen.wait(10)
         return read(*args)
 
-    monkeypatch.setattr(internal_topic, "_read_partition", held_read)
+    monkeypatch.setattr(internal_topic, "_read_log", held_read)
     async with trio.open_nursery() as nursery:
         loaded: list[set[int]] = []
 
@@ -108,6 +108,8 @@ async def test_partitions_move_with_leadership(
         nursery.start_soon(acquire)
         await trio.testing.wait_all_tasks_blocked()
         assert topic.coordinator_error(keys[some]) == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        # Read under the partition's lock: no log-directory move swaps the log meanwhile.
+        assert manager.partition(topic.name, some).lock.locked()
         seen.set()
     assert loaded == [{some}] and topic.owned == {some}
     assert topic.coordinator_error(keys[some]) == ErrorCode.NONE
