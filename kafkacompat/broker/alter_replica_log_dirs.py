@@ -1,7 +1,8 @@
 """AlterReplicaLogDirs: move replicas hosted here to another of this broker's log directories.
 
-Each move is copied while appends go on and swapped in while they wait (see
-`PartitionManager.move_replica`); the answer comes once the partitions are in place.
+Each move is checked and queued, and answered then, as Kafka answers once the future replica
+is started; it is copied while appends go on and swapped in while they wait (see
+`PartitionManager.move_replica`). DescribeLogDirs shows the copy as a future replica meanwhile.
 """
 
 from __future__ import annotations
@@ -40,15 +41,15 @@ async def handle_alter_replica_log_dirs(
         for index, path in partitions.items():
             code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
             if allowed:
-                code = await _move(context, name, index, path)
+                code = _move(context, name, index, path)
             answers.append(AlterReplicaLogDirPartitionResult(index, code))
         results.append(AlterReplicaLogDirTopicResult(name, answers))
     return AlterReplicaLogDirsResponse(results=results)
 
 
-async def _move(context: RequestContext, topic: str, index: int, path: str) -> ErrorCode:
+def _move(context: RequestContext, topic: str, index: int, path: str) -> ErrorCode:
     try:
-        await context.services.partitions.move_replica(topic, index, path)
+        context.services.partitions.request_move(topic, index, path)
     except KafkaError as error:
         return ErrorCode(error.code)
     return ErrorCode.NONE

@@ -252,12 +252,14 @@ class Broker:
         self.partitions.close()
 
     async def run_background_tasks(self) -> None:
-        """Group timers, retention and time-based flushes, forever (storage work on worker threads)."""
+        """Group timers, retention, time-based flushes and log-directory moves, forever (storage
+        work on worker threads)."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.groups.run_timers)
             nursery.start_soon(self.groups.topic.run_writer)
             nursery.start_soon(self.transactions.run_timers)
             nursery.start_soon(self.transactions.topic.run_writer)
+            nursery.start_soon(self.partitions.run_moves)
             if self.config.get_bool("log.cleaner.enable"):
                 nursery.start_soon(self.cleaner.run)
             await self._run_storage_maintenance()

@@ -7,6 +7,7 @@ reconfigures and deletes topics here; the broker's background task runs `maintai
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -63,6 +64,10 @@ class PartitionManager:
         )
         #: Moves between log directories in progress: set when each ends.
         self._moving: dict[tuple[str, int], trio.Event] = {}
+        #: Moves asked for (AlterReplicaLogDirs), carried out in order by `run_moves`.
+        self._move_requests, self._move_queue = trio.open_memory_channel[tuple[str, int, str]](
+            math.inf
+        )
         self._producer_expiration_ms = producer_expiration_ms
         self._durable = fsync_state
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -222,6 +227,23 @@ class PartitionManager:
     def log_dir_reports(self) -> list[LogDirReport]:
         """Every log directory, its space and the replicas in it (DescribeLogDirs)."""
         return self._logs.log_dir_reports()
+
+    def request_move(self, topic: str, index: int, path: str) -> None:
+        """Check a move of the partition to the log directory ``path`` and queue it for
+        `run_moves` (AlterReplicaLogDirs is answered then, as Kafka answers once the future
+        replica is started: DescribeLogDirs shows the copy as a future replica until it is
+        swapped in). LOG_DIR_NOT_FOUND, KAFKA_STORAGE_ERROR, UNKNOWN_TOPIC_OR_PARTITION."""
+        self._logs.log_dir(path)
+        self.partition(topic, index)
+        self._move_requests.send_nowait((topic, index, path))
+
+    async def run_moves(self) -> None:
+        """Carry out the requested moves one at a time, until cancelled."""
+        async for topic, index, path in self._move_queue:
+            try:
+                await self.move_replica(topic, index, path)
+            except KafkaError as exc:
+                log.warning("cannot move %s-%d to %s: %s", topic, index, path, exc)
 
     async def move_replica(self, topic: str, index: int, path: str) -> None:
         """Move the partition's log to the log directory ``path`` (AlterReplicaLogDirs), as

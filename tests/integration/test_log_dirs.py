@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,22 @@ def _move(broker: BrokerThread, path: str, topic: str, *partitions: int, version
     ]
 
 
+def _moved(broker: BrokerThread, path: Path, topic: str, partition: int) -> None:
+    """Wait until DescribeLogDirs shows the partition in ``path`` alone, with no future copy
+    (AlterReplicaLogDirs answers before the move is made, as Kafka)."""
+    key = (topic, partition)
+    deadline = time.monotonic() + 30
+    while True:
+        where = _where(broker)
+        holding = sorted(
+            (d, replicas[key][1]) for d, (_, replicas) in where.items() if key in replicas
+        )
+        if holding == [(str(path), False)]:
+            return
+        assert time.monotonic() < deadline, f"{topic}-{partition} not moved to {path}: {where}"
+        time.sleep(0.02)
+
+
 def _where(broker: BrokerThread, version: int = 4) -> dict[str, Any]:
     """log dir -> (error code, {(topic, partition): (size > 0, is_future)})."""
     with RawClient(broker.port) as client:
@@ -114,6 +131,7 @@ def test_move_a_partition_while_producing_and_restart(
     assert _produce(broker.bootstrap, "moving", range(5)) == [0, 1, 2, 3, 4]
 
     assert _move(broker, str(b), "moving", 0) == [("moving", 0, ErrorCode.NONE)]
+    _moved(broker, b, "moving", 0)
     assert not (a / "moving-0").exists()
     assert sorted(p.name for p in a.iterdir() if p.name.startswith("moving")) == []
     assert sorted(p.name for p in b.iterdir() if p.name.startswith("moving")) == ["moving-0"]
@@ -164,7 +182,9 @@ def test_moves_back_and_forth_under_load_lose_nothing(
     producing.start()
     answers = []
     while producing.is_alive() or len(answers) < 6:  # every move overlaps the producer
-        answers += _move(broker, str(dirs[(len(answers) + 1) % 2]), "busy", 0)
+        target = dirs[(len(answers) + 1) % 2]
+        answers += _move(broker, str(target), "busy", 0)
+        _moved(broker, target, "busy", 0)
     producing.join()
     assert answers == [("busy", 0, ErrorCode.NONE)] * len(answers)
     assert offsets == list(range(300))
@@ -224,6 +244,7 @@ def test_describe_log_dirs_every_version(broker: BrokerThread, dirs: tuple[Path,
     assert served[34] == (0, 2) and served[35] == (0, 4)
     # A directory gone from under the broker answers KAFKA_STORAGE_ERROR.
     assert _move(broker, str(a), "d", 1) == [("d", 1, ErrorCode.NONE)]
+    _moved(broker, a, "d", 1)
     shutil.rmtree(b)
     assert _where(broker) == {
         str(a): (0, {("d", 0): (True, False), ("d", 1): (False, False)}),

@@ -343,7 +343,8 @@ async def test_partition_keeps_working_across_a_move(tmp_path: Path) -> None:
     assert partition.log.directory == b / "t-0"
     assert not (a / "t-0").exists()
     assert [(r.topic, r.is_future) for r in manager.log_dir_reports()[1].replicas] == [("t", False)]
-    assert partition.leader_epochs.entries() == [(0, 0), (4, 3), (5, 3)]
+    # Epoch 4 wrote nothing: 5, starting where it did, replaces it (as Kafka's cache).
+    assert partition.leader_epochs.entries() == [(0, 0), (5, 3)]
     assert (await partition.append(batch(2, start=3))).base_offset == 3
     read = partition.read(0, 1 << 20)
     assert [r[0] for r in decode(read.read_bytes())] == [0, 1, 2, 3, 4]
@@ -363,7 +364,7 @@ async def test_partition_keeps_working_across_a_move(tmp_path: Path) -> None:
     again = _manager(a, b)
     moved = again.partition("t", 0)
     assert moved.log.directory == a / "t-0"
-    assert moved.leader_epochs.entries() == [(0, 0), (4, 3), (5, 3)]
+    assert moved.leader_epochs.entries() == [(0, 0), (5, 3)]
     assert moved.log_end_offset == 5
     with pytest.raises(KafkaError) as caught:
         await again.move_replica("t", 0, "/nowhere")
@@ -372,6 +373,45 @@ async def test_partition_keeps_working_across_a_move(tmp_path: Path) -> None:
         await again.move_replica("t", 1, str(b))
     assert caught.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     again.close()
+
+
+async def test_a_requested_move_is_checked_at_once_and_made_in_the_background(
+    tmp_path: Path,
+) -> None:
+    a, b = _dirs(tmp_path)
+    manager = _manager(a, b)
+    await manager.create_topic("t", 1)
+    await manager.partition("t", 0).append(batch(3))
+    for path, topic, index, code in (
+        ("/nowhere", "t", 0, ErrorCode.LOG_DIR_NOT_FOUND),
+        (str(b), "t", 1, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+        (str(b), "x", 0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+    ):
+        with pytest.raises(KafkaError) as caught:
+            manager.request_move(topic, index, path)
+        assert caught.value.code == code
+    original = manager.partition("t", 0).log
+    manager.request_move("t", 0, str(b))
+    manager.request_move("t", 0, str(a))  # queued behind the first: back again
+    assert manager.partition("t", 0).log is original  # nothing moved yet
+
+    def back_home() -> bool:
+        log = manager.partition("t", 0).log
+        futures = [
+            r for report in manager.log_dir_reports() for r in report.replicas if r.is_future
+        ]
+        return log is not original and log.directory == a / "t-0" and not futures
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run_moves)
+        with trio.fail_after(10):
+            while not back_home():
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert not (b / "t-0").exists()
+    partition = manager.partition("t", 0)
+    assert [r[0] for r in decode(partition.read(0, 1 << 20).read_bytes())] == [0, 1, 2]
+    manager.close()
 
 
 def test_move_of_an_empty_log_and_of_an_empty_active_segment(tmp_path: Path) -> None:
