@@ -4,9 +4,13 @@ Every record key and value starts with an int16 schema version, as Kafka writes 
 
 - ``__consumer_offsets``: key version 0/1 is an offset commit (group, topic, partition) with an
   ``OffsetCommitValue`` (v3: offset, leader epoch, metadata, commit time; v1 when an explicit
-  expiry time is kept); key version 2 is a classic group (``GroupMetadataValue`` v3). A KIP-848
-  consumer group is kept under key version ``CONSUMER_GROUP_KEY_VERSION``, a version of our own
-  that Kafka's readers skip as an unknown record type, with our JSON value.
+  expiry time is kept); key version 2 is a classic group (``GroupMetadataValue`` v3); key
+  versions 3 to 8 are a KIP-848 consumer group's records (`consumer_group_records`), kept in
+  memory as ``kind | key fields`` (the kind byte is the key version) with the value as is.
+  Consumer groups written before in our own JSON, under key version
+  ``CONSUMER_GROUP_KEY_VERSION`` (Kafka's readers skip it as an unknown record type), are read
+  as kind `LEGACY_CONSUMER_GROUP_KIND` (and such a JSON value under kind 3, from an older state
+  store, is written back in that form).
 - ``__transaction_state``: key version 0 is a transactional id, its value a
   ``TransactionLogValue`` v1 (flexible; the previous producer id in tagged field 0, and the
   groups of the transaction's offsets in tagged field ``GROUPS_TAG``, which Kafka ignores).
@@ -24,6 +28,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kafkacompat.coordinators.consumer_group_records import RECORD_KINDS, decode_value, read_key
 from kafkacompat.java_hash import java_string_hash
 from kafkacompat.protocol.primitives import (
     DECODE_ERRORS,
@@ -48,6 +53,7 @@ __all__ = [
     "CONSUMER_GROUP_KEY_VERSION",
     "GROUPS_TAG",
     "GROUP_RECORDS",
+    "LEGACY_CONSUMER_GROUP_KIND",
     "TRANSACTION_RECORDS",
     "RecordCodec",
     "java_string_hash",
@@ -55,6 +61,8 @@ __all__ = [
 ]
 
 CONSUMER_GROUP_KEY_VERSION = 0x7F03
+#: The in-memory kind of a ``CONSUMER_GROUP_KEY_VERSION`` record (a group's JSON of before).
+LEGACY_CONSUMER_GROUP_KIND = 0x7F
 GROUPS_TAG = 0x7F00
 
 _OFFSET_VALUE = struct.Struct(">bqiqqh")  # group_offsets' in-memory offset value
@@ -230,6 +238,9 @@ class GroupRecords:
             return b"\x00\x01" + key[1:], None if value is None else _offset_value(value)
         if kind == 2:
             return b"\x00\x02" + key[1:], None if value is None else _group_value(value)
+        if kind in RECORD_KINDS and (value is None or value[:1] != b"{"):
+            return INT16.pack(kind) + key[1:], value
+        # A consumer group's JSON of before (kind 3 from an older state store) or its tombstone.
         head = INT16.pack(CONSUMER_GROUP_KEY_VERSION)
         return head + key[1:], None if value is None else INT16.pack(0) + value
 
@@ -241,8 +252,16 @@ class GroupRecords:
                 return ours, None if value is None else _read_offset_value(value)
             if version == 2:
                 return b"\x02" + key[2:], None if value is None else _read_group_value(value)
+            if version in RECORD_KINDS:
+                ours = bytes([version]) + bytes(key[2:])
+                read_key(version, ours, 1)
+                if value is None:
+                    return ours, None
+                decode_value(version, bytes(value))
+                return ours, bytes(value)
             if version == CONSUMER_GROUP_KEY_VERSION:
-                return b"\x03" + key[2:], None if value is None else bytes(value[2:])
+                ours = bytes([LEGACY_CONSUMER_GROUP_KIND]) + bytes(key[2:])
+                return ours, None if value is None else bytes(value[2:])
         except (*DECODE_ERRORS, KeyError, json.JSONDecodeError):
             return None
         return None
