@@ -96,7 +96,11 @@ class RequestCounters:
         stats = self.apis.get(api_key) or self._add_api(api_key)
         stats.requests += 1
         if api_key == PRODUCE:
-            self._produce(stats.name, response)
+            if response is not None:  # None: acks=0
+                for topic in response.responses:
+                    for part in topic.partition_responses:
+                        if part.error_code:
+                            self._produce_error(stats.name, part.error_code)
         elif api_key == FETCH:
             if response is not None:
                 self._fetch(stats.name, context, response)
@@ -113,16 +117,10 @@ class RequestCounters:
             return key
         return OVERFLOW
 
-    def _produce(self, name: str, response: Any) -> None:
-        if response is None:
-            return  # acks=0
-        for topic in response.responses:
-            for part in topic.partition_responses:
-                code = part.error_code
-                if code:
-                    self.errors[(name, code)] = self.errors.get((name, code), 0) + 1
-                    if code in VALIDATION_ERRORS:
-                        self.refusals[code] = self.refusals.get(code, 0) + 1
+    def _produce_error(self, name: str, code: int) -> None:
+        self.errors[(name, code)] = self.errors.get((name, code), 0) + 1
+        if code in VALIDATION_ERRORS:
+            self.refusals[code] = self.refusals.get(code, 0) + 1
 
     def _fetch(self, name: str, context: RequestContext, response: Any) -> None:
         errors = self.errors
