@@ -38,9 +38,7 @@ def _answer(
     if code != ErrorCode.NONE:
         answer.error_code = code
         return answer
-    answer.leader_epoch, answer.end_offset = hosted.leader_epochs.end_offset_for(
-        partition.leader_epoch, hosted.log_end_offset
-    )
+    answer.leader_epoch, answer.end_offset = hosted.end_offset_for_epoch(partition.leader_epoch)
     return answer
 
 
