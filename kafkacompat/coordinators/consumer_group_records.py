@@ -44,6 +44,7 @@ from kafkacompat.protocol.primitives import (
     read_compact_bytes,
     read_compact_nullable_string,
     read_compact_string,
+    read_tagged_fields,
     read_uuid,
     read_uvarint,
     write_compact_array_length,
@@ -130,22 +131,9 @@ def _head(data: bytes) -> int:
     return 2
 
 
-def _read_tags(data: bytes, pos: int) -> tuple[dict[int, bytes], int]:
-    count, pos = read_uvarint(data, pos)
-    tags: dict[int, bytes] = {}
-    for _ in range(count):
-        tag, pos = read_uvarint(data, pos)
-        size, pos = read_uvarint(data, pos)
-        if pos + size > len(data):
-            raise ValueError("tagged field runs past the end")
-        tags[tag] = data[pos : pos + size]
-        pos += size
-    return tags, pos
-
-
 def _end(data: bytes, pos: int) -> None:
     """Read the value's own tagged fields (ignored) and check nothing follows."""
-    _, pos = _read_tags(data, pos)
+    _, pos = read_tagged_fields(data, pos)
     if pos != len(data):
         raise ValueError("bytes after the value")
 
@@ -169,7 +157,7 @@ def _read_partitions(data: bytes, pos: int) -> tuple[Assignment, int]:
         n, pos = read_compact_array_length(data, pos)
         parts = struct.unpack_from(f">{max(n, 0)}i", data, pos)
         pos += 4 * max(n, 0)
-        _, pos = _read_tags(data, pos)
+        _, pos = read_tagged_fields(data, pos)
         assignment[topic] = frozenset(parts)
     return assignment, pos
 
@@ -197,7 +185,7 @@ def encode_group_metadata(value: GroupMetadata) -> bytes:
 
 def decode_group_metadata(data: bytes) -> GroupMetadata:
     (epoch,) = INT32.unpack_from(data, _head(data))
-    tags, pos = _read_tags(data, 6)
+    tags, pos = read_tagged_fields(data, 6)
     if pos != len(data):
         raise ValueError("bytes after the value")
     ours = tags.get(CONSUMER_GROUP_TAG)
@@ -237,8 +225,8 @@ def decode_partition_metadata(data: bytes) -> dict[str, tuple[uuid.UUID, int]]:
             racks, pos = read_compact_array_length(data, pos)
             for _ in range(max(racks, 0)):
                 _, pos = read_compact_string(data, pos)
-            _, pos = _read_tags(data, pos)
-        _, pos = _read_tags(data, pos)
+            _, pos = read_tagged_fields(data, pos)
+        _, pos = read_tagged_fields(data, pos)
         topics[name] = (topic_id, partitions)
     _end(data, pos)
     return topics
@@ -288,7 +276,7 @@ def decode_member_metadata(member_id: str, data: bytes) -> ConsumerMember:
     regex, pos = read_compact_nullable_string(data, pos)
     (rebalance_timeout_ms,) = INT32.unpack_from(data, pos)
     server_assignor, pos = read_compact_nullable_string(data, pos + 4)
-    tags, pos = _read_tags(data, pos)
+    tags, pos = read_tagged_fields(data, pos)
     if pos != len(data):
         raise ValueError("bytes after the value")
     member = ConsumerMember(
@@ -318,7 +306,7 @@ def _decode_classic(data: bytes) -> ClassicMemberMetadata | None:
     for _ in range(max(count, 0)):
         name, pos = read_compact_string(data, pos)
         metadata, pos = read_compact_bytes(data, pos)
-        _, pos = _read_tags(data, pos)
+        _, pos = read_tagged_fields(data, pos)
         protocols.append((name, bytes(metadata)))
     return ClassicMemberMetadata(session_timeout_ms, protocols)
 

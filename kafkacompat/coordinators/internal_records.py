@@ -40,6 +40,7 @@ from kafkacompat.protocol.primitives import (
     read_compact_string,
     read_nullable_string,
     read_string,
+    read_tagged_fields,
     read_uvarint,
     write_bytes,
     write_compact_array_length,
@@ -322,7 +323,7 @@ def _read_txn_value(kafka: bytes) -> bytes:
             for _ in range(n):
                 partitions.append([topic, INT32.unpack_from(kafka, pos)[0]])
                 pos += 4
-            pos = _skip_tags(kafka, pos)
+            pos = read_tagged_fields(kafka, pos)[1]
     last_update, start = _TWO_I64.unpack_from(kafka, pos)
     pos += _TWO_I64.size
     last_pid, last_epoch, groups = -1, -1, []
@@ -354,15 +355,6 @@ def _read_txn_value(kafka: bytes) -> bytes:
         "last_update_ms": last_update,
     }
     return json.dumps(doc).encode()
-
-
-def _skip_tags(data: bytes, pos: int) -> int:
-    count, pos = read_uvarint(data, pos)
-    for _ in range(count):
-        _tag, pos = read_uvarint(data, pos)
-        size, pos = read_uvarint(data, pos)
-        pos += size
-    return pos
 
 
 @dataclass(frozen=True, slots=True)

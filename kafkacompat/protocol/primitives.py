@@ -389,6 +389,19 @@ def read_unknown_tag(
     return unknown, pos
 
 
+def read_tagged_fields(buf: Buffer, pos: int) -> tuple[dict[int, bytes], int]:
+    """A tagged-field section read whole: tag -> raw value (stored records' values, whose
+    tags the reader picks out itself)."""
+    count, pos = read_uvarint(buf, pos)
+    fields: dict[int, bytes] = {}
+    for _ in range(count):
+        tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        raw, pos = _take(buf, pos, size)
+        fields[tag] = bytes(raw)
+    return fields, pos
+
+
 def write_tagged_fields(out: bytearray, fields: list[tuple[int, bytes]]) -> None:
     """Write tagged fields, given as (tag, encoded value), in ascending tag order."""
     fields.sort(key=lambda item: item[0])
